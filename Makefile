@@ -1,0 +1,32 @@
+# The two set-up commands a newcomer runs: `make test` and `make demo`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= 2
+
+.PHONY: test demo bench system-deps clean
+
+$(STAMP): pyproject.toml setup.py src/_cpuid.c src/depotdelivery/_cpuid_build.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+# Best effort: tools some tests and benchmarks use (fuse-overlayfs for the overlay mode,
+# b3sum/hyperfine for baselines). Tests that need a missing tool say so and skip.
+system-deps:
+	@sh scripts/system-deps.sh
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest -q -n $(JOBS) -p no:cacheprovider
+
+demo: $(STAMP)
+	$(VENV)/bin/depotdelivery demo --dir demo-out
+
+bench: $(STAMP) system-deps
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info demo-out
+	find src -name '*.so' -delete

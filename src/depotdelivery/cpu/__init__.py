@@ -1,0 +1,1 @@
+"""Host CPU model: raw registers -> HostCPU."""

@@ -1,0 +1,1 @@
+"""Julia knowledge: formats, slugs, hashes, CPU targets, clone selection, staleness."""

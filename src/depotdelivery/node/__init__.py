@@ -1,0 +1,1 @@
+"""Node runtime: configuration, cache, locks and leases, hydration, prepare()."""

@@ -1,0 +1,1 @@
+"""Repository format (version 1): documents, listings, channels, signatures, hashing."""

@@ -1,0 +1,18 @@
+"""Canonical JSON: the exact bytes that get hashed and signed (sorted keys, compact, UTF-8)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["canonical_json"]
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Serialise ``obj`` canonically: sorted keys, ``,``/``:`` separators, UTF-8, no NaN.
+
+    Two equal documents always give the same bytes, so the BLAKE3 of these bytes is a
+    stable identity (the release id) and a signature over them is reproducible.
+    """
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
