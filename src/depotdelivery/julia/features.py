@@ -158,19 +158,23 @@ _AARCH64_FEATURES: tuple[tuple[str, int], ...] = (
     ("v8_1a", 64), ("v8_2a", 65), ("v8_3a", 66), ("v8_4a", 67), ("v8_5a", 68), ("v8_6a", 69),
 )
 
-# src/processor_arm.cpp ``Feature::deps`` (AArch64 part, v1.10.x).
+# src/processor_arm.cpp ``Feature::deps`` (AArch64 part, v1.10.x): "does not cover all
+# dependencies (e.g. the ones that depends on arm versions)" -- those are _AARCH64_IMPLIES.
 _AARCH64_DEPS: tuple[tuple[str, str], ...] = (
-    ("rcpc-immo", "rcpc"), ("sha3", "sha2"), ("sve2-aes", "sve2"), ("sve2-aes", "aes"),
-    ("sve2-bitperm", "sve2"), ("sve2-sha3", "sve2"), ("sve2-sha3", "sha3"),
-    ("sve2-sm4", "sve2"), ("sve2-sm4", "sm4"), ("sve2", "sve"), ("f32mm", "sve"),
-    ("f64mm", "sve"), ("fp16fml", "fullfp16"), ("altnzcv", "flagm"),
-    ("v8_1a", "crc"), ("v8_1a", "lse"), ("v8_1a", "rdm"),
-    ("v8_2a", "v8_1a"), ("v8_2a", "ccpp"),
-    ("v8_3a", "v8_2a"), ("v8_3a", "jsconv"), ("v8_3a", "complxnum"), ("v8_3a", "rcpc"),
-    ("v8_4a", "v8_3a"), ("v8_4a", "dit"), ("v8_4a", "rcpc-immo"), ("v8_4a", "flagm"),
-    ("v8_5a", "v8_4a"), ("v8_5a", "sb"), ("v8_5a", "ccdp"), ("v8_5a", "altnzcv"),
-    ("v8_5a", "fptoint"),
-    ("v8_6a", "v8_5a"), ("v8_6a", "i8mm"), ("v8_6a", "bf16"),
+    ("rcpc-immo", "rcpc"), ("sha3", "sha2"), ("ccdp", "ccpp"), ("sve", "fullfp16"),
+    ("fp16fml", "fullfp16"), ("altnzcv", "flagm"), ("sve2", "sve"), ("sve2-aes", "sve2"),
+    ("sve2-aes", "aes"), ("sve2-bitperm", "sve2"), ("sve2-sha3", "sve2"),
+    ("sve2-sha3", "sha3"), ("sve2-sm4", "sve2"), ("sve2-sm4", "sm4"), ("f32mm", "sve"),
+    ("f64mm", "sve"),
+)
+# src/processor_arm.cpp ``enable_depends`` (AArch64): one pass, newest version first, before
+# the ``deps`` closure. Unlike ``deps`` these are not undone by ``disable_depends``.
+_AARCH64_IMPLIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("v8_6a", ("v8_5a",)), ("v8_5a", ("v8_4a",)), ("v8_4a", ("v8_3a",)),
+    ("v8_3a", ("v8_2a",)), ("v8_2a", ("v8_1a",)), ("v8_1a", ("crc",)),
+    ("v8_1a", ("lse", "rdm")), ("v8_2a", ("ccpp",)), ("v8_3a", ("jsconv", "complxnum", "rcpc")),
+    ("v8_4a", ("dit", "rcpc-immo", "flagm")), ("v8_5a", ("sb", "ccdp", "altnzcv", "fptoint")),
+    ("v8_6a", ("i8mm", "bf16")),
 )
 
 
@@ -183,6 +187,7 @@ class FeatureTable:
     nwords: int
     features: tuple[tuple[str, int], ...]  # (name, bit) in features_*.h order
     deps: tuple[tuple[str, str], ...]  # (feature, required feature), Feature::deps
+    implies: tuple[tuple[str, tuple[str, ...]], ...] = ()  # one-pass rules applied first
     _by_name: dict[str, int] = field(init=False, repr=False, compare=False)
     _by_bit: dict[int, str] = field(init=False, repr=False, compare=False)
 
@@ -231,9 +236,12 @@ class FeatureTable:
         return tuple(out)
 
     def enable_depends(self, names: Iterable[str]) -> frozenset[str]:
-        """Add every feature an enabled feature needs, to a fixpoint (processor.cpp
-        ``enable_depends``)."""
+        """Add every feature an enabled feature needs: the one-pass ``implies`` rules, then
+        ``deps`` to a fixpoint (processor.cpp / processor_arm.cpp ``enable_depends``)."""
         out = set(names)
+        for feat, implied in self.implies:
+            if feat in out:
+                out.update(implied)
         changed = True
         while changed:
             changed = False
@@ -294,7 +302,7 @@ def _table(arch: str, key: str) -> FeatureTable:
         return FeatureTable(arch=arch, version=key, nwords=len(X86_WORD_SOURCES[key]),
                             features=feats, deps=_X86_DEPS)
     return FeatureTable(arch=arch, version=key, nwords=3, features=_AARCH64_FEATURES,
-                        deps=_AARCH64_DEPS)
+                        deps=_AARCH64_DEPS, implies=_AARCH64_IMPLIES)
 
 
 def feature_table(arch: str, julia_version: str) -> FeatureTable:
