@@ -1,0 +1,308 @@
+"""The node cache: its layout, completion records, atomic small files, status and gc."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from depotdelivery.errors import CacheError
+from depotdelivery.node import locks
+
+__all__ = ["COMPLETE", "DepotStatus", "GcReport", "NodeCache", "cache_error", "parse_age"]
+
+COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
+RECORD_FORMAT = 1
+
+
+def cache_error(what: str, path: os.PathLike[str] | str, exc: OSError) -> CacheError:
+    """One-line CacheError for an OSError in the cache (ENOSPC and EACCES get a hint)."""
+    hint = {
+        errno.ENOSPC: " (the node cache is full: run `depotdelivery gc` or set DEPOTDELIVERY_CACHE)",
+        errno.EDQUOT: " (disk quota exceeded: run `depotdelivery gc` or set DEPOTDELIVERY_CACHE)",
+        errno.EACCES: " (not writable: set DEPOTDELIVERY_CACHE to a writable local directory)",
+        errno.EROFS: " (read-only filesystem: set DEPOTDELIVERY_CACHE to a writable local directory)",
+    }.get(exc.errno or 0, "")
+    return CacheError(f"cannot {what} {os.fspath(path)}: {exc.strerror or exc}{hint}")
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``15m``, ``45s`` or plain seconds -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    body, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
+    try:
+        value = float(body)
+    except ValueError:
+        raise ValueError(f"bad age {text!r} (expected e.g. 30d, 12h, 15m, 45s)") from None
+    if not value >= 0:
+        raise ValueError(f"bad age {text!r} (must be >= 0)")
+    return value * unit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DepotStatus:
+    """One hydrated (or broken) depot in the cache."""
+
+    key: str
+    complete: bool
+    mode: str | None
+    release: str | None
+    variant: str | None
+    bytes: int
+    files: int
+    last_use: float
+    leases: tuple[int | None, ...]  # pids of running jobs holding a lease
+    mounted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "complete": self.complete, "mode": self.mode, "release": self.release,
+            "variant": self.variant, "bytes": self.bytes, "files": self.files,
+            "last_use": self.last_use, "leases": list(self.leases), "mounted": self.mounted,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GcReport:
+    removed: tuple[str, ...]
+    kept_leased: tuple[str, ...]
+    kept_busy: tuple[str, ...]
+    tmp_removed: int
+    leases_reaped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"removed": list(self.removed), "kept_leased": list(self.kept_leased),
+                "kept_busy": list(self.kept_busy), "tmp_removed": self.tmp_removed,
+                "leases_reaped": self.leases_reaped}
+
+
+class NodeCache:
+    """Paths of the node cache (docs/architecture.md "Node cache") and the operations on them."""
+
+    __slots__ = ("root", "depots", "locks", "leases", "trust", "tmp", "verified", "selections")
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.depots = self.root / "depots"
+        self.locks = self.root / "locks"
+        self.leases = self.root / "leases"
+        self.trust = self.root / "trust"
+        self.tmp = self.root / "tmp"
+        self.verified = self.root / "verified"
+        self.selections = self.root / "selections"
+
+    # --- small files -------------------------------------------------------------------
+    def ensure(self) -> None:
+        """Create the layout (cold path only); an unusable cache is a CacheError."""
+        for d in (self.depots, self.locks, self.leases, self.trust, self.tmp, self.verified, self.selections):
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise cache_error("create cache directory", d, exc) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise cache_error("write to cache directory", self.root, PermissionError(errno.EACCES, "Permission denied"))
+
+    @staticmethod
+    def read_json(path: Path) -> Any | None:
+        """The JSON document at ``path``, or None if it is missing or unreadable garbage
+        (every record here is an accelerator or is rewritten by the cold path)."""
+        try:
+            with open(path, "rb") as f:
+                return json.loads(f.read())
+        except (OSError, ValueError):
+            return None
+
+    def write_json(self, path: Path, obj: Any) -> None:
+        """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
+        data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise cache_error("write", path, exc) from None
+
+    # --- depots ------------------------------------------------------------------------
+    def depot_dir(self, key: str) -> Path:
+        return self.depots / key
+
+    def lock_file(self, key: str) -> Path:
+        return self.locks / f"{key}.lock"
+
+    def read_complete(self, key: str) -> dict[str, Any] | None:
+        record = self.read_json(self.depots / key / COMPLETE)
+        if isinstance(record, dict) and record.get("format") == RECORD_FORMAT and record.get("key") == key:
+            return record
+        return None
+
+    def build_dir(self, key: str) -> Path:
+        """A fresh temporary directory for building depot ``key`` (same filesystem as depots/)."""
+        path = self.tmp / f"{key}.{os.getpid()}.{os.urandom(4).hex()}"
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise cache_error("create build directory", path, exc) from None
+        return path
+
+    def clean_tmp(self, key: str) -> int:
+        """Remove build leftovers of ``key`` (caller holds its hydration lock, so none is live)."""
+        removed = 0
+        try:
+            names = os.listdir(self.tmp)
+        except FileNotFoundError:
+            return 0
+        for name in names:
+            if name.split(".", 1)[0] == key:
+                rmtree(self.tmp / name)
+                removed += 1
+        return removed
+
+    def keys(self) -> list[str]:
+        try:
+            return sorted(n for n in os.listdir(self.depots) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def last_use(self, key: str) -> float:
+        """Creating a lease file updates its directory's mtime: that is the last use, for free."""
+        for path in (self.leases / key, self.depots / key / COMPLETE, self.depots / key):
+            try:
+                return path.stat().st_mtime
+            except OSError:
+                continue
+        return 0.0
+
+    def status(self) -> list[DepotStatus]:
+        out = []
+        for key in self.keys():
+            record = self.read_complete(key)
+            mount = record.get("mount") if record else None
+            nbytes, nfiles = _du(self.depot_dir(key), skip=Path(mount) if mount else None)
+            held = [lease.pid for lease in locks.leases(self.leases, key) if lease.held]
+            out.append(DepotStatus(
+                key=key, complete=record is not None,
+                mode=record.get("mode") if record else None,
+                release=record["release"]["ref"] if record else None,
+                variant=record.get("variant") if record else None,
+                bytes=nbytes, files=nfiles, last_use=self.last_use(key),
+                leases=tuple(held), mounted=bool(mount) and os.path.ismount(mount),
+            ))
+        return out
+
+    def gc(self, *, keep: int | None = None, older_than: float | None = None, now: float | None = None) -> GcReport:
+        """Remove depots beyond the ``keep`` most recently used and/or unused for longer than
+        ``older_than`` seconds (both given: both must hold; neither: only incomplete depots
+        go). Never a depot with a held lease or one being hydrated. Also reaps stale leases
+        and build directories of killed jobs."""
+        now = time.time() if now is None else now
+        by_use = sorted(self.keys(), key=self.last_use, reverse=True)
+        removed: list[str] = []
+        leased: list[str] = []
+        busy: list[str] = []
+        reaped = 0
+        for rank, key in enumerate(by_use):
+            reaped += locks.reap_leases(self.leases, key)
+            complete = self.read_complete(key) is not None
+            wanted = not complete
+            if complete and (keep is not None or older_than is not None):
+                wanted = (keep is None or rank >= keep) and (
+                    older_than is None or now - self.last_use(key) > older_than
+                )
+            if not wanted:
+                continue
+            outcome = self.remove_depot(key)
+            {"removed": removed, "leased": leased, "busy": busy}[outcome].append(key)
+        tmp_removed = self._gc_tmp()
+        return GcReport(removed=tuple(removed), kept_leased=tuple(leased), kept_busy=tuple(busy),
+                        tmp_removed=tmp_removed, leases_reaped=reaped)
+
+    def _gc_tmp(self) -> int:
+        removed = 0
+        try:
+            names = os.listdir(self.tmp)
+        except FileNotFoundError:
+            return 0
+        for key in sorted({n.split(".", 1)[0] for n in names}):
+            with locks.try_hydration_lock(self.lock_file(key)) as got:
+                if got:  # nobody hydrates this key, so its build dirs are leftovers
+                    removed += self.clean_tmp(key)
+        return removed
+
+    def remove_depot(self, key: str) -> str:
+        """Remove depot ``key`` unless leased or being hydrated: "removed" | "leased" | "busy".
+
+        Protocol (prepare takes its lease *before* looking for complete.json): under the
+        hydration lock, check the leases, rename the depot out of the way, check again; a
+        lease that appeared in between may have seen the depot, so it is renamed back."""
+        with locks.try_hydration_lock(self.lock_file(key)) as got:
+            if not got:
+                return "busy"
+            if any(lease.held for lease in locks.leases(self.leases, key)):
+                return "leased"
+            record = self.read_complete(key)
+            depot = self.depot_dir(key)
+            trash = self.tmp / f"{key}.gc.{os.urandom(4).hex()}"
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            mount = record.get("mount") if record else None
+            if mount and os.path.ismount(mount):
+                from depotdelivery.node.hydrate import unmount
+
+                unmount(Path(mount))
+            try:
+                os.rename(depot, trash)
+            except FileNotFoundError:
+                return "removed"
+            if any(lease.held for lease in locks.leases(self.leases, key)):
+                os.rename(trash, depot)
+                return "leased"
+            rmtree(trash)
+            return "removed"
+
+
+def rmtree(path: Path) -> None:
+    """Remove a tree even where hydration kept read-only modes (copy mode keeps 0555 dirs)."""
+    if not path.is_dir() or path.is_symlink():
+        path.unlink(missing_ok=True)
+        return
+    _add_write(path)
+    for dirpath, dirnames, _files in os.walk(path):  # top-down: each dir is fixed before use
+        for name in dirnames:
+            _add_write(Path(dirpath, name))
+    shutil.rmtree(path, ignore_errors=False)
+
+
+def _add_write(path: Path) -> None:
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) and (st.st_mode & stat.S_IRWXU) != stat.S_IRWXU:
+        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
+
+
+def _du(path: Path, skip: Path | None) -> tuple[int, int]:
+    nbytes = nfiles = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        if skip is not None:
+            dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
+        for name in filenames:
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            nbytes += st.st_blocks * 512 if stat.S_ISREG(st.st_mode) else 0
+            nfiles += 1
+    return nbytes, nfiles

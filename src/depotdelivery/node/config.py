@@ -1,0 +1,188 @@
+"""Node configuration: every key, its default, and the precedence arguments > env > files > defaults."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, Sequence
+
+from depotdelivery.errors import UsageError
+
+__all__ = ["KEYS", "MODES", "Config", "Key", "config_files", "default_cache", "resolve"]
+
+MODES = ("stack", "symlink", "copy", "overlay")
+
+# Config files in precedence order (the site administrator's file wins over the user's).
+SYSTEM_CONFIG = "/etc/depotdelivery/config.toml"
+USER_CONFIG = "~/.config/depotdelivery/config.toml"
+
+
+def default_cache() -> str:
+    """A per-user directory on local disk: ``/var/tmp`` survives reboots on most nodes and,
+    unlike ``$HOME``, is rarely a network filesystem (flock and renames must be local)."""
+    return f"/var/tmp/depotdelivery-{os.getuid()}"
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _opt_str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return _str(value)
+
+
+def _mode(value: Any) -> str:
+    if value not in MODES:
+        raise ValueError(f"expected one of {', '.join(MODES)}")
+    return str(value)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a number of seconds") from None
+    if not number >= 0:  # also rejects NaN
+        raise ValueError("expected a number of seconds >= 0")
+    return number
+
+
+def _release(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is not None and (text.count("/") != 1 or "" in text.split("/")):
+        raise ValueError("expected NAME/VERSION")
+    return text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Key:
+    """One configuration key: how to parse it, its default, and what it means."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Callable[[], Any]
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return "DEPOTDELIVERY_" + self.name.upper()
+
+
+KEYS: tuple[Key, ...] = (
+    Key(name="repo", parse=_opt_str, default=lambda: None,
+        doc="Repository root (a CVMFS mount such as `/cvmfs/sw.example.org/depots`, a shared "
+            "filesystem or a local directory). Required."),
+    Key(name="channel", parse=_str, default=lambda: "stable",
+        doc="Channel to follow when no release is pinned."),
+    Key(name="release", parse=_release, default=lambda: None,
+        doc="Pin a release `NAME/VERSION` instead of following a channel (its own signature "
+            "is verified)."),
+    Key(name="mode", parse=_mode, default=lambda: "stack",
+        doc="Hydration mode: `stack` (O(1) depot stacking), `symlink`, `copy` or `overlay`."),
+    Key(name="cache", parse=_str, default=default_cache,
+        doc="Node cache directory (hydrated depots, locks, leases, trust state). Must be on a "
+            "local filesystem with working `flock`."),
+    Key(name="trusted_keys", parse=_str, default=lambda: "/etc/depotdelivery/keys",
+        doc="Directory of trusted publisher public keys (`*.pub`, plus a `revoked` list of key "
+            "ids); never taken from the repository."),
+    Key(name="microarch", parse=_opt_str, default=lambda: None,
+        doc="Override CPU detection with a microarchitecture name (archspec or Julia name), "
+            "like EESSI's `EESSI_SOFTWARE_SUBDIR_OVERRIDE`."),
+    Key(name="cpuinfo", parse=_opt_str, default=lambda: None,
+        doc="Detect the CPU from a recorded `/proc/cpuinfo` file instead of CPUID."),
+    Key(name="lock_timeout", parse=_seconds, default=lambda: 600.0,
+        doc="Seconds to wait for another process's hydration of the same depot before "
+            "failing with exit code 7."),
+)
+_BY_NAME = {key.name: key for key in KEYS}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The resolved configuration; ``sources`` says where each value came from."""
+
+    repo: str | None
+    channel: str
+    release: str | None
+    mode: str
+    cache: str
+    trusted_keys: str
+    microarch: str | None
+    cpuinfo: str | None
+    lock_timeout: float
+    sources: Mapping[str, str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"} | {
+            "sources": dict(self.sources)
+        }
+
+
+def config_files() -> tuple[str, ...]:
+    """The config files consulted, highest precedence first."""
+    return (SYSTEM_CONFIG, os.path.expanduser(USER_CONFIG))
+
+
+def _read_file(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"config file {path}: cannot read it ({exc.strerror})") from None
+    # tomllib costs a few ms to import: only paid when a config file exists
+    import tomllib
+
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"config file {path}: {exc}") from None
+    for name in doc:
+        if name not in _BY_NAME:
+            raise UsageError(
+                f"config file {path}: unknown key {name!r} (known: {', '.join(_BY_NAME)})"
+            )
+    return doc
+
+
+def resolve(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    files: Sequence[str] | None = None,
+) -> Config:
+    """Resolve every key: ``overrides`` (arguments; None means unset) > ``DEPOTDELIVERY_*``
+    variables > config ``files`` (default :func:`config_files`, first wins) > defaults."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for name in overrides:
+        if name not in _BY_NAME:
+            raise UsageError(f"unknown configuration key {name!r} (known: {', '.join(_BY_NAME)})")
+    environ = os.environ if environ is None else environ
+    docs = [(p, d) for p in (config_files() if files is None else files) if (d := _read_file(p)) is not None]
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KEYS:
+        if key.name in overrides:
+            raw, where = overrides[key.name], "argument"
+        elif key.env in environ:
+            raw, where = environ[key.env], f"environment variable {key.env}"
+        else:
+            for path, doc in docs:
+                if key.name in doc:
+                    raw, where = doc[key.name], f"config file {path}"
+                    break
+            else:
+                values[key.name], sources[key.name] = key.default(), "default"
+                continue
+        try:
+            values[key.name] = key.parse(raw)
+        except ValueError as exc:
+            raise UsageError(f"configuration key {key.name!r} from {where}: {exc} (got {raw!r})") from None
+        sources[key.name] = where
+    return Config(**values, sources=sources)

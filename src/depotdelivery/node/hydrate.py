@@ -1,0 +1,186 @@
+"""The four hydration modes (stack, symlink, copy, overlay): read-only layers -> one usable depot stack."""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from depotdelivery.errors import IntegrityError, UnsupportedError
+
+__all__ = ["DELAY_ENV", "WRITE_ZONES", "Hydrated", "Layer", "hydrate", "mount_overlay", "overlay_support", "unmount"]
+
+# Julia and Pkg write into DEPOT_PATH[1] only here (julia-formats.md "Depot": new caches and
+# *.ji.pidfile locks under compiled/vX.Y/<Pkg>/, logs/*_usage.toml, scratchspaces/<uuid>/<key>):
+# these subtrees get real directories, everything else is linked at the highest level.
+WRITE_ZONES = frozenset({"compiled", "logs", "scratchspaces"})
+# Files Julia rewrites in place (Pkg's usage logs): copied, not linked, in symlink mode.
+_COPIED_ZONES = frozenset({"logs"})
+
+# A real per-entry delay (seconds) for crash tests: widens the window in which `kill -9`
+# lands inside a hydration. Read only on the cold path.
+DELAY_ENV = "DEPOTDELIVERY_HYDRATE_DELAY"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Layer:
+    """One read-only depot of the stack (highest priority first): its directory, and for
+    ``copy`` the listing entries (paths relative to ``root``) that say what it must contain."""
+
+    name: str
+    root: Path
+    entries: Callable[[], Iterable[Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hydrated:
+    """What a hydration produced, with paths as they will be after the rename into place."""
+
+    depot_path: tuple[str, ...]
+    depot: str  # the writable first depot
+    mount: str | None  # overlay mount point to (re)mount, else None
+    files: int
+
+
+def _delay() -> Callable[[], None]:
+    seconds = float(os.environ.get(DELAY_ENV) or 0)
+    return (lambda: time.sleep(seconds)) if seconds > 0 else (lambda: None)
+
+
+def hydrate(mode: str, layers: list[Layer], build: Path, final: Path) -> Hydrated:
+    """Populate ``build`` (a fresh directory later renamed to ``final``) for ``mode``."""
+    depot = build / "depot"
+    tick = _delay()
+    if mode == "stack":
+        depot.mkdir()
+        tick()
+        return Hydrated(depot_path=(str(final / "depot"), *(str(layer.root) for layer in layers)),
+                        depot=str(final / "depot"), mount=None, files=0)
+    if mode == "symlink":
+        depot.mkdir()
+        files = _link_merge(depot, [layer.root for layer in layers], top=True, zone=False, copy=False, tick=tick)
+        return Hydrated(depot_path=(str(final / "depot"),), depot=str(final / "depot"), mount=None, files=files)
+    if mode == "copy":
+        depot.mkdir()
+        files = _copy_layers(depot, layers, tick)
+        return Hydrated(depot_path=(str(final / "depot"),), depot=str(final / "depot"), mount=None, files=files)
+    if mode == "overlay":
+        overlay_support()
+        for sub in ("upper", "work", "depot"):
+            (build / sub).mkdir()
+        tick()
+        return Hydrated(depot_path=(str(final / "depot"),), depot=str(final / "depot"),
+                        mount=str(final / "depot"), files=0)
+    raise ValueError(f"unknown hydration mode {mode!r}")
+
+
+def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: bool,
+                tick: Callable[[], None]) -> int:
+    """Merge directories ``sources`` (first wins) into real directory ``dst``: a name is linked
+    when one source provides it and it is outside the write zones; directories present in
+    several sources, and every directory inside a write zone, become real directories."""
+    names: dict[str, list[tuple[Path, bool]]] = {}
+    for src in sources:
+        with os.scandir(src) as it:
+            for entry in it:
+                names.setdefault(entry.name, []).append((Path(entry.path), entry.is_dir(follow_symlinks=False)))
+    count = 0
+    for name, hits in sorted(names.items()):
+        first, first_is_dir = hits[0]
+        in_zone = zone or (top and name in WRITE_ZONES)
+        sub_dirs = [path for path, is_dir in hits if is_dir]
+        if first_is_dir and (in_zone or len(sub_dirs) > 1):
+            (dst / name).mkdir()
+            count += _link_merge(dst / name, sub_dirs, top=False, zone=in_zone,
+                                 copy=copy or (top and name in _COPIED_ZONES), tick=tick)
+        elif copy and not first_is_dir:
+            shutil.copy2(first, dst / name, follow_symlinks=False)
+            count += 1
+        else:
+            os.symlink(first, dst / name)
+            count += 1
+        tick()
+    return count
+
+
+def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> int:
+    """Copy every listed entry, verifying each file's BLAKE3 and size while copying; modes and
+    mtimes are kept (Julia 1.10 compares source mtimes). Directory modes/mtimes are applied
+    last, deepest first, so writing into them is still possible."""
+    from depotdelivery.store.hashing import copy_with_hash
+
+    dirs: list[tuple[Path, int, int]] = []
+    files = 0
+    for layer in layers:
+        if layer.entries is None:
+            raise ValueError(f"layer {layer.name} has no listing: copy mode needs one")
+        for entry in layer.entries():
+            dest = depot / entry.path
+            if os.path.lexists(dest):
+                continue  # a higher-priority layer provides it
+            if entry.type == "dir":
+                dest.mkdir()
+                dirs.append((dest, entry.mode, entry.mtime_ns))
+            elif entry.type == "symlink":
+                os.symlink(entry.target, dest)
+            else:
+                src = layer.root / entry.path
+                digest, size = copy_with_hash(src, dest)
+                if digest != entry.blake3 or size != entry.size:
+                    raise IntegrityError(
+                        f"{src}: content does not match the signed listing of {layer.name} "
+                        f"(blake3 {digest[:16]}... size {size}, expected {entry.blake3[:16]}... size {entry.size})"
+                    )
+                os.chmod(dest, entry.mode)
+                os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
+                files += 1
+            tick()
+    for path, mode, mtime_ns in sorted(dirs, key=lambda d: len(d[0].parts), reverse=True):
+        os.chmod(path, mode)
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return files
+
+
+def overlay_support() -> str:
+    """The fuse-overlayfs binary, or :class:`UnsupportedError` saying what is missing."""
+    binary = shutil.which("fuse-overlayfs")
+    if binary is None:
+        raise UnsupportedError("overlay mode needs fuse-overlayfs, which is not installed (use --mode stack or symlink)")
+    try:
+        fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UnsupportedError(
+            f"overlay mode needs FUSE, but /dev/fuse cannot be opened ({exc.strerror}); use --mode stack or symlink"
+        ) from None
+    os.close(fd)
+    return binary
+
+
+def mount_overlay(layers: list[Layer], depot_dir: Path) -> None:
+    """Mount the read-only ``layers`` (first on top) under ``depot_dir``'s writable upper dir."""
+    binary = overlay_support()
+    lower = [str(layer.root) for layer in layers]
+    for path in lower + [str(depot_dir)]:
+        if ":" in path or "," in path:
+            raise UnsupportedError(f"overlay mode cannot use path {path!r}: fuse-overlayfs options split on ':' and ','")
+    options = f"lowerdir={':'.join(lower)},upperdir={depot_dir / 'upper'},workdir={depot_dir / 'work'}"
+    done = subprocess.run([binary, "-o", options, str(depot_dir / "depot")], capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.ismount(depot_dir / "depot"):
+        raise UnsupportedError(
+            f"fuse-overlayfs could not mount {depot_dir / 'depot'}: {done.stderr.strip() or done.returncode}"
+        )
+
+
+def unmount(mount: Path) -> None:
+    """Unmount an overlay depot (``gc``): fusermount for FUSE, umount as a last resort."""
+    for argv in (["fusermount3", "-u", str(mount)], ["fusermount", "-u", str(mount)], ["umount", str(mount)]):
+        if shutil.which(argv[0]) is None:
+            continue
+        if subprocess.run(argv, capture_output=True).returncode == 0 or not os.path.ismount(mount):
+            return
+    if os.path.ismount(mount):
+        raise OSError(errno.EBUSY, f"cannot unmount {mount}")

@@ -1,0 +1,199 @@
+"""Hydration locks (one filelock per depot key) and leases (an flock held while a job runs)."""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from depotdelivery.errors import CacheError, LockTimeoutError
+
+__all__ = ["Lease", "LeaseInfo", "acquire_lease", "hydration_lock", "leases", "reap_leases", "try_hydration_lock"]
+
+# Only these errnos mean "held by someone else" (filelock 3.13.1 UnixFileLock); any other
+# errno (ENOLCK on an NFS without lockd, EBADF, ...) means flock does not work here.
+_CONTENDED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
+
+
+@contextmanager
+def hydration_lock(lock_file: Path, timeout: float) -> Iterator[None]:
+    """Hold the hydration lock of one depot key; :class:`LockTimeoutError` after ``timeout`` s."""
+    # filelock is imported here: it costs tens of ms and the hot path never locks
+    import filelock
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(lock_file, timeout=timeout, is_singleton=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"another process held the hydration lock {lock_file} for more than {timeout:g} s "
+            "(raise lock_timeout / DEPOTDELIVERY_LOCK_TIMEOUT, or look for a hung job)"
+        ) from None
+    except OSError as exc:
+        raise CacheError(f"cannot lock {lock_file}: {exc.strerror} (is the cache on a local filesystem?)") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextmanager
+def try_hydration_lock(lock_file: Path) -> Iterator[bool]:
+    """Non-blocking variant for ``gc``: yields False when another process holds the lock."""
+    import filelock
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(lock_file, timeout=0, is_singleton=False)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+@dataclass(slots=True)
+class Lease:
+    """An open, flock-ed lease file. The descriptor is inheritable so that a job started by
+    ``exec`` (execve) or a child process keeps the lease for as long as it runs; the kernel
+    drops the lock when the last process holding the descriptor exits."""
+
+    key: str
+    path: Path
+    fd: int
+
+    def release(self) -> None:
+        """Drop the lease now (normally the process exit does it)."""
+        if self.fd >= 0:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+            _HELD.pop((os.getpid(), self.key), None)
+
+
+# (pid, key) -> Lease: repeated prepare() calls in one process reuse one lease; a forked
+# child gets its own entry (it shares the parent's open descriptor, hence its lock, anyway).
+_HELD: dict[tuple[int, str], Lease] = {}
+
+
+def acquire_lease(leases_dir: Path, key: str) -> Lease:
+    """Take a lease on depot ``key``: create the file under a hidden name, flock it, then
+    rename it into place, so ``gc`` never sees an unlocked lease that is about to be locked."""
+    held = _HELD.get((os.getpid(), key))
+    if held is not None and held.fd >= 0:
+        return held
+    directory = leases_dir / key
+    name = f"{os.getpid()}-{os.urandom(4).hex()}"
+    tmp = directory / f".{name}.tmp"
+    try:
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileNotFoundError:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    except OSError as exc:
+        raise CacheError(f"cannot create lease {tmp}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.set_inheritable(fd, True)
+        final = directory / f"{name}.lease"
+        os.rename(tmp, final)
+    except OSError as exc:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise CacheError(f"cannot take lease in {directory}: {exc.strerror} (no working flock?)") from None
+    lease = Lease(key=key, path=final, fd=fd)
+    _HELD[(os.getpid(), key)] = lease
+    return lease
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeaseInfo:
+    """A lease file seen by ``status``/``gc``: its owner pid, age and whether it is held."""
+
+    path: Path
+    pid: int | None
+    held: bool
+    mtime: float
+
+
+def _probe(path: Path) -> bool | None:
+    """True if some process holds ``path`` locked, False if not, None if it vanished."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in _CONTENDED:
+            return True
+        raise CacheError(f"cannot probe lease {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)  # also drops our probe lock
+    return False
+
+
+def leases(leases_dir: Path, key: str) -> list[LeaseInfo]:
+    """The lease files of depot ``key`` and whether each is still held by a live process."""
+    found: list[LeaseInfo] = []
+    for entry in _entries(leases_dir / key):
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        held = _probe(path)
+        if held is None:
+            continue
+        pid_text = entry.name.split("-", 1)[0]
+        found.append(LeaseInfo(path=path, pid=int(pid_text) if pid_text.isdigit() else None, held=held, mtime=mtime))
+    return found
+
+
+def reap_leases(leases_dir: Path, key: str, *, tmp_grace: float = 60.0) -> int:
+    """Remove lease files nobody holds (their job is gone) and hidden ``.tmp`` files older than
+    ``tmp_grace`` seconds (a job killed between creating and renaming its lease); return how many."""
+    reaped = 0
+    now = time.time()
+    for entry in _entries(leases_dir / key):
+        path = Path(entry.path)
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except FileNotFoundError:
+            continue
+        if entry.name.startswith(".") and age <= tmp_grace:
+            continue
+        if _probe(path) is False:
+            _unlink(path)
+            reaped += 1
+    return reaped
+
+
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
+    try:
+        return list(os.scandir(directory))
+    except FileNotFoundError:
+        return []
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

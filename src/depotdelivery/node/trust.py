@@ -1,0 +1,183 @@
+"""Per-node trust: verified channel/release documents (remembered by their exact bytes) and the
+highest channel ``seq`` accepted (rollback protection), checked on every prepare()."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from depotdelivery.errors import TrustError
+from depotdelivery.node.cache import NodeCache
+
+if TYPE_CHECKING:
+    from depotdelivery.store.release import Release
+
+__all__ = ["ChannelFacts", "keys_fingerprint", "load_release", "remembered_release_id", "verified_channel"]
+
+
+def keys_fingerprint(directory: str) -> str:
+    """The trusted-keys directory's state (names, sizes, mtimes, inodes): a verification
+    remembered under another state (a key added, removed or revoked since) is redone."""
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return "unreadable"
+    parts = []
+    for e in entries:
+        try:
+            st = e.stat()
+        except OSError:
+            continue
+        parts.append(f"{e.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    return "|".join(parts)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return None  # the cold path re-reads through the store and reports the error properly
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelFacts:
+    """What prepare() needs from a verified channel document."""
+
+    channel: str
+    seq: int
+    release: str
+    release_hash: str
+    expires: float | None
+    expires_text: str | None
+
+
+def _remembered(record: Any, raw: bytes | None, sig: bytes | None, fp: str) -> bool:
+    return (
+        isinstance(record, dict)
+        and raw is not None
+        and record.get("trust") == fp
+        and record.get("raw") == raw.decode("utf-8", "replace")
+        and record.get("sig") == (None if sig is None else sig.decode("utf-8", "replace"))
+    )
+
+
+def verified_channel(cache: NodeCache, root: Path, repo_id: str, channel: str, trusted_keys: str,
+                     *, now: float | None = None) -> ChannelFacts:
+    """The channel ``channel`` of the repository at ``root``, signature-verified (or remembered
+    as verified for these exact bytes under this trust state), not expired, and not older than
+    the highest ``seq`` this node accepted."""
+    path = root / "channels" / f"{channel}.json"
+    raw, sig = _read(path), _read(path.with_name(path.name + ".sig"))
+    fp = keys_fingerprint(trusted_keys)
+    record_path = cache.verified / f"{repo_id}-channel-{channel}.json"
+    record = cache.read_json(record_path)
+    if _remembered(record, raw, sig, fp):
+        facts = ChannelFacts(channel=channel, seq=record["seq"], release=record["release"],
+                             release_hash=record["release_hash"], expires=record["expires"],
+                             expires_text=record["expires_text"])
+    else:
+        facts = _verify_channel(cache, root, channel, trusted_keys, fp, record_path, now)
+    now = time.time() if now is None else now
+    if facts.expires is not None and now >= facts.expires:
+        raise TrustError(
+            f"{path}: channel {channel!r} expired at {facts.expires_text} (seq {facts.seq}); "
+            "the publisher must re-sign it (`depotdelivery channel set`)")
+    _check_seq(cache, repo_id, facts, where=str(path))
+    return facts
+
+
+def _verify_channel(cache: NodeCache, root: Path, channel: str, trusted_keys: str, fp: str,
+                    record_path: Path, now: float | None) -> ChannelFacts:
+    from depotdelivery.store.channel import parse_time
+    from depotdelivery.store.keys import TrustStore
+    from depotdelivery.store.repo import Repository
+
+    repo = Repository.open(root)
+    ch = repo.read_channel(channel, TrustStore.from_dir(trusted_keys), now=now, check_expiry=False)
+    expires = None if ch.expires is None else float(parse_time(ch.expires) or 0)
+    facts = ChannelFacts(channel=channel, seq=ch.seq, release=ch.release, release_hash=ch.release_hash,
+                         expires=expires, expires_text=ch.expires)
+    cache.ensure()
+    cache.write_json(record_path, {
+        "trust": fp, "raw": ch.raw.decode("utf-8"),
+        "sig": None if ch.sig_raw is None else ch.sig_raw.decode("utf-8", "replace"),
+        "seq": facts.seq, "release": facts.release, "release_hash": facts.release_hash,
+        "expires": facts.expires, "expires_text": facts.expires_text,
+    })
+    return facts
+
+
+def _check_seq(cache: NodeCache, repo_id: str, facts: ChannelFacts, *, where: str) -> None:
+    """Refuse a channel older than the newest this node accepted (rollback attack) or a second
+    document with the same ``seq`` naming another release; remember a newer one."""
+    state_path = cache.trust / repo_id / f"{facts.channel}.json"
+    state = cache.read_json(state_path)
+    if isinstance(state, dict) and state.get("seq") == facts.seq and state.get("release_hash") == facts.release_hash:
+        return  # the hot path: nothing new
+    from depotdelivery.node.locks import hydration_lock
+
+    cache.ensure()
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    with hydration_lock(cache.locks / f"trust-{repo_id}-{facts.channel}.lock", timeout=60):
+        state = cache.read_json(state_path)
+        if isinstance(state, dict) and isinstance(state.get("seq"), int):
+            if facts.seq < state["seq"]:
+                raise TrustError(
+                    f"{where}: channel {facts.channel!r} went back from seq {state['seq']} "
+                    f"({state.get('release')}) to seq {facts.seq} ({facts.release}): refusing a downgrade "
+                    f"(rollback attack?). A publisher's rollback is a new channel document with a higher seq; "
+                    f"to accept this one, remove {state_path}")
+            if facts.seq == state["seq"] and facts.release_hash != state.get("release_hash"):
+                raise TrustError(
+                    f"{where}: channel {facts.channel!r} seq {facts.seq} now names release {facts.release} "
+                    f"({facts.release_hash[:16]}...) but this node accepted {state.get('release')} under the same "
+                    "seq: refusing two documents with one seq")
+            if facts.seq == state["seq"]:
+                return
+        cache.write_json(state_path, {"seq": facts.seq, "release": facts.release,
+                                      "release_hash": facts.release_hash, "accepted": time.time()})
+
+
+def remembered_release_id(cache: NodeCache, root: Path, repo_id: str, ref: str, trusted_keys: str) -> str | None:
+    """The id of pinned release ``ref`` if this node already verified its exact bytes and
+    signature under the current trust state (the hot path), else None."""
+    name, _, version = ref.partition("/")
+    path = root / "releases" / name / version / "release.json"
+    raw, sig = _read(path), _read(path.with_name("release.json.sig"))
+    record = cache.read_json(cache.verified / f"{repo_id}-pinned-{name}-{version}.json")
+    if _remembered(record, raw, sig, keys_fingerprint(trusted_keys)) and isinstance(record.get("id"), str):
+        return str(record["id"])
+    return None
+
+
+def load_release(cache: NodeCache, root: Path, repo_id: str, ref: str, trusted_keys: str,
+                 *, expected_id: str | None) -> "Release":
+    """Read and verify release ``ref`` (NAME/VERSION): against the hash a verified channel
+    names (``expected_id``), or, pinned, by its own signature (then remembered)."""
+    from depotdelivery.errors import IntegrityError
+    from depotdelivery.store.repo import Repository
+
+    name, _, version = ref.partition("/")
+    repo = Repository.open(root)
+    if expected_id is not None:
+        rel = repo.read_release(name, version)
+        if rel.id != expected_id:
+            raise IntegrityError(
+                f"release {ref} in {root}: release.json hashes to {rel.id[:16]}... but the signed channel "
+                f"names {expected_id[:16]}... (modified after publishing, or a stale CVMFS catalog)")
+        return rel
+    from depotdelivery.store.keys import TrustStore
+
+    fp = keys_fingerprint(trusted_keys)
+    rel = repo.read_release(name, version, TrustStore.from_dir(trusted_keys))
+    cache.ensure()
+    cache.write_json(cache.verified / f"{repo_id}-pinned-{name}-{version}.json", {
+        "trust": fp, "raw": rel.raw.decode("utf-8"),
+        "sig": None if rel.sig_raw is None else rel.sig_raw.decode("utf-8", "replace"), "id": rel.id})
+    return rel
