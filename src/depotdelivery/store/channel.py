@@ -1,0 +1,131 @@
+"""Channel documents (``channels/<c>.json``): which release a channel points at, with its history."""
+from __future__ import annotations
+
+import calendar
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from depotdelivery.errors import TrustError
+from depotdelivery.store._fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
+from depotdelivery.store.canonical import canonical_json
+
+__all__ = [
+    "Channel",
+    "ChannelEntry",
+    "format_time",
+    "parse_time",
+]
+
+_RELEASE_REF = re.compile(rf"{NAME_RE.pattern}/{NAME_RE.pattern}")
+_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
+
+
+def format_time(epoch: float) -> str:
+    """UTC RFC 3339 to the second, the only time format channel documents use."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch)))
+
+
+def parse_time(text: str) -> int | None:
+    """Seconds since the epoch of a :func:`format_time` string, None if it is not one."""
+    m = _TIME.fullmatch(text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, s = (int(g) for g in m.groups())
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
+        return None
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+
+
+def _time_field(f: Fields, key: str, *, optional: bool = False) -> str | None:
+    value = f.str(key, optional=optional)
+    if value is not None and parse_time(value) is None:
+        raise f.error(key, f"expected a UTC time like 2026-11-24T21:00:00Z, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelEntry:
+    """One past state of a channel (kept in ``previous``, newest first)."""
+
+    seq: int
+    release: str
+    release_hash: str
+    issued: str
+
+    @classmethod
+    def _from_fields(cls, f: Fields) -> "ChannelEntry":
+        f.only(frozenset({"seq", "release", "release_hash", "issued"}))
+        return cls(seq=f.int("seq", minimum=1), release=f.str("release", pattern=_RELEASE_REF),
+                   release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "release": self.release, "release_hash": self.release_hash, "issued": self.issued}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    """A parsed channel document. ``seq`` only grows; ``expires`` None means never."""
+
+    channel: str
+    seq: int
+    release: str
+    release_hash: str
+    issued: str
+    expires: str | None
+    previous: tuple[ChannelEntry, ...] = ()
+    raw: bytes = field(default=b"", compare=False, repr=False)
+    sig_raw: bytes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def current(self) -> ChannelEntry:
+        return ChannelEntry(seq=self.seq, release=self.release, release_hash=self.release_hash, issued=self.issued)
+
+    def history(self) -> tuple[ChannelEntry, ...]:
+        """Every state of the channel, newest (this document) first."""
+        return (self.current, *self.previous)
+
+    def expired(self, now: float | None = None) -> bool:
+        if self.expires is None:
+            return False
+        return (time.time() if now is None else now) >= (parse_time(self.expires) or 0)
+
+    def check_fresh(self, now: float | None = None, *, where: str) -> None:
+        """Refuse an expired channel (a freeze attack replays an old, validly signed document)."""
+        if self.expired(now):
+            raise TrustError(
+                f"{where}: channel {self.channel!r} expired at {self.expires} (seq {self.seq}); "
+                "the publisher must re-sign it (`depotdelivery channel set`)")
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, where: str) -> "Channel":
+        f = Fields(obj, where)
+        check_format(f)
+        f.only(frozenset({"format", "channel", "seq", "release", "release_hash", "issued", "expires", "previous"}))
+        seq = f.int("seq", minimum=1)
+        previous = tuple(ChannelEntry._from_fields(p) for p in f.subs("previous"))
+        last = seq
+        for i, p in enumerate(previous):
+            if p.seq >= last:
+                raise f.error(f"previous[{i}].seq", f"{p.seq} is not below {last} (history is newest first)")
+            last = p.seq
+        return cls(channel=f.name("channel"), seq=seq, release=f.str("release", pattern=_RELEASE_REF),
+                   release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "",
+                   expires=_time_field(f, "expires", optional=True), previous=previous)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> "Channel":
+        c = cls.from_dict(load_canonical(raw, where), where=where)
+        return cls(channel=c.channel, seq=c.seq, release=c.release, release_hash=c.release_hash, issued=c.issued,
+                   expires=c.expires, previous=c.previous, raw=raw, sig_raw=sig_raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "channel": self.channel, "seq": self.seq, "release": self.release,
+            "release_hash": self.release_hash, "issued": self.issued, "expires": self.expires,
+            "previous": [p.to_dict() for p in self.previous],
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())

@@ -1,0 +1,179 @@
+"""Listings (``listings/<tree>.jsonl``): one record per tree entry, parsed with path-safety checks."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Iterable
+
+from depotdelivery.errors import FormatError, IntegrityError
+from depotdelivery.store._fields import Fields
+from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.hashing import hash_bytes
+
+__all__ = [
+    "ListingEntry",
+    "encode_listing",
+    "parse_listing",
+    "resolve_inside",
+]
+
+_TYPES = ("file", "dir", "symlink")
+_FIELDS = {
+    "file": frozenset({"path", "type", "mode", "mtime_ns", "size", "blake3"}),
+    "dir": frozenset({"path", "type", "mode", "mtime_ns"}),
+    "symlink": frozenset({"path", "type", "mtime_ns", "target"}),
+}
+# Linux SYMLOOP_MAX: the kernel gives up after 40 links in one lookup (path_resolution(7)).
+_MAX_HOPS = 40
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListingEntry:
+    """One entry of a tree: a regular file, a directory or a symlink (target inside the tree)."""
+
+    path: str
+    type: str
+    mtime_ns: int
+    mode: int = 0
+    size: int = 0
+    blake3: str | None = None
+    target: str | None = None
+
+    @classmethod
+    def from_dict(cls, obj: object, where: str) -> "ListingEntry":
+        f = Fields(obj, where)
+        kind = f.str("type")
+        if kind not in _TYPES:
+            raise f.error("type", f"expected one of {', '.join(_TYPES)}, got {kind!r}")
+        f.only(_FIELDS[kind])
+        path = f.str("path")
+        _check_path(path, f"{where}: field path")
+        mtime_ns = f.int("mtime_ns")
+        if kind == "symlink":
+            target = f.str("target")
+            if not target or target.startswith("/") or "\0" in target:
+                raise f.error("target", f"symlink {path!r} has an absolute or empty target {target!r}")
+            return cls(path=path, type=kind, mtime_ns=mtime_ns, target=target)
+        mode = f.int("mode", minimum=0)
+        if mode > 0o7777:
+            raise f.error("mode", f"permission bits only (<= 0o7777), got {oct(mode)}")
+        if kind == "dir":
+            return cls(path=path, type=kind, mtime_ns=mtime_ns, mode=mode)
+        return cls(path=path, type=kind, mtime_ns=mtime_ns, mode=mode,
+                   size=f.int("size", minimum=0), blake3=f.hex64("blake3"))
+
+    def to_dict(self) -> dict[str, object]:
+        d: dict[str, object] = {"path": self.path, "type": self.type, "mtime_ns": self.mtime_ns}
+        if self.type == "symlink":
+            d["target"] = self.target
+        else:
+            d["mode"] = self.mode
+        if self.type == "file":
+            d["size"] = self.size
+            d["blake3"] = self.blake3
+        return d
+
+
+def encode_listing(entries: Iterable[ListingEntry]) -> bytes:
+    """The listing bytes: canonical JSON lines sorted by path; its BLAKE3 is the tree hash."""
+    return b"".join(canonical_json(e.to_dict()) + b"\n" for e in sorted(entries, key=_sort_key))
+
+
+def _sort_key(e: ListingEntry) -> str:
+    return e.path
+
+
+def parse_listing(data: bytes, *, where: str, tree: str | None = None) -> tuple[ListingEntry, ...]:
+    """Parse listing bytes; check the tree hash (when given) and every path-safety rule.
+
+    Rules: UTF-8; each line canonical JSON; paths relative, ``/``-separated, without ``.``,
+    ``..`` or empty components; strictly sorted (so no duplicates); every parent listed as a
+    directory (nothing below a symlink); every symlink resolves inside the tree.
+    """
+    if tree is not None:
+        actual = hash_bytes(data)
+        if actual != tree:
+            raise IntegrityError(f"{where}: listing hash {actual} does not match the tree {tree} it is filed under")
+    if data and not data.endswith(b"\n"):
+        raise FormatError(f"{where}: truncated (no final newline)")
+    entries: list[ListingEntry] = []
+    kinds: dict[str, str] = {}
+    for lineno, line in enumerate(data.split(b"\n")[:-1] if data else [], start=1):
+        at = f"{where}:{lineno}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{at}: not UTF-8 at byte {exc.start} of the line") from None
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{at}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+        entry = ListingEntry.from_dict(obj, at)
+        try:
+            canonical = canonical_json(obj)
+        except ValueError as exc:  # a lone surrogate from a \ud800 escape
+            raise FormatError(f"{at}: {exc}") from None
+        if canonical != line:
+            raise FormatError(f"{at}: not canonical JSON")
+        if entries:
+            prev = entries[-1].path
+            if entry.path == prev:
+                raise FormatError(f"{at}: duplicate path {entry.path!r}")
+            if entry.path < prev:
+                raise FormatError(f"{at}: path {entry.path!r} is not sorted after {prev!r}")
+        parent = entry.path.rpartition("/")[0]
+        if parent and kinds.get(parent) != "dir":
+            raise FormatError(f"{at}: {entry.path!r} has no directory entry for its parent {parent!r}")
+        kinds[entry.path] = entry.type
+        entries.append(entry)
+    links = {e.path: e.target for e in entries if e.type == "symlink"}
+    for e in entries:
+        if e.type == "symlink" and not resolve_inside(e.path, e.target or "", links):
+            raise FormatError(f"{where}: symlink {e.path!r} -> {e.target!r} leaves the tree")
+    return tuple(entries)
+
+
+def _check_path(path: str, where: str) -> None:
+    if not path or path.startswith("/") or "\0" in path:
+        raise FormatError(f"{where}: unsafe path {path!r} (empty, absolute or NUL)")
+    for part in path.split("/"):
+        if part in ("", ".", ".."):
+            raise FormatError(f"{where}: unsafe path {path!r} (empty, '.' or '..' component)")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError(f"{where}: path {path!r} is not valid UTF-8") from None
+
+
+def resolve_inside(link: str, target: str, links: dict[str, str | None]) -> bool:
+    """Whether symlink ``link`` -> ``target`` resolves inside the tree.
+
+    Resolution follows the kernel's, component by component, through the tree's other
+    symlinks (``links``: path -> target): a lexical ``normpath`` is not enough, because
+    ``a -> b/..`` escapes when ``b -> .``. Dangling targets inside the tree are allowed;
+    absolute targets, a ``..`` above the root and loops are not.
+    """
+    stack = link.split("/")[:-1]
+    pending = target.split("/")
+    hops = 0
+    if target.startswith("/"):
+        return False
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not stack:
+                return False
+            stack.pop()
+            continue
+        here = "/".join([*stack, part])
+        sub = links.get(here)
+        if sub is None:
+            stack.append(part)
+            continue
+        hops += 1
+        if hops > _MAX_HOPS or sub.startswith("/"):
+            return False
+        pending[:0] = sub.split("/")
+    return True

@@ -1,0 +1,163 @@
+"""Repository: open a root, read and verify releases, listings and channels (read side only)."""
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from depotdelivery.errors import FormatError, NotFoundError, RepositoryUnavailableError
+from depotdelivery.store._fields import FORMAT, Fields, check_format, check_name, load_canonical
+from depotdelivery.store.channel import Channel
+from depotdelivery.store.listing import ListingEntry, parse_listing
+from depotdelivery.store.release import Release
+
+if TYPE_CHECKING:
+    from depotdelivery.store.keys import TrustStore
+
+__all__ = [
+    "REPO_FILE",
+    "Repository",
+    "repo_document",
+    "repo_unavailable",
+]
+
+REPO_FILE = "depotdelivery-repo.json"
+_HEX = frozenset("0123456789abcdef")
+
+
+def repo_unavailable(root: Path, problem: str) -> RepositoryUnavailableError:
+    """The error for an unusable root; under /cvmfs it says how to check the mount."""
+    parts = root.absolute().parts
+    if len(parts) >= 3 and parts[1] == "cvmfs":
+        hint = f" (is CVMFS mounted? `cvmfs_config probe {parts[2]}`)"
+    else:
+        hint = ""
+    return RepositoryUnavailableError(f"repository {root} {problem}{hint}")
+
+
+def _read(path: Path, what: str) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EIO, errno.ENOTCONN, errno.ESTALE):
+            raise RepositoryUnavailableError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise FormatError(f"cannot read {what} {path}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    """A repository root (format 1) opened for reading."""
+
+    root: Path
+    repo_id: str
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> "Repository":
+        r = Path(root)
+        try:
+            is_dir = r.is_dir()
+        except OSError as exc:
+            raise repo_unavailable(r, f"is not reachable: {exc.strerror}") from None
+        if not is_dir:
+            raise repo_unavailable(r, "does not exist or is not a directory")
+        meta = r / REPO_FILE
+        try:
+            raw = meta.read_bytes()
+        except FileNotFoundError:
+            raise repo_unavailable(r, f"is not a depotdelivery repository (no {REPO_FILE})") from None
+        except OSError as exc:
+            raise repo_unavailable(r, f"is not readable: {exc.strerror}") from None
+        f = Fields(load_canonical(raw, str(meta)), str(meta))
+        check_format(f)
+        repo_id = f.str("id")
+        if not repo_id or any(c not in _HEX for c in repo_id):
+            raise f.error("id", f"expected lowercase hex, got {repo_id!r}")
+        return cls(r, repo_id)
+
+    # ---- paths -------------------------------------------------------------------------------
+    def release_dir(self, name: str, version: str) -> Path:
+        return self.root / "releases" / check_name("release name", name) / check_name("release version", version)
+
+    def channel_path(self, channel: str) -> Path:
+        return self.root / "channels" / f"{check_name('channel', channel)}.json"
+
+    # ---- documents -----------------------------------------------------------------------------
+    def read_release(self, name: str, version: str, trust: "TrustStore | None" = None) -> Release:
+        """Read ``releases/N/V/release.json``; verify its signature when ``trust`` is given."""
+        d = self.release_dir(name, version)
+        where = f"release {name}/{version}"
+        raw = _read(d / "release.json", "release document")
+        if raw is None:
+            known = ", ".join(f"{n}/{v}" for n, v in self.releases()) or "none"
+            raise NotFoundError(f"{where} not found in {self.root} (releases: {known})")
+        sig_raw = _read(d / "release.json.sig", "signature")
+        if trust is not None:
+            trust.verify(raw, sig_raw, where)
+        rel = Release.from_bytes(raw, where=f"{d / 'release.json'}", sig_raw=sig_raw)
+        if (rel.name, rel.version) != (name, version):
+            raise FormatError(f"{d / 'release.json'}: names release {rel.ref}, but it is filed under {name}/{version}")
+        return rel
+
+    def read_channel(self, channel: str, trust: "TrustStore | None" = None, *,
+                     now: float | None = None, check_expiry: bool = True) -> Channel:
+        """Read ``channels/<c>.json``; verify signature (when ``trust`` given) and expiry."""
+        p = self.channel_path(channel)
+        where = f"channel {channel}"
+        raw = _read(p, "channel document")
+        if raw is None:
+            known = ", ".join(self.channels()) or "none"
+            raise NotFoundError(f"{where} not found in {self.root} (channels: {known})")
+        sig_raw = _read(p.with_name(p.name + ".sig"), "signature")
+        if trust is not None:
+            trust.verify(raw, sig_raw, where)
+        ch = Channel.from_bytes(raw, where=str(p), sig_raw=sig_raw)
+        if ch.channel != channel:
+            raise FormatError(f"{p}: names channel {ch.channel!r}, but it is filed as {channel!r}")
+        if check_expiry:
+            ch.check_fresh(now, where=str(p))
+        return ch
+
+    def listing_path(self, name: str, version: str, tree: str) -> Path:
+        return self.release_dir(name, version) / "listings" / f"{tree}.jsonl"
+
+    def read_listing(self, release: Release, tree: str) -> tuple[ListingEntry, ...]:
+        """The entries of one of ``release``'s trees, checked against the tree hash and for path safety."""
+        p = self.listing_path(release.name, release.version, tree)
+        raw = _read(p, "listing")
+        if raw is None:
+            raise FormatError(f"listing {p} of release {release.ref} is missing")
+        return parse_listing(raw, where=str(p), tree=tree)
+
+    # ---- enumeration -------------------------------------------------------------------------
+    def releases(self) -> list[tuple[str, str]]:
+        """Every committed release ``(name, version)``, sorted (temporaries are skipped)."""
+        out = []
+        for n in _subdirs(self.root / "releases"):
+            for v in _subdirs(self.root / "releases" / n):
+                if (self.root / "releases" / n / v / "release.json").is_file():
+                    out.append((n, v))
+        return sorted(out)
+
+    def channels(self) -> list[str]:
+        try:
+            names = os.listdir(self.root / "channels")
+        except FileNotFoundError:
+            return []
+        return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))
+
+
+def _subdirs(p: Path) -> list[str]:
+    try:
+        with os.scandir(p) as it:
+            return [e.name for e in it if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def repo_document(repo_id: str) -> dict[str, object]:
+    """The content of ``depotdelivery-repo.json`` for a new repository."""
+    return {"format": FORMAT, "id": repo_id}
