@@ -1,0 +1,154 @@
+"""Publisher-side channel operations: set, rollback (a new document pointing back), history, expiry durations."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from depotdelivery.errors import NotFoundError, UsageError
+from depotdelivery.store.atomic import write_atomic
+from depotdelivery.store.channel import Channel, ChannelEntry, format_time
+from depotdelivery.store.keys import PrivateKey, Signature, encode_signatures, parse_signatures
+from depotdelivery.store.repo import Repository
+
+__all__ = [
+    "DEFAULT_EXPIRY",
+    "channel_history",
+    "parse_duration",
+    "rollback_channel",
+    "set_channel",
+]
+
+# A channel must be re-signed before this runs out, or nodes refuse it (freeze attack);
+# long enough that a quiet quarter does not take a cluster down.
+DEFAULT_EXPIRY = 90 * 86400.0
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float | None:
+    """``30d``, ``12h``, ``2w``, ``1d12h``, ``never`` (None) -> seconds."""
+    t = text.strip().lower()
+    if t == "never":
+        return None
+    pos, total = 0, 0
+    for m in _DURATION.finditer(t):
+        if m.start() != pos:
+            break
+        total += int(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if not t or pos != len(t) or total <= 0:
+        raise UsageError(f"invalid duration {text!r}: use e.g. 30d, 12h, 2w, 1d12h or never")
+    return float(total)
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    name, sep, version = ref.partition("/")
+    if not sep or not name or not version:
+        raise UsageError(f"invalid release {ref!r}: expected NAME/VERSION")
+    return name, version
+
+
+def _current(repo: Repository, channel: str) -> Channel | None:
+    try:
+        return repo.read_channel(channel, check_expiry=False)
+    except NotFoundError:
+        return None
+
+
+def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None, cvmfs: str | None) -> Channel:
+    """Write ``.sig`` first, then the document. The new ``.sig`` keeps our signature over the
+    old document too, so a reader between the two renames still verifies (docs/architecture.md)."""
+    from depotdelivery.cvmfs import transaction
+
+    raw = doc.to_bytes()
+    sigs = [Signature(key.keyid, key.key.sign(raw))]
+    if old is not None and old.sig_raw is not None:
+        public = key.key.public_key()
+        for s in parse_signatures(old.sig_raw, where=f"channel {old.channel} signature"):
+            if s.keyid == key.keyid and _valid(public, s.sig, old.raw):
+                sigs.append(s)
+                break
+    path = repo.channel_path(doc.channel)
+    with ExitStack() as stack:
+        if cvmfs is not None:
+            stack.enter_context(transaction(cvmfs, tag=f"channel-{doc.channel}-{doc.seq}",
+                                            message=f"depotdelivery: channel {doc.channel} seq {doc.seq} -> {doc.release}"))
+        made_dir = not path.parent.exists()
+        if made_dir:
+            path.parent.mkdir()
+        sig_path = path.with_name(path.name + ".sig")
+        try:
+            write_atomic(sig_path, encode_signatures(sigs))
+            write_atomic(path, raw)
+        except BaseException:
+            # put the old .sig back (or remove ours): a failed update leaves no trace
+            if old is not None and old.sig_raw is not None:
+                write_atomic(sig_path, old.sig_raw)
+            else:
+                sig_path.unlink(missing_ok=True)
+            if made_dir:
+                shutil.rmtree(path.parent, ignore_errors=True)
+            raise
+    return Channel.from_bytes(raw, where=str(path), sig_raw=encode_signatures(sigs))
+
+
+def _valid(public: object, sig: bytes, doc: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        public.verify(sig, doc)  # type: ignore[attr-defined]
+    except InvalidSignature:
+        return False
+    return True
+
+
+def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *,
+                expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
+                if_changed: bool = False, now: float | None = None) -> Channel:
+    """Point ``channel`` at ``release`` ("N/V") with a new signed document (``seq`` + 1).
+
+    ``expires``: seconds from now (None: never). ``if_changed``: do nothing when the channel
+    already points at exactly this release and has not expired (an identical re-publish).
+    """
+    repo = Repository.open(root)
+    rel = repo.read_release(*_split_ref(release))
+    old = _current(repo, channel)
+    t = time.time() if now is None else now
+    if if_changed and old is not None and old.release_hash == rel.id and not old.expired(t):
+        return old
+    doc = Channel(
+        channel=channel, seq=1 if old is None else old.seq + 1, release=rel.ref, release_hash=rel.id,
+        issued=format_time(t), expires=None if expires is None else format_time(t + expires),
+        previous=() if old is None else old.history())
+    return _write(repo, doc, key, old, cvmfs)
+
+
+def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str | None = None,
+                     expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
+                     now: float | None = None) -> Channel:
+    """A new document (higher ``seq``) pointing back at an earlier release of the channel's
+    history: ``to`` ("N/V"), or by default the release before the current one."""
+    repo = Repository.open(root)
+    old = _current(repo, channel)
+    if old is None:
+        raise NotFoundError(f"channel {channel} does not exist in {repo.root}; nothing to roll back")
+    if to is None:
+        earlier = [e for e in old.previous if e.release != old.release]
+        if not earlier:
+            raise UsageError(f"channel {channel} has no earlier release to roll back to (history: {old.release})")
+        to = earlier[0].release
+    elif all(e.release != to for e in old.previous):
+        raise UsageError(f"{to} is not in the history of channel {channel}; use `channel set` to point it at a new release")
+    return set_channel(root, channel, to, key, expires=expires, cvmfs=cvmfs, now=now)
+
+
+def channel_history(root: str | Path, channel: str) -> tuple[ChannelEntry, ...]:
+    """Every state of ``channel``, newest first (seq, release, release hash, issue time)."""
+    repo = Repository.open(root)
+    old = _current(repo, channel)
+    if old is None:
+        raise NotFoundError(f"channel {channel} does not exist in {repo.root} (channels: {', '.join(repo.channels()) or 'none'})")
+    return old.history()

@@ -1,0 +1,58 @@
+"""CVMFS transactions around repository writes: ``cvmfs_server transaction`` ... ``publish``, ``abort`` on failure."""
+from __future__ import annotations
+
+import re
+import subprocess
+from contextlib import contextmanager
+from typing import Iterator
+
+from depotdelivery.errors import PublishError
+
+__all__ = ["abort", "tag_name", "transaction"]
+
+# cvmfs_server tag names: letters, digits and . _ - (cvmfs_server's check_tag_name / docs
+# "Named Snapshots"); anything else in a release name/version becomes '_'.
+_TAG_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def tag_name(text: str) -> str:
+    return _TAG_BAD.sub("_", text)
+
+
+def _run(args: list[str]) -> None:
+    try:
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise PublishError(f"`{args[0]}` not found: --cvmfs needs the CVMFS release manager tools on this machine") from None
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise PublishError(f"`{' '.join(args)}` failed (exit {proc.returncode}): {detail[-1] if detail else 'no output'}")
+
+
+def abort(fqrn: str) -> None:
+    """Discard the open transaction of ``fqrn`` (``-f``: without asking)."""
+    _run(["cvmfs_server", "abort", "-f", fqrn])
+
+
+@contextmanager
+def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False) -> Iterator[None]:
+    """Open a transaction on ``fqrn`` (unless the caller already did), run the body, then
+    publish with a named tag; on any failure abort, so no transaction is ever left open."""
+    if not already_open:
+        _run(["cvmfs_server", "transaction", fqrn])
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            abort(fqrn)
+        except PublishError as abort_exc:
+            raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from exc
+        raise
+    try:
+        _run(["cvmfs_server", "publish", "-a", tag_name(tag), "-m", message, fqrn])
+    except PublishError as exc:
+        try:
+            abort(fqrn)
+        except PublishError as abort_exc:
+            raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from None
+        raise PublishError(f"{exc}; the transaction was aborted, the repository is unchanged") from None

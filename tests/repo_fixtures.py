@@ -1,0 +1,92 @@
+"""Small depots and repositories for the store/publish tests: files, executables, symlinks,
+nested directories, nanosecond mtimes, and a variant with a real ELF sysimage."""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from depotdelivery.julia.elfimage import write_image
+from depotdelivery.julia.features import feature_table
+from depotdelivery.julia.targetdata import ImageTarget, TargetData
+
+BASE_NS = 1_730_419_200_123_456_789  # 2024-11-01, with a nanosecond part Julia 1.10 would compare
+
+
+def tree_digest(root: Path) -> str:
+    """A hash of everything observable in a directory tree: names, types, modes, mtimes,
+    sizes, contents, link targets. Equal digests = byte-for-byte the same repository."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, root)}\0{st.st_mode}\0{st.st_mtime_ns}\0{st.st_size}\0".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif os.path.isfile(p):
+                with open(p, "rb") as fh:
+                    h.update(fh.read())
+    st = os.stat(root)
+    h.update(f"{st.st_mode}".encode())
+    return h.hexdigest()
+
+
+def write(path: Path, data: bytes | str, *, mode: int = 0o644, mtime_ns: int = BASE_NS) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.chmod(path, mode)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def build_depot(root: Path, *, packages: tuple[str, ...] = ("Foo", "Bar"), julia: str = "1.11",
+                env: str = "hep", salt: str = "", big: int = 0) -> Path:
+    """A shared depot: packages, an environment, an artifact with an executable and a
+    relative symlink, a registry, compiled caches. ``salt`` changes one package's source."""
+    d = root
+    for i, name in enumerate(packages):
+        pkg = d / "packages" / name / f"Ab{i}cD"
+        write(pkg / "Project.toml", f'name = "{name}"\nuuid = "00000000-0000-0000-0000-00000000000{i}"\n',
+              mtime_ns=BASE_NS + i)
+        write(pkg / "src" / f"{name}.jl", f"module {name}\n# {salt if i == 0 else ''}\nend\n", mtime_ns=BASE_NS + 10 + i)
+        write(d / "compiled" / f"v{julia}" / name / f"x{i}_y.ji", hashlib.sha256(name.encode()).digest() * 8,
+              mtime_ns=BASE_NS + 20 + i)
+    art = d / "artifacts" / "0123456789abcdef0123456789abcdef01234567"
+    write(art / "lib" / "libfoo.so", b"\x7fELF fake library" * 100, mode=0o755, mtime_ns=BASE_NS + 30)
+    os.symlink("libfoo.so", art / "lib" / "libfoo.so.1")
+    os.utime(art / "lib" / "libfoo.so.1", ns=(BASE_NS + 31, BASE_NS + 31), follow_symlinks=False)
+    write(art / "bin" / "tool", "#!/bin/sh\necho tool\n", mode=0o755, mtime_ns=BASE_NS + 32)
+    if big:
+        write(art / "share" / "big.bin", os.urandom(big), mtime_ns=BASE_NS + 33)
+    write(d / "environments" / env / "Project.toml", "[deps]\n" + "".join(f'{p} = "x"\n' for p in packages),
+          mtime_ns=BASE_NS + 40)
+    write(d / "environments" / env / "Manifest.toml", "# manifest\n", mtime_ns=BASE_NS + 41)
+    write(d / "registries" / "General.toml", "[General]\n", mtime_ns=BASE_NS + 50)
+    (d / "logs").mkdir()
+    for dirpath, dirnames, _ in os.walk(d):
+        for n in dirnames:
+            os.utime(os.path.join(dirpath, n), ns=(BASE_NS + 60, BASE_NS + 60))
+    return d
+
+
+def sysimage_blob(arch: str = "x86_64", julia: str = "1.11",
+                  targets: tuple[tuple[str, tuple[str, ...]], ...] = (("haswell", ("avx2", "bmi2", "fma")),)) -> bytes:
+    table = feature_table(arch, julia)
+    zero = tuple([0] * table.nwords)
+    return TargetData(tuple(
+        ImageTarget(flags=0, en_words=table.words(table.enable_depends(feats)), dis_words=zero, name=name)
+        for name, feats in targets)).to_bytes()
+
+
+def build_variant(root: Path, *, arch: str = "x86_64", julia: str = "1.11", sysimage: bool = True,
+                  targets: tuple[tuple[str, tuple[str, ...]], ...] = (("haswell", ("avx2", "bmi2", "fma")),)) -> Path:
+    """``variants/<target>/``: a real ELF sysimage carrying clone-target data, plus caches."""
+    root.mkdir(parents=True)
+    if sysimage:
+        write_image(root / "sys.so", sysimage_blob(arch, julia, targets), machine=arch)
+        os.utime(root / "sys.so", ns=(BASE_NS + 70, BASE_NS + 70))
+    write(root / "depot" / "compiled" / f"v{julia}" / "Foo" / "x0_y.so", b"pkgimage" * 64, mode=0o755,
+          mtime_ns=BASE_NS + 71)
+    return root
