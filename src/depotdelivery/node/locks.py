@@ -97,12 +97,15 @@ def acquire_lease(leases_dir: Path, key: str) -> Lease:
     name = f"{os.getpid()}-{os.urandom(4).hex()}"
     tmp = directory / f".{name}.tmp"
     try:
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileNotFoundError:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as exc:
-        raise CacheError(f"cannot create lease {tmp}: {exc.strerror}") from None
+        from depotdelivery.node.cache import cache_error
+
+        raise cache_error("create lease", tmp, exc) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.set_inheritable(fd, True)

@@ -1,0 +1,325 @@
+"""prepare(): configuration -> verified channel/release -> variant -> lease -> hydrated depot -> Prepared.
+
+The hot path (depot already complete) reads a few small JSON records and takes the job's
+lease; it takes no lock, verifies no signature it already verified for the same bytes, and
+imports neither ``cryptography`` nor ``archspec`` (nor ``filelock``, ``subprocess``, ``tomllib``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from depotdelivery.errors import CacheError, UsageError
+from depotdelivery.node import trust
+from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, rmtree
+from depotdelivery.node.config import Config, resolve
+from depotdelivery.node.locks import Lease, acquire_lease, hydration_lock
+
+if TYPE_CHECKING:
+    from depotdelivery.cpu import HostCPU
+    from depotdelivery.node.hydrate import Layer
+    from depotdelivery.store.release import Release, Variant
+
+__all__ = ["Prepared", "depot_key", "julia_index", "prepare", "prepare_config"]
+
+HYDRATION_LOG = "hydrations.log"
+
+
+@dataclass(slots=True, kw_only=True)
+class Prepared:
+    """A ready depot stack for one job: the environment and Julia arguments that use it.
+
+    Holds the job's lease (an open, inheritable flock-ed descriptor) for as long as this
+    process, or a process it ``exec``s, runs."""
+
+    depot_path: tuple[str, ...]
+    env: dict[str, str]
+    julia_args: tuple[str, ...]
+    release: str
+    release_id: str
+    variant: str
+    mode: str
+    key: str
+    depot: str
+    why: str
+    hydrated: bool  # True if this call built the depot
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per phase
+    lease: Lease | None = field(default=None, repr=False)
+
+    def apply(self) -> None:
+        """Export :attr:`env` into ``os.environ`` (for code that starts Julia itself)."""
+        os.environ.update(self.env)
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` with :attr:`julia_args` inserted right after the first ``julia``
+        executable (``srun julia x.jl`` works too), unless it already names a sysimage."""
+        out = list(argv)
+        i = julia_index(out)
+        if i is None or not self.julia_args:
+            return out
+        if any(a in ("-J", "--sysimage") or a.startswith(("-J", "--sysimage=")) for a in out[i + 1:]):
+            return out
+        return out[: i + 1] + list(self.julia_args) + out[i + 1:]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"depot_path": list(self.depot_path), "env": dict(self.env), "julia_args": list(self.julia_args),
+                "release": self.release, "release_id": self.release_id, "variant": self.variant,
+                "mode": self.mode, "key": self.key, "depot": self.depot, "why": self.why,
+                "hydrated": self.hydrated, "timings": dict(self.timings),
+                "lease": None if self.lease is None else str(self.lease.path)}
+
+
+def julia_index(argv: Sequence[str]) -> int | None:
+    """Index of the first argument naming a Julia executable (``julia``, ``julia-1.11``, a path)."""
+    for i, arg in enumerate(argv):
+        base = os.path.basename(arg)
+        if base == "julia" or (base.startswith("julia-") and base[6:7].isdigit()):
+            return i
+    return None
+
+
+def depot_key(release_id: str, variant: str, mode: str) -> str:
+    return f"{release_id[:16]}-{variant}-{mode}"
+
+
+def prepare(**overrides: Any) -> Prepared:
+    """Prepare the depot stack for a job on this node (see docs/configuration.md for the keys:
+    ``repo``, ``channel``, ``release``, ``mode``, ``cache``, ``trusted_keys``, ``microarch``,
+    ``cpuinfo``, ``lock_timeout``). ``host=HostCPU`` may be passed to skip detection."""
+    t0 = time.perf_counter()
+    host = overrides.pop("host", None)
+    return prepare_config(resolve(overrides), host=host, started=t0)
+
+
+def _ms(t: float) -> float:
+    return round((time.perf_counter() - t) * 1000, 3)
+
+
+def _repo_id(root: Path) -> str:
+    """The repository id from ``depotdelivery-repo.json`` (one small read); anything unusual
+    goes through the store's reader for the proper error (``cvmfs_config probe`` hint)."""
+    try:
+        with open(root / "depotdelivery-repo.json", "rb") as f:
+            repo_id = json.loads(f.read()).get("id")
+        if isinstance(repo_id, str) and repo_id.isalnum():
+            return repo_id
+    except (OSError, ValueError, AttributeError):
+        pass
+    from depotdelivery.store.repo import Repository
+
+    return Repository.open(root).repo_id
+
+
+def _host_key(cfg: Config) -> str:
+    """What the cached selection depends on besides the release: the machine and overrides.
+    (A cache shared between nodes of different CPUs with equal host names is not supported.)"""
+    import zlib
+
+    u = os.uname()
+    text = f"{u.nodename}\0{u.machine}\0{cfg.microarch or ''}\0{cfg.cpuinfo or ''}"
+    return f"{zlib.crc32(text.encode()):08x}"
+
+
+def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float | None = None) -> Prepared:
+    """:func:`prepare` for an already resolved :class:`Config`."""
+    t0 = time.perf_counter() if started is None else started
+    timings: dict[str, float] = {}
+    if cfg.repo is None:
+        raise UsageError("no repository configured: pass repo=..., use --repo, or set DEPOTDELIVERY_REPO "
+                         "(see docs/configuration.md)")
+    root = Path(cfg.repo)
+    cache = NodeCache(cfg.cache)
+    repo_id = _repo_id(root)
+    release: Release | None = None
+    if cfg.release is not None:
+        ref = cfg.release
+        release_id = trust.remembered_release_id(cache, root, repo_id, ref, cfg.trusted_keys)
+        if release_id is None:
+            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=None)
+            release_id = release.id
+    else:
+        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys)
+        ref, release_id = facts.release, facts.release_hash
+    timings["verify"] = _ms(t0)
+
+    t = time.perf_counter()
+    selection_path = cache.selections / f"{release_id[:16]}-{_host_key(cfg)}.json"
+    chosen = cache.read_json(selection_path)
+    if not (isinstance(chosen, dict) and isinstance(chosen.get("variant"), str)):
+        if release is None:
+            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
+        chosen = _select(cfg, cache, release, host, selection_path)
+    timings["select"] = _ms(t)
+
+    t = time.perf_counter()
+    key = depot_key(release_id, chosen["variant"], cfg.mode)
+    # The lease comes before the completeness check: gc checks leases, renames the depot away
+    # and checks again, so a job that saw the depot complete is always seen by gc.
+    lease = acquire_lease(cache.leases, key)
+    record = cache.read_complete(key)
+    hydrated = False
+    if record is None or (record.get("mount") and not os.path.ismount(record["mount"])):
+        if release is None:
+            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
+        record, hydrated = _hydrate(cfg, cache, root, release, chosen["variant"], key)
+    timings["hydrate" if hydrated else "lease"] = _ms(t)
+    timings["total"] = _ms(t0)
+    return Prepared(depot_path=tuple(record["depot_path"]), env=dict(record["env"]),
+                    julia_args=tuple(record["julia_args"]), release=record["release"]["ref"],
+                    release_id=record["release"]["id"], variant=record["variant"], mode=record["mode"],
+                    key=key, depot=record["depot"], why=chosen.get("why", ""), hydrated=hydrated,
+                    timings=timings, lease=lease)
+
+
+def _select(cfg: Config, cache: NodeCache, release: "Release", host: "HostCPU | None",
+            path: Path) -> dict[str, Any]:
+    from depotdelivery.select import select
+
+    if host is None:
+        host = detect_host(cfg)
+    selection = select(release, host)
+    chosen = {"variant": selection.target, "why": selection.why, "selection": selection.to_dict()}
+    cache.ensure()
+    cache.write_json(path, chosen)
+    return chosen
+
+
+def detect_host(cfg: Config) -> "HostCPU":
+    """The host CPU as configured: ``microarch`` override, a recorded ``cpuinfo``, or CPUID."""
+    from depotdelivery.cpu import detect
+
+    return detect(cpuinfo=cfg.cpuinfo, microarch=cfg.microarch)
+
+
+def layers(root: Path, release: "Release", variant: "Variant", *, listings: bool) -> list["Layer"]:
+    """The read-only depots of ``variant``, highest priority first: the variant's own depot
+    (its precompiled caches), then the release's shared depot."""
+    from depotdelivery.node.hydrate import Layer
+    from depotdelivery.store.repo import Repository
+
+    release_dir = root / "releases" / release.name / release.version
+    repo = Repository.open(root) if listings else None
+
+    def entries(tree: str, prefix: str) -> Any:
+        def read() -> Any:
+            assert repo is not None
+            for entry in repo.read_listing(release, tree):
+                if entry.path.startswith(prefix):
+                    yield _Relative(entry, entry.path[len(prefix):])
+        return read if listings else None
+
+    return [
+        Layer(name=f"variant {variant.target}", root=release_dir / variant.path / "depot",
+              entries=entries(variant.tree, "depot/")),
+        Layer(name="shared depot", root=release_dir / release.shared.path, entries=entries(release.shared.tree, "")),
+    ]
+
+
+class _Relative:
+    """A listing entry seen from a subdirectory of its tree (the variant's ``depot/``)."""
+
+    __slots__ = ("entry", "path")
+
+    def __init__(self, entry: Any, path: str) -> None:
+        self.entry, self.path = entry, path
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.entry, name)
+
+
+def _hydrate(cfg: Config, cache: NodeCache, root: Path, release: "Release", target: str,
+             key: str) -> tuple[dict[str, Any], bool]:
+    from depotdelivery.node import hydrate
+
+    variant = release.variant(target)
+    stack = layers(root, release, variant, listings=cfg.mode == "copy")
+    cache.ensure()
+    with hydration_lock(cache.lock_file(key), cfg.lock_timeout):
+        final = cache.depot_dir(key)
+        record = cache.read_complete(key)
+        if record is not None:
+            if record.get("mount") and not os.path.ismount(record["mount"]):
+                hydrate.mount_overlay(stack, final)  # a reboot or another mount namespace lost it
+            return record, False
+        t = time.perf_counter()
+        cache.clean_tmp(key)
+        if os.path.lexists(final):
+            rmtree(final)  # no valid completion record: never a depot anyone may use
+        build = cache.build_dir(key)
+        try:
+            done = hydrate.hydrate(cfg.mode, stack, build, final)
+            sysimage = _sysimage(cfg, root, release, variant, build, final)
+            record = _record(cfg, release, variant, key, stack, done, sysimage)
+            cache.write_json(build / COMPLETE, record)
+            if cfg.mode == "copy":
+                from depotdelivery.store.atomic import syncfs
+
+                syncfs(build)  # the copied bytes reach the disk before the rename publishes them
+            os.rename(build, final)
+        except OSError as exc:
+            rmtree(build)
+            if isinstance(exc, CacheError):
+                raise
+            raise cache_error(f"hydrate ({cfg.mode} mode) depot", final, exc) from None
+        except BaseException:
+            rmtree(build)
+            raise
+        if done.mount:
+            hydrate.mount_overlay(stack, final)
+        _log(cache, {"key": key, "pid": os.getpid(), "time": time.time(), "mode": cfg.mode,
+                     "files": done.files, "seconds": round(time.perf_counter() - t, 6)})
+    return record, True
+
+
+def _sysimage(cfg: Config, root: Path, release: "Release", variant: "Variant", build: Path,
+              final: Path) -> str | None:
+    """The sysimage path Julia gets: the repository's file, or in copy mode a verified copy."""
+    if variant.sysimage is None:
+        return None
+    src = root / "releases" / release.name / release.version / variant.sysimage.path
+    if cfg.mode != "copy":
+        return str(src)
+    from depotdelivery.errors import IntegrityError
+    from depotdelivery.store.hashing import copy_with_hash
+
+    name = os.path.basename(variant.sysimage.path)
+    digest, size = copy_with_hash(src, build / name)
+    if (digest, size) != (variant.sysimage.blake3, variant.sysimage.size):
+        raise IntegrityError(f"{src}: sysimage does not match release {release.ref} (blake3 {digest[:16]}..., "
+                             f"size {size}; signed {variant.sysimage.blake3[:16]}..., size {variant.sysimage.size})")
+    os.chmod(build / name, 0o555)
+    return str(final / name)
+
+
+def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack: list["Layer"],
+            done: Any, sysimage: str | None) -> dict[str, Any]:
+    project_base = str(stack[-1].root) if cfg.mode == "stack" else done.depot
+    env = {
+        "JULIA_DEPOT_PATH": ":".join(done.depot_path) + ":",  # trailing ':' keeps the bundled stdlib depots
+        "JULIA_PROJECT": os.path.join(project_base, release.project),
+        "JULIA_PKG_OFFLINE": "true",
+        "JULIA_PKG_PRECOMPILE_AUTO": "0",
+        "JULIA_CPU_TARGET": variant.cpu_target,
+        "DEPOTDELIVERY_RELEASE": release.ref,
+        "DEPOTDELIVERY_VARIANT": variant.target,
+    }
+    return {
+        "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target,
+        "release": {"ref": release.ref, "id": release.id, "julia_version": release.julia_version},
+        "repo": cfg.repo, "depot_path": list(done.depot_path), "depot": done.depot, "mount": done.mount,
+        "env": env, "julia_args": ["--sysimage", sysimage] if sysimage else [], "sysimage": sysimage,
+        "files": done.files, "created": time.time(),
+    }
+
+
+def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
+    line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+    fd = os.open(cache.root / HYDRATION_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, line)  # one write() with O_APPEND: lines from concurrent jobs never interleave
+    finally:
+        os.close(fd)

@@ -1,0 +1,118 @@
+"""Variant selection: which published sysimage Julia will accept on a host, ranked by the clone
+Julia would pick, with the reasons for the choice and for every rejection."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from depotdelivery.errors import NoCompatibleVariantError
+
+if TYPE_CHECKING:
+    from depotdelivery.cpu import HostCPU
+    from depotdelivery.store.release import Release, Variant
+
+__all__ = ["Selection", "Verdict", "select"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """One variant judged for the host: accepted with the clone Julia picks and its rank, or
+    rejected with the reason (per clone, the features the host lacks, by name)."""
+
+    target: str
+    accepted: bool
+    clone_index: int | None
+    clone_name: str | None
+    rank: tuple[int, ...] | None  # (name match, vector bytes, feature count, full clone, -clones)
+    reason: str
+    missing: tuple[tuple[str, tuple[str, ...]], ...]  # (clone name, missing features) per rejected clone
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "accepted": self.accepted, "clone_index": self.clone_index,
+                "clone": self.clone_name, "rank": None if self.rank is None else list(self.rank),
+                "reason": self.reason, "missing": {name: list(feats) for name, feats in self.missing}}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """The chosen variant and why, plus every variant's verdict (best first)."""
+
+    release: str
+    host_cpu: str
+    host_arch: str
+    julia_version: str
+    variant: "Variant"
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def target(self) -> str:
+        return self.variant.target
+
+    @property
+    def why(self) -> str:
+        chosen = self.verdicts[0]
+        others = [v for v in self.verdicts[1:]]
+        text = (f"variant {chosen.target} of {self.release}: Julia {self.julia_version} on host CPU "
+                f"{self.host_cpu} ({self.host_arch}) picks its clone {chosen.clone_name!r}; {chosen.reason}")
+        if others:
+            text += "; others: " + "; ".join(f"{v.target}: {v.reason}" for v in others)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"release": self.release, "host_cpu": self.host_cpu, "host_arch": self.host_arch,
+                "julia_version": self.julia_version, "variant": self.variant.target,
+                "cpu_target": self.variant.cpu_target, "why": self.why,
+                "verdicts": [v.to_dict() for v in self.verdicts]}
+
+
+def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: str | None = None) -> Selection:
+    """Pick the variant of ``release`` whose sysimage Julia accepts on ``host`` (default: the
+    detected CPU) with the best clone: Julia's own ranking (julia-formats.md "Which clone Julia
+    picks") compared across variants, then a clone compiled in full (first target or
+    ``clone_all``), then fewer clones. Raises :class:`NoCompatibleVariantError` listing each
+    variant and what it lacks when Julia would reject them all."""
+    if host is None:
+        from depotdelivery.cpu import detect
+
+        host = detect()
+    version = julia_version or release.julia_version
+    host_cpu = host.julia_cpu(version)
+    host_features = host.julia_features(version)
+    verdicts = [_judge(v, host.arch, host_cpu, host_features, version) for v in release.variants]
+    accepted = sorted((v for v in verdicts if v.accepted), key=lambda v: v.rank, reverse=True)  # type: ignore[arg-type, return-value]
+    rejected = [v for v in verdicts if not v.accepted]
+    if not accepted:
+        detail = "; ".join(f"{v.target}: {v.reason}" for v in verdicts) or "the release has no variants"
+        raise NoCompatibleVariantError(
+            f"no variant of release {release.ref} can run on this host ({host_cpu}, {host.arch}, "
+            f"Julia {version}): {detail}. Publish a variant for this CPU (e.g. `generic`), or "
+            "override detection with --microarch / DEPOTDELIVERY_MICROARCH")
+    return Selection(release=release.ref, host_cpu=host_cpu, host_arch=host.arch, julia_version=version,
+                     variant=release.variant(accepted[0].target), verdicts=(*accepted, *rejected))
+
+
+def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: frozenset[str],
+           julia_version: str) -> Verdict:
+    from depotdelivery.julia import clones
+
+    if variant.arch != host_arch:
+        return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
+                       reason=f"built for {variant.arch}, host is {host_arch}", missing=())
+    if not variant.clones:
+        return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
+                       reason="records no clone targets (cannot tell whether Julia accepts it)", missing=())
+    match = clones.match_targets(host_features, host_cpu, variant.clones, variant.arch, julia_version)
+    missing = tuple((name, tuple(sorted(feats))) for _index, name, feats in match.rejections)
+    if not match.accepted:
+        lacks = "; ".join(f"clone {name!r} needs {', '.join(feats) or '(nothing?)'}" for name, feats in missing)
+        return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
+                       reason=f"Julia would refuse it (\"Unable to find compatible target\"): {lacks}",
+                       missing=missing)
+    clone = variant.clones[match.index]
+    features = frozenset(clone.features)
+    full = match.index == 0 or bool(clone.flags & clones.CLONE_ALL)
+    rank = (int(clone.name == host_cpu), clones.vector_size(features, variant.arch), len(features),
+            int(full), -len(variant.clones))
+    how = "same CPU name as the host" if rank[0] else f"{rank[1]}-byte vectors, {rank[2]} features"
+    return Verdict(target=variant.target, accepted=True, clone_index=match.index, clone_name=clone.name,
+                   rank=rank, reason=f"accepted, clone {clone.name!r}: {how}", missing=missing)
