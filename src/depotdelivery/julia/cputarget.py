@@ -35,7 +35,7 @@ __all__ = [
     "CLONE_SIMD", "MINSIZE", "OPTSIZE", "STORED_FLAGS", "UNKNOWN_NAME", "VEC_CALL",
     "TargetSpec", "cpu_features", "cpu_names", "format_cpu_target", "jit_target",
     "julia_cpu_for_microarch", "lint_cpu_target", "normalize_cpu_name", "parse_cpu_target",
-    "recommended_cpu_target", "to_image_target",
+    "recommended_cpu_target", "to_image_target", "vector_size",
 ]
 
 # The only flags an image keeps: jl_reflect_clone_targets / aotcompile.cpp store
@@ -521,11 +521,13 @@ def julia_cpu_for_microarch(microarch: str, arch: str, julia_version: str) -> tu
     raise UsageError(f"microarchitecture {microarch!r} is not a {arch} one")
 
 
-def _vector_size(enabled: frozenset[str], arch: str) -> int:
-    # max_vector_size (src/processor_x86.cpp, src/processor_arm.cpp)
+def vector_size(enabled: Iterable[str], arch: str) -> int:
+    """``max_vector_size``: x86 avx512f 64, avx 32, else 16; aarch64 sve2 256, sve 128, else 16
+    (src/processor_x86.cpp, src/processor_arm.cpp)."""
+    s = frozenset(enabled)
     if arch == "x86_64":
-        return 64 if "avx512f" in enabled else 32 if "avx" in enabled else 16
-    return 256 if "sve2" in enabled else 128 if "sve" in enabled else 16
+        return 64 if "avx512f" in s else 32 if "avx" in s else 16
+    return 256 if "sve2" in s else 128 if "sve" in s else 16
 
 
 def recommended_cpu_target(microarchs: Iterable[str], arch: str, julia_version: str) -> str:
@@ -541,7 +543,7 @@ def recommended_cpu_target(microarchs: Iterable[str], arch: str, julia_version: 
         if name != "generic":
             names[name] = _resolve(_Arg(name=name, en=set(), dis=set(), ext=[]), table, None,
                                    False).enabled
-    order = sorted(names, key=lambda n: (_vector_size(names[n], arch), len(names[n]), n))
+    order = sorted(names, key=lambda n: (vector_size(names[n], arch), len(names[n]), n))
     parts = ["generic"]
     for i, name in enumerate(order):
         parts.append(f"{name},clone_all" if i == 0 else f"{name},base(1)")
