@@ -1,10 +1,279 @@
-"""Subcommands of this area (filled in by its issue)."""
+"""Node subcommands: select, prepare, env, exec, check, status, gc."""
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any
+
+from depotdelivery.errors import UsageError
 
 __all__ = ["register"]
 
+_SHELLS = ("sh", "csh", "fish", "json")
+
+
+def _add_config(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
+    g = p.add_argument_group("configuration (docs/configuration.md; flags beat DEPOTDELIVERY_* and config files)")
+    g.add_argument("--repo", help="repository root (DEPOTDELIVERY_REPO)")
+    which = g.add_mutually_exclusive_group()
+    which.add_argument("--channel", help="channel to follow (default: stable)")
+    which.add_argument("--release", metavar="NAME/VERSION", help="pin a release instead of a channel")
+    if mode:
+        g.add_argument("--mode", choices=("stack", "symlink", "copy", "overlay"), help="hydration mode (default: stack)")
+    g.add_argument("--cache", help="node cache directory (DEPOTDELIVERY_CACHE)")
+    g.add_argument("--trust", dest="trusted_keys", metavar="DIR", help="trusted publisher keys directory")
+    host = g.add_mutually_exclusive_group()
+    host.add_argument("--microarch", help="override CPU detection (e.g. haswell, zen4, neoverse_v1)")
+    host.add_argument("--cpuinfo", metavar="FILE", help="detect the CPU from a recorded /proc/cpuinfo")
+    g.add_argument("--lock-timeout", dest="lock_timeout", type=float, metavar="SECONDS",
+                   help="how long to wait for another job's hydration (default: 600)")
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from depotdelivery.node.config import KEYS, resolve
+
+    return resolve({k.name: getattr(args, k.name, None) for k in KEYS})
+
+
+def _prepare(args: argparse.Namespace) -> Any:
+    from depotdelivery.node.prepare import prepare_config
+
+    return prepare_config(_config(args))
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    from depotdelivery.cli import emit_json
+
+    emit_json(obj)
+
+
+# ---- select -------------------------------------------------------------------------------------
+
+def _cmd_select(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from depotdelivery.node import trust
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.prepare import repo_id_of, detect_host
+    from depotdelivery.select import select
+
+    cfg = _config(args)
+    if cfg.repo is None:
+        raise UsageError("no repository configured: use --repo or set DEPOTDELIVERY_REPO")
+    root, cache = Path(cfg.repo), NodeCache(cfg.cache)
+    repo_id = repo_id_of(root)
+    if cfg.release is not None:
+        release = trust.load_release(cache, root, repo_id, cfg.release, cfg.trusted_keys, expected_id=None)
+    else:
+        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys)
+        release = trust.load_release(cache, root, repo_id, facts.release, cfg.trusted_keys,
+                                     expected_id=facts.release_hash)
+    selection = select(release, detect_host(cfg))
+    if args.json:
+        _emit(selection.to_dict())
+        return 0
+    print(f"{selection.target}  ({selection.variant.cpu_target})")
+    for v in selection.verdicts:
+        mark = "*" if v.target == selection.target else ("+" if v.accepted else "-")
+        print(f"  {mark} {v.target}: {v.reason}")
+    return 0
+
+
+# ---- prepare / env / exec -------------------------------------------------------------------------
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    if args.json:
+        _emit(prepared.to_dict())
+        return 0
+    print(f"{prepared.release} variant {prepared.variant}, {prepared.mode} mode"
+          f" ({'hydrated' if prepared.hydrated else 'ready'} in {prepared.timings['total']:.1f} ms)")
+    print(f"JULIA_DEPOT_PATH={prepared.env['JULIA_DEPOT_PATH']}")
+    if prepared.julia_args:
+        print(f"julia {' '.join(shlex.quote(a) for a in prepared.julia_args)}")
+    print(f"why: {prepared.why}")
+    return 0
+
+
+def render_env(env: dict[str, str], shell: str) -> str:
+    """``env`` as statements for ``eval`` in ``shell`` (or one JSON object)."""
+    if shell == "json":
+        return json.dumps(env, sort_keys=True) + "\n"
+    lines = []
+    for name, value in sorted(env.items()):
+        if shell == "sh":
+            lines.append(f"export {name}={shlex.quote(value)};")
+        elif shell == "csh":
+            # csh has no escape inside single quotes; '!' needs a backslash even there
+            quoted = "'" + value.replace("'", "'\\''").replace("!", "\\!") + "'"
+            lines.append(f"setenv {name} {quoted};")
+        elif shell == "fish":
+            quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            lines.append(f"set -gx {name} {quoted};")
+        else:
+            raise UsageError(f"unknown shell {shell!r} (expected one of {', '.join(_SHELLS)})")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    prepared = _prepare(args)
+    env = dict(prepared.env)
+    sys.stdout.write(render_env(env, args.shell))
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    argv = list(args.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise UsageError("exec needs a command: depotdelivery exec [options] -- julia script.jl ...")
+    prepared = _prepare(args)
+    env = {**os.environ, **prepared.env}
+    command = prepared.command(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The lease descriptor is inheritable: the job keeps the depot leased for as long as it runs,
+    # and execvpe passes its signals and exit status straight through.
+    try:
+        os.execvpe(command[0], command, env)
+    except OSError as exc:
+        raise UsageError(f"cannot run {command[0]!r}: {exc.strerror}") from None
+    return 127  # pragma: no cover - execvpe does not return
+
+
+# ---- check ------------------------------------------------------------------------------------------
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from depotdelivery.julia.stale import format_report, predict
+    from depotdelivery.node import trust
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.prepare import repo_id_of, detect_host
+
+    cfg = _config(args)
+    prepared = _prepare(args)
+    root = Path(cfg.repo)
+    release = trust.load_release(NodeCache(cfg.cache), root, repo_id_of(root), prepared.release, cfg.trusted_keys,
+                                 expected_id=prepared.release_id)
+    variant = release.variant(prepared.variant)
+    report = predict(prepared.depot_path, julia_version=release.julia_version,
+                     sysimage_modules=[m.to_dict() for m in variant.sysimage_modules],
+                     host=detect_host(cfg), jit_target=variant.cpu_target,
+                     project=prepared.env.get("JULIA_PROJECT"))
+    warnings = []
+    if prepared.mode == "copy" and _minor(release.julia_version) <= (1, 10):
+        warnings.append(f"copy mode with Julia {release.julia_version}: its caches record the absolute "
+                        "paths of the published sources, so a copy makes them stale; use stack or symlink mode")
+    if args.json:
+        _emit({"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings})
+    else:
+        sys.stdout.write(format_report(report, verbose=args.verbose))
+        for w in warnings:
+            print(f"warning: {w}")
+    return 0
+
+
+def _minor(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+# ---- status / gc -----------------------------------------------------------------------------------
+
+def _cache_from(args: argparse.Namespace) -> Any:
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.config import resolve
+
+    return NodeCache(resolve({"cache": args.cache}).cache)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    cache = _cache_from(args)
+    depots = cache.status()
+    if args.json:
+        _emit({"cache": str(cache.root), "depots": [d.to_dict() for d in depots]})
+        return 0
+    print(f"node cache {cache.root}: {len(depots)} depot(s)")
+    now = time.time()
+    for d in depots:
+        state = "complete" if d.complete else "INCOMPLETE"
+        leases = f"{len(d.leases)} lease(s) (pids {', '.join(str(p) for p in d.leases)})" if d.leases else "no leases"
+        print(f"  {d.key}  {d.release or '?'} {d.variant or '?'} {d.mode or '?'}  {state}  "
+              f"{d.bytes / 1e6:.1f} MB, {d.files} files, last use {_ago(now - d.last_use)} ago, {leases}"
+              + ("  [mounted]" if d.mounted else ""))
+    return 0
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    from depotdelivery.node.cache import parse_age
+
+    older = None
+    if args.older_than is not None:
+        try:
+            older = parse_age(args.older_than)
+        except ValueError as exc:
+            raise UsageError(f"--older-than: {exc}") from None
+    if args.keep is not None and args.keep < 0:
+        raise UsageError("--keep must be >= 0")
+    report = _cache_from(args).gc(keep=args.keep, older_than=older)
+    if args.json:
+        _emit(report.to_dict())
+        return 0
+    print(f"removed {len(report.removed)} depot(s){': ' + ', '.join(report.removed) if report.removed else ''}; "
+          f"kept {len(report.kept_leased)} leased, {len(report.kept_busy)} being hydrated; "
+          f"{report.tmp_removed} build leftover(s) and {report.leases_reaped} dead lease(s) removed")
+    return 0
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add this area's subcommands to the parser."""
+    """Add the node subcommands to the parser."""
+    p = sub.add_parser("select", help="show which variant this host gets, and why")
+    _add_config(p, mode=False)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_select)
+
+    p = sub.add_parser("prepare", help="verify, select and hydrate the depot for jobs on this node")
+    _add_config(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_prepare)
+
+    p = sub.add_parser("env", help='print the job environment: eval "$(depotdelivery env)"')
+    _add_config(p)
+    p.add_argument("--shell", choices=_SHELLS, default="sh")
+    p.set_defaults(handler=_cmd_env)
+
+    p = sub.add_parser("exec", help="run a command (julia ...) in the prepared environment")
+    _add_config(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    p.set_defaults(handler=_cmd_exec)
+
+    p = sub.add_parser("check", help="predict which caches Julia will load or recompile on this node")
+    _add_config(p)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(handler=_cmd_check)
+
+    p = sub.add_parser("status", help="list the node cache's depots, sizes, last use and leases")
+    p.add_argument("--cache", help="node cache directory (DEPOTDELIVERY_CACHE)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_status)
+
+    p = sub.add_parser("gc", help="remove unused depots (never one a running job holds)")
+    p.add_argument("--cache", help="node cache directory (DEPOTDELIVERY_CACHE)")
+    p.add_argument("--keep", type=int, metavar="N", help="keep the N most recently used depots")
+    p.add_argument("--older-than", metavar="AGE", help="remove depots unused for AGE (30d, 12h, 15m, 45s)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_cmd_gc)

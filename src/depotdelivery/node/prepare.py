@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Prepared", "depot_key", "julia_index", "prepare", "prepare_config"]
+__all__ = ["Prepared", "depot_key", "detect_host", "julia_index", "layers", "prepare", "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
 
@@ -99,7 +99,7 @@ def _ms(t: float) -> float:
     return round((time.perf_counter() - t) * 1000, 3)
 
 
-def _repo_id(root: Path) -> str:
+def repo_id_of(root: Path) -> str:
     """The repository id from ``depotdelivery-repo.json`` (one small read); anything unusual
     goes through the store's reader for the proper error (``cvmfs_config probe`` hint)."""
     try:
@@ -133,7 +133,7 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
                          "(see docs/configuration.md)")
     root = Path(cfg.repo)
     cache = NodeCache(cfg.cache)
-    repo_id = _repo_id(root)
+    repo_id = repo_id_of(root)
     release: Release | None = None
     if cfg.release is not None:
         ref = cfg.release
