@@ -1,0 +1,214 @@
+"""detect(): the HostCPU of this machine (CPUID, else /proc/cpuinfo), of a recorded file, or of
+a named microarchitecture (DEPOTDELIVERY_MICROARCH)."""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Optional, Union
+
+from depotdelivery.cpu import _aarch64, _x86
+from depotdelivery.cpu._parse import CpuInfo, cpuinfo_int, parse_cpuid_dump, parse_cpuinfo, read_text
+from depotdelivery.cpu.host import HostCPU
+from depotdelivery.errors import UnsupportedError, UsageError
+
+__all__ = ["ENV_MICROARCH", "detect", "host_from_cpuinfo", "host_from_microarch", "host_from_registers"]
+
+ENV_MICROARCH = "DEPOTDELIVERY_MICROARCH"
+PROC_CPUINFO = "/proc/cpuinfo"
+MIDR_SYSFS = "/sys/devices/system/cpu/cpu0/regs/identification/midr_el1"
+_AT_HWCAP, _AT_HWCAP2 = 16, 26  # linux/auxvec.h
+_ARCH_X86_64, _ARCH_AARCH64 = 1, 2  # src/_cpuid.c dd_arch()
+
+_cache: dict[Optional[str], HostCPU] = {}
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+
+def detect(
+    registers: Optional[Mapping[tuple[int, int], tuple[int, int, int, int]]] = None,
+    *,
+    xcr0: Optional[int] = None,
+    cpuinfo: Optional[PathArg] = None,
+    cpuid_dump: Optional[PathArg] = None,
+    microarch: Optional[str] = None,
+) -> HostCPU:
+    """The host CPU.
+
+    With no argument: ``DEPOTDELIVERY_MICROARCH`` if set, else CPUID through the extension
+    (``source="cpuid"``), else ``/proc/cpuinfo`` (``source="cpuinfo"``); cached per process.
+    Explicit facts take precedence and are never cached: ``registers`` (a CPUID dump
+    ``{(leaf, subleaf): (eax, ebx, ecx, edx)}``, with ``xcr0``), a recorded ``cpuinfo`` file
+    or ``cpuid_dump`` file (``source="file"``), or a ``microarch`` name (``"override"``).
+    """
+    given = [x is not None for x in (registers, cpuinfo, cpuid_dump, microarch)]
+    if sum(given) > 1:
+        raise UsageError("give at most one of registers, cpuinfo, cpuid_dump, microarch")
+    if registers is not None:
+        return host_from_registers(registers, xcr0, source="cpuid")
+    if cpuid_dump is not None:
+        where = os.fspath(cpuid_dump)
+        return host_from_registers(parse_cpuid_dump(read_text(cpuid_dump, "CPUID dump"), where=where), xcr0, source="file")
+    if cpuinfo is not None:
+        where = os.fspath(cpuinfo)
+        return host_from_cpuinfo(parse_cpuinfo(read_text(cpuinfo, "cpuinfo file"), where=where), source="file")
+    if microarch is not None:
+        return host_from_microarch(microarch)
+    override = os.environ.get(ENV_MICROARCH) or None
+    host = _cache.get(override)
+    if host is None:
+        host = _cache[override] = host_from_microarch(override, env=True) if override else _live()
+    return host
+
+
+def _assumed_xcr0(registers: Mapping[tuple[int, int], tuple[int, int, int, int]]) -> int:
+    # A dump records no XCR0. Assume the OS saves every state the CPU supports (what Linux
+    # and Windows do): CPUID(0xD,0).EDX:EAX when recorded, else every state we test for.
+    if not registers.get((1, 0), (0, 0, 0, 0))[2] & (1 << 27):
+        return 0
+    leaf_d = registers.get((0xD, 0))
+    if leaf_d is not None and leaf_d[0]:
+        return (leaf_d[3] << 32) | leaf_d[0]
+    return 0x3 | _x86.XCR0_AVX | _x86.XCR0_AVX512 | _x86.XCR0_AMX
+
+
+def host_from_registers(
+    registers: Mapping[tuple[int, int], tuple[int, int, int, int]], xcr0: Optional[int], *, source: str
+) -> HostCPU:
+    """HostCPU of an x86_64 CPUID dump (never raises on odd register values)."""
+    regs = {
+        (int(leaf) & 0xFFFFFFFF, int(sub) & 0xFFFFFFFF): tuple(int(v) & 0xFFFFFFFF for v in values[:4])
+        for (leaf, sub), values in registers.items()
+    }
+    regs = {key: value + (0,) * (4 - len(value)) for key, value in regs.items()}
+    if xcr0 is None:
+        xcr0 = _assumed_xcr0(regs)
+    d = _x86.decode_x86(regs, xcr0)
+    return HostCPU(arch="x86_64", vendor=d.vendor, family=d.family, model=d.model, stepping=d.stepping,
+                   brand=d.brand, features=d.features, source=source, registers=regs, xcr0=xcr0)
+
+
+def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None) -> HostCPU:
+    """HostCPU of a parsed /proc/cpuinfo: the kernel's flags as they are, plus the registers
+    (x86) or HWCAPs (aarch64) those flags imply, for Julia's feature words."""
+    if info.arch == "x86_64":
+        vendor = info.fields.get("vendor_id", "")
+        family, model, stepping = (cpuinfo_int(info, k) for k in ("cpu family", "model", "stepping"))
+        regs, xcr0 = _x86.registers_from_flags(info.flags, vendor=vendor, family=family, model=model, stepping=stepping)
+        return HostCPU(arch="x86_64", vendor=vendor, family=family, model=model, stepping=stepping,
+                       brand=info.fields.get("model name", ""), features=info.flags, source=source,
+                       registers=regs, xcr0=xcr0)
+    hwcap, hwcap2 = _aarch64.hwcaps_from_features(info.flags)
+    if midr is None:
+        midr = _aarch64.midr_from_fields(*(cpuinfo_int(info, k) for k in (
+            "CPU implementer", "CPU variant", "CPU part", "CPU revision")))
+    return _aarch64_host(info.fields.get("CPU implementer"), midr, hwcap, hwcap2, info.flags, source)
+
+
+def _aarch64_host(implementer_text: Optional[str], midr: int, hwcap: int, hwcap2: int,
+                  features: frozenset[str], source: str) -> HostCPU:
+    fields = _aarch64.midr_fields(midr)
+    if implementer_text is None and not midr:
+        vendor = "generic"  # archspec's _canonicalize_aarch64_vendor without an implementer
+    else:
+        vendor = _aarch64.IMPLEMENTERS.get(fields.implementer, implementer_text or f"0x{fields.implementer:02x}")
+    return HostCPU(arch="aarch64", vendor=vendor, family=fields.implementer, model=fields.part,
+                   stepping=fields.revision, brand="", features=features, source=source,
+                   hwcap=hwcap, hwcap2=hwcap2, midr=midr)
+
+
+def host_from_microarch(name: str, *, env: bool = False) -> HostCPU:
+    """HostCPU with archspec's features for a microarchitecture name (``source="override"``)."""
+    from depotdelivery.cpu._archspec import microarchitectures
+
+    targets = microarchitectures()
+    root = name
+    while root in targets and targets[root]["from"]:
+        root = targets[root]["from"][0]
+    if name not in targets or root not in ("x86_64", "aarch64"):
+        valid = sorted(n for n in targets if _root(targets, n) in ("x86_64", "aarch64"))
+        origin = f"{ENV_MICROARCH}={name}" if env else f"microarchitecture {name!r}"
+        raise UsageError(f"{origin} is not an x86_64 or aarch64 archspec name; valid: {', '.join(valid)}")
+    record = targets[name]
+    features = _inherited_features(targets, name)
+    if "ssse3" in features:  # as archspec's Microarchitecture.__init__ adds it
+        features.add("sse3")
+    vendor = record["vendor"]
+    if root == "x86_64":
+        regs, xcr0 = _x86.registers_from_flags(features, vendor="" if vendor == "generic" else vendor)
+        host = HostCPU(arch="x86_64", vendor=vendor, brand=f"{name} ({ENV_MICROARCH})" if env else name,
+                       features=frozenset(features), source="override", registers=regs, xcr0=xcr0)
+    else:
+        codes = {v: k for k, v in _aarch64.IMPLEMENTERS.items()}
+        part = record.get("cpupart", "")
+        midr = 0
+        if vendor in codes and part.startswith("0x"):
+            midr = _aarch64.midr_from_fields(codes[vendor], 0, int(part, 16), 0)
+        hwcap, hwcap2 = _aarch64.hwcaps_from_features(features)
+        host = _aarch64_host(vendor, midr, hwcap, hwcap2, frozenset(features), "override")
+        host = host.replace(vendor=vendor)
+    host._memo["microarch"] = name  # the user named it: do not re-derive (archspec may pick a sibling)
+    return host
+
+
+def _root(targets: dict[str, Any], name: str) -> str:
+    while targets[name]["from"]:
+        name = targets[name]["from"][0]
+    return name
+
+
+def _inherited_features(targets: dict[str, Any], name: str) -> set[str]:
+    # archspec's Microarchitecture.features: its own plus every ancestor's
+    features = set(targets[name]["features"])
+    for parent in targets[name]["from"]:
+        features |= _inherited_features(targets, parent)
+    return features
+
+
+def _live() -> HostCPU:
+    try:
+        from depotdelivery._cpuid import ffi, lib  # the optional extension
+    except ImportError:
+        return _from_proc_cpuinfo()
+    arch = lib.dd_arch()
+    if arch == _ARCH_X86_64:
+        out = ffi.new("uint32_t[4]")
+        regs: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        lib.dd_cpuid(0, 0, out)
+        max_basic = out[0]
+        lib.dd_cpuid(0x80000000, 0, out)
+        max_ext = out[0]
+        for leaf, sub in _x86.LEAVES:
+            if leaf <= (max_ext if leaf >= 0x80000000 else max_basic):
+                lib.dd_cpuid(leaf, sub, out)
+                regs[(leaf, sub)] = (out[0], out[1], out[2], out[3])
+        osxsave = regs.get((1, 0), (0, 0, 0, 0))[2] & (1 << 27)
+        xcr0 = lib.dd_xgetbv(0) if osxsave else 0  # XGETBV faults unless the OS enabled it
+        return host_from_registers(regs, xcr0, source="cpuid")
+    if arch == _ARCH_AARCH64:
+        hwcap, hwcap2 = lib.dd_getauxval(_AT_HWCAP), lib.dd_getauxval(_AT_HWCAP2)
+        midr = _sysfs_midr()
+        if midr is None:
+            return _from_proc_cpuinfo(hwcap=(hwcap, hwcap2))
+        return _aarch64_host(None, midr, hwcap, hwcap2, _aarch64.decode_hwcaps(hwcap, hwcap2), "cpuid")
+    return _from_proc_cpuinfo()
+
+
+def _sysfs_midr() -> Optional[int]:
+    try:
+        with open(MIDR_SYSFS, "rb") as file:
+            return int(file.read().strip(), 16)
+    except (OSError, ValueError):
+        return None
+
+
+def _from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None) -> HostCPU:
+    try:
+        info = parse_cpuinfo(read_text(PROC_CPUINFO, "cpuinfo file"), where=PROC_CPUINFO)
+    except UnsupportedError:
+        raise UnsupportedError(
+            f"cannot detect this CPU ({os.uname().machine}): depotdelivery models x86_64 and "
+            f"aarch64; set {ENV_MICROARCH} to name a microarchitecture"
+        ) from None
+    host = host_from_cpuinfo(info, source="cpuinfo")
+    if hwcap is not None:  # aarch64 with the extension but no sysfs MIDR: trust getauxval
+        host = host.replace(hwcap=hwcap[0], hwcap2=hwcap[1], source="cpuid")
+    return host
