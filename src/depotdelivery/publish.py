@@ -32,6 +32,7 @@ from depotdelivery.store.keys import PrivateKey, sign
 from depotdelivery.store.listing import ListingEntry, encode_listing, parse_listing, resolve_inside
 from depotdelivery.store.release import Release, SysimageRef, Tree, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
+from depotdelivery.store.walk import walk
 
 __all__ = [
     "PublishResult",
@@ -177,45 +178,36 @@ class _TreeIn:
 def _scan(top: Path) -> list[_Item]:
     """Every entry below ``top`` (sorted by path); refuses what a release cannot hold."""
     try:
-        top_st = os.stat(top)
+        if not stat.S_ISDIR(os.stat(top).st_mode):
+            raise InputError(f"{top} is not a directory")
+        entries = walk(top)
     except OSError as exc:
-        raise InputError(f"cannot read {top}: {exc.strerror}") from None
-    if not stat.S_ISDIR(top_st.st_mode):
-        raise InputError(f"{top} is not a directory")
+        raise InputError(f"cannot read {exc.filename or top}: {exc.strerror}") from None
     items: list[_Item] = []
-    stack = [("", str(top))]
-    while stack:
-        rel, d = stack.pop()
+    for e in entries:
         try:
-            with os.scandir(d) as it:
-                entries = list(it)
-        except OSError as exc:
-            raise InputError(f"cannot list {d}: {exc.strerror}") from None
-        for e in entries:
-            r = f"{rel}/{e.name}" if rel else e.name
-            try:
-                r.encode("utf-8")
-            except UnicodeEncodeError:
-                raise InputError(f"{os.fsencode(e.path)!r}: file name is not UTF-8; listings hold UTF-8 paths only") from None
-            st = e.stat(follow_symlinks=False)
-            m = st.st_mode
-            if stat.S_ISDIR(m):
-                items.append(_Item(r, st, "dir"))
-                stack.append((r, e.path))
-            elif stat.S_ISREG(m):
-                items.append(_Item(r, st, "file"))
-            elif stat.S_ISLNK(m):
-                items.append(_Item(r, st, "symlink", target=os.readlink(e.path)))
-            else:
-                kind = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-                        stat.S_IFBLK: "a block device"}.get(stat.S_IFMT(m), "a special file")
-                raise InputError(f"{e.path} is {kind}; only files, directories and symlinks can be published")
-    items.sort(key=lambda i: i.rel)
+            e.rel.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(f"{os.fsencode(e.path)!r}: file name is not UTF-8; listings hold UTF-8 paths only") from None
+        m = e.st.st_mode
+        if stat.S_ISDIR(m):
+            items.append(_Item(e.rel, e.st, "dir"))
+        elif stat.S_ISREG(m):
+            items.append(_Item(e.rel, e.st, "file"))
+        elif stat.S_ISLNK(m):
+            items.append(_Item(e.rel, e.st, "symlink", target=os.readlink(e.path)))
+        else:
+            raise InputError(f"{e.path} is {_special_kind(m)}; only files, directories and symlinks can be published")
     links = {i.rel: i.target for i in items if i.kind == "symlink"}
     for i in items:
         if i.kind == "symlink" and (not i.target or not resolve_inside(i.rel, i.target, links)):
             raise InputError(f"{top / i.rel} -> {i.target} points outside {top}; symlinks must stay inside the tree")
     return items
+
+
+def _special_kind(mode: int) -> str:
+    return {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device"}.get(stat.S_IFMT(mode), "a special file")
 
 
 # ---- hashing ----------------------------------------------------------------------------------
@@ -481,6 +473,13 @@ def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list
             changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
             diffs.append(f"{t.dest}: {len(changed)} paths differ ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
     diffs += [f"tree {p} missing" for p in old_trees]
+    old_variants = {v.target: v.to_dict() for v in old.variants}
+    for v in new.variants:
+        before = old_variants.get(v.target)
+        if before is not None:
+            after = v.to_dict()
+            diffs += [f"variant {v.target} {k} {before[k]!r} -> {after[k]!r}" for k in sorted(after)
+                      if k not in ("tree", "files", "bytes", "sysimage") and before[k] != after[k]]
     if not diffs:
         diffs.append("variant metadata differs")
     return "; ".join(diffs)

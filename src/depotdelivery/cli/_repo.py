@@ -1,10 +1,264 @@
-"""Subcommands of this area (filled in by its issue)."""
+"""Publisher-side subcommands: ``keygen``, ``publish``, ``channel``, ``verify``, ``repo-gc`` (wiring only)."""
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from depotdelivery.errors import UsageError
 
 __all__ = ["register"]
 
+_TRUST_ENV = "DEPOTDELIVERY_TRUSTED_KEYS"
+
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Add this area's subcommands to the parser."""
+    """Add the repository subcommands to the parser."""
+    p = sub.add_parser("keygen", help="create an Ed25519 signing key (KEY, mode 0600) and KEY.pub",
+                       description="Create a signing key. Copy KEY.pub into every node's trusted-keys directory.")
+    p.add_argument("--out", required=True, metavar="KEY", help="private key file to create")
+    p.add_argument("--force", action="store_true", help="overwrite an existing key file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_keygen)
+
+    p = sub.add_parser("publish", help="publish a depot (+ per-CPU variants) as a signed, immutable release",
+                       description="Hash, list, sign and atomically commit a release under releases/NAME/VERSION.")
+    _repo_arg(p)
+    p.add_argument("--name", required=True, help="release name, e.g. hep")
+    p.add_argument("--version", required=True, help="release version, e.g. 2026.11")
+    p.add_argument("--depot", metavar="DIR", help="the shared depot (default with --in-place: already in place)")
+    p.add_argument("--variant", action="append", default=[], metavar="TARGET=DIR[,sysimage=FILE][,arch=A]",
+                   help="a per-microarchitecture variant directory (repeatable)")
+    p.add_argument("--cpu-target", action="append", default=[], metavar="TARGET=STRING",
+                   help="the JULIA_CPU_TARGET the variant was built with (default: the target name)")
+    p.add_argument("--key", required=True, metavar="KEY", help="private signing key (from keygen)")
+    p.add_argument("--channel", help="also point this channel at the release")
+    p.add_argument("--expires", default="90d", metavar="DURATION", help="channel expiry: 30d, 12h, never (default 90d)")
+    p.add_argument("--cvmfs", metavar="FQRN", help="write inside `cvmfs_server transaction FQRN` ... `publish`")
+    p.add_argument("--in-place", action="store_true",
+                   help="the content already sits at releases/NAME/VERSION (built at its final path): only hash, sign, commit")
+    p.add_argument("--julia-version", help="Julia version (default: from the depot's compiled/vX.Y)")
+    p.add_argument("--project", help="environment to activate, relative to the depot (default: environments/NAME)")
+    p.add_argument("--no-hash-cache", action="store_true", help="re-hash every file instead of trusting unchanged stat data")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_publish)
+
+    p = sub.add_parser("channel", help="show, set, roll back or list the history of a release channel",
+                       description="Channels are signed documents whose seq only grows; a rollback is a new document.")
+    p.add_argument("action", choices=("show", "set", "history", "rollback"))
+    _repo_arg(p)
+    p.add_argument("--channel", required=True)
+    p.add_argument("--release", metavar="NAME/VERSION", help="set: the release; rollback: an earlier one (default: the previous)")
+    p.add_argument("--key", metavar="KEY", help="signing key (set, rollback)")
+    p.add_argument("--expires", default="90d", metavar="DURATION", help="30d, 12h, never (default 90d)")
+    p.add_argument("--cvmfs", metavar="FQRN", help="write inside a CVMFS transaction")
+    _trust_arg(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_channel)
+
+    p = sub.add_parser("verify", help="re-hash a release (or the whole repository) and check its signatures",
+                       description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
+    _repo_arg(p)
+    p.add_argument("--release", metavar="NAME/VERSION", help="only this release (default: every release and channel)")
+    _trust_arg(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_verify)
+
+    p = sub.add_parser("repo-gc", help="remove releases no channel needs",
+                       description="Never removes a release a channel points at.")
+    _repo_arg(p)
+    p.add_argument("--keep-last", type=int, default=3, metavar="N",
+                   help="keep the last N releases of each channel's history (and the N newest unchannelled) (default 3)")
+    p.add_argument("--dry-run", action="store_true", help="only report what would be removed")
+    p.add_argument("--cvmfs", metavar="FQRN", help="remove inside a CVMFS transaction")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_repo_gc)
+
+
+def _repo_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--repo", required=True, metavar="R", help="repository root (a directory or /cvmfs/FQRN/...)")
+
+
+def _trust_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust", metavar="DIR", default=os.environ.get(_TRUST_ENV),
+                   help=f"trusted public keys (*.pub + revoked); default ${_TRUST_ENV}")
+
+
+def _trust(args: argparse.Namespace) -> Any:
+    if not args.trust:
+        return None
+    from depotdelivery.store.keys import TrustStore
+
+    return TrustStore.from_dir(args.trust)
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from depotdelivery.cli import emit_json
+    from depotdelivery.store.keys import keygen
+
+    priv, pub, keyid = keygen(args.out, force=args.force)
+    if args.json:
+        emit_json({"private_key": str(priv), "public_key": str(pub), "keyid": keyid})
+    else:
+        print(f"key {keyid}: private {priv} (keep it secret), public {pub} (copy to the nodes' trusted-keys directory)")
+    return 0
+
+
+def _parse_variants(specs: list[str], cpu_targets: list[str]) -> dict[str, Any]:
+    from depotdelivery.publish import VariantInput
+
+    targets: dict[str, str] = {}
+    for spec in cpu_targets:
+        t, sep, value = spec.partition("=")
+        if not sep or not t or not value:
+            raise UsageError(f"--cpu-target {spec!r}: expected TARGET=STRING")
+        targets[t] = value
+    out: dict[str, Any] = {}
+    for spec in specs:
+        target, sep, rest = spec.partition("=")
+        if not sep or not target or not rest:
+            raise UsageError(f"--variant {spec!r}: expected TARGET=DIR[,sysimage=FILE][,arch=A]")
+        directory, *opts = rest.split(",")
+        extra: dict[str, str] = {}
+        for opt in opts:
+            k, sep, v = opt.partition("=")
+            if k not in ("sysimage", "arch") or not sep or not v:
+                raise UsageError(f"--variant {spec!r}: unknown option {opt!r} (sysimage=FILE, arch=x86_64|aarch64)")
+            extra[k] = v
+        if target in out:
+            raise UsageError(f"--variant {target} given twice")
+        out[target] = VariantInput(dir=Path(directory), sysimage=Path(extra["sysimage"]) if "sysimage" in extra else None,
+                                   arch=extra.get("arch"), cpu_target=targets.pop(target, None))
+    if targets:
+        raise UsageError(f"--cpu-target for {', '.join(targets)} which is not a --variant")
+    return out
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from depotdelivery.channels import parse_duration
+    from depotdelivery.cli import emit_json
+    from depotdelivery.progress import ProgressLine, human_bytes
+    from depotdelivery.publish import publish
+    from depotdelivery.store.keys import load_private_key
+
+    variants = _parse_variants(args.variant, args.cpu_target)
+    key = load_private_key(args.key)
+    progress = None if args.quiet or args.json else ProgressLine(sys.stderr)
+    r = publish(args.repo, args.name, args.version, args.depot, variants, key, channel=args.channel,
+                expires=parse_duration(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
+                julia_version=args.julia_version, project=args.project, progress=progress,
+                use_hash_cache=not args.no_hash_cache)
+    for w in r.warnings:
+        print(f"depotdelivery: warning: {w}", file=sys.stderr)
+    if args.json:
+        emit_json(r.to_dict())
+        return 0
+    if r.created:
+        print(f"published {r.ref} {r.release_id}: {r.files} files, {human_bytes(r.bytes)} "
+              f"({r.linked_files} hard-linked to earlier releases, {human_bytes(r.copied_bytes)} copied) "
+              f"in {r.seconds:.2f} s")
+    else:
+        print(f"{r.ref} is already published with identical content ({r.release_id}); nothing written")
+    if r.channel_seq is not None:
+        print(f"channel {args.channel} -> {r.ref} (seq {r.channel_seq})")
+    return 0
+
+
+def _channel_dict(ch: Any) -> dict[str, Any]:
+    return {"channel": ch.channel, "seq": ch.seq, "release": ch.release, "release_hash": ch.release_hash,
+            "issued": ch.issued, "expires": ch.expires, "expired": ch.expired()}
+
+
+def _channel(args: argparse.Namespace) -> int:
+    from depotdelivery import channels
+    from depotdelivery.cli import emit_json
+    from depotdelivery.store.keys import load_private_key
+    from depotdelivery.store.repo import Repository
+
+    if args.action in ("set", "rollback"):
+        if not args.key:
+            raise UsageError(f"channel {args.action} needs --key KEY")
+        key = load_private_key(args.key)
+        expires = channels.parse_duration(args.expires)
+        if args.action == "set":
+            if not args.release:
+                raise UsageError("channel set needs --release NAME/VERSION")
+            ch = channels.set_channel(args.repo, args.channel, args.release, key, expires=expires, cvmfs=args.cvmfs)
+        else:
+            ch = channels.rollback_channel(args.repo, args.channel, key, to=args.release, expires=expires,
+                                           cvmfs=args.cvmfs)
+        if args.json:
+            emit_json(_channel_dict(ch))
+        else:
+            print(f"channel {ch.channel} -> {ch.release} (seq {ch.seq}, expires {ch.expires or 'never'})")
+        return 0
+    repo = Repository.open(args.repo)
+    ch = repo.read_channel(args.channel, _trust(args), check_expiry=False)
+    if args.action == "show":
+        if args.json:
+            emit_json(_channel_dict(ch))
+        else:
+            state = "EXPIRED" if ch.expired() else "valid"
+            print(f"channel {ch.channel} -> {ch.release} ({ch.release_hash[:16]}) seq {ch.seq}, issued {ch.issued}, "
+                  f"expires {ch.expires or 'never'} ({state}){'' if args.trust else ', signature not checked (no --trust)'}")
+        return 0
+    entries = ch.history()
+    if args.json:
+        emit_json({"channel": ch.channel, "history": [e.to_dict() for e in entries]})
+    else:
+        for e in entries:
+            print(f"{e.seq:>6}  {e.issued}  {e.release}  {e.release_hash[:16]}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from depotdelivery.cli import emit_json
+    from depotdelivery.errors import IntegrityError, TrustError
+    from depotdelivery.progress import human_bytes
+    from depotdelivery.store.verify import verify
+
+    trust = _trust(args)
+    try:
+        reports = verify(args.repo, args.release, trust)
+    except (IntegrityError, TrustError) as exc:
+        reports = getattr(exc, "reports", None)
+        if reports is None:
+            raise
+        if args.json:
+            emit_json({"ok": False, "signatures_checked": trust is not None, "reports": [r.to_dict() for r in reports]})
+        else:
+            for r in reports:
+                for p in r.problems:
+                    print(f"{r.subject}: {p}")
+        print(f"depotdelivery: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.json:
+        emit_json({"ok": True, "signatures_checked": trust is not None, "reports": [r.to_dict() for r in reports]})
+        return 0
+    for r in reports:
+        signed = f", signed by {r.signed_by}" if r.signed_by else ""
+        print(f"ok {r.subject}: {r.files} files, {human_bytes(r.bytes)}{signed}")
+    if trust is None:
+        print(f"depotdelivery: signatures not checked (pass --trust DIR or set {_TRUST_ENV})", file=sys.stderr)
+    return 0
+
+
+def _repo_gc(args: argparse.Namespace) -> int:
+    from depotdelivery.cli import emit_json
+    from depotdelivery.progress import human_bytes
+    from depotdelivery.repogc import repo_gc
+
+    r = repo_gc(args.repo, keep_last=args.keep_last, dry_run=args.dry_run, cvmfs=args.cvmfs)
+    if args.json:
+        emit_json(r.to_dict())
+        return 0
+    verb = "would remove" if r.dry_run else "removed"
+    for ref in r.removed:
+        print(f"{verb} {ref}")
+    for ref, why in sorted(r.kept.items()):
+        print(f"kept {ref}: {why}")
+    print(f"{verb} {len(r.removed)} release(s), {human_bytes(r.freed_bytes)}")
+    return 0
