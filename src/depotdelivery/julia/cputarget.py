@@ -480,45 +480,53 @@ def to_image_target(spec: TargetSpec, arch: str, julia_version: str, *,
 
 # archspec microarchitecture name -> Julia CPU names to try, best first (a later entry is the
 # fallback when the Julia version lacks the earlier one).
-_MICROARCH_TO_JULIA: dict[str, tuple[str, ...]] = {
-    # x86_64 (archspec microarchitectures.json names)
+_MICROARCH_TO_JULIA: dict[str, dict[str, tuple[str, ...]]] = {"x86_64": {
+    # archspec microarchitectures.json names
     "x86_64": ("generic",), "x86_64_v2": ("nehalem",), "x86_64_v3": ("haswell",),
     "x86_64_v4": ("skylake-avx512",), "nocona": ("nocona",), "core2": ("core2",),
     "nehalem": ("nehalem",), "westmere": ("westmere",), "sandybridge": ("sandybridge",),
     "ivybridge": ("ivybridge",), "haswell": ("haswell",), "broadwell": ("broadwell",),
     "skylake": ("skylake",), "mic_knl": ("knl",), "skylake_avx512": ("skylake-avx512",),
     "cannonlake": ("cannonlake",), "cascadelake": ("cascadelake",),
-    "cooperlake": ("cooperlake",), "icelake": ("icelake-client",),
-    "sapphirerapids": ("sapphirerapids",), "k10": ("amdfam10",), "bulldozer": ("bdver1",),
-    "piledriver": ("bdver2",), "steamroller": ("bdver3",), "excavator": ("bdver4",),
+    "icelake": ("icelake-client",), "sapphirerapids": ("sapphirerapids",),
+    "alderlake": ("alderlake",), "arrowlake": ("alderlake",), "arrowlake_s": ("alderlake",),
+    "k10": ("amdfam10",), "bulldozer": ("bdver1",), "piledriver": ("bdver2",),
+    "steamroller": ("bdver3",), "excavator": ("bdver4",),
     "zen": ("znver1",), "zen2": ("znver2",), "zen3": ("znver3",),
     "zen4": ("znver4", "znver3"), "zen5": ("znver5", "znver4", "znver3"),
-    # aarch64
+    "zen6": ("znver5", "znver4", "znver3"),
+}, "aarch64": {
+    # newer cores map to the newest Julia CPU whose features they all have
     "aarch64": ("generic",), "armv8.1a": ("armv8.1-a",), "armv8.2a": ("armv8.2-a",),
     "armv8.3a": ("armv8.3_a",), "armv8.4a": ("armv8.4-a",), "armv8.5a": ("armv8.5-a",),
+    "armv8.6a": ("armv8.6_a",), "armv9.0a": ("armv8.5-a",), "armv9.2a": ("armv8.6_a",),
     "thunderx2": ("thunderx2t99",), "a64fx": ("a64fx",), "cortex_a72": ("cortex-a72",),
     "neoverse_n1": ("neoverse-n1",), "neoverse_v1": ("neoverse-v1",),
     "neoverse_n2": ("neoverse-n2",), "neoverse_v2": ("neoverse-v1",),
-    "graviton": ("cortex-a72",), "graviton2": ("neoverse-n1",), "graviton3": ("neoverse-v1",),
-    "graviton4": ("neoverse-v1",), "m1": ("apple-m1",), "m2": ("apple-m1",),
-}
+    "neoverse_v3ae": ("neoverse-v1",), "olympus": ("neoverse-v1",),
+    "ampere1": ("armv8.6_a",), "ampere1a": ("armv8.6_a",),
+    "m1": ("apple-m1",), "m2": ("apple-m1",), "m3": ("apple-m1",), "m4": ("apple-m1",),
+}}
 
 
 def julia_cpu_for_microarch(microarch: str, arch: str, julia_version: str) -> tuple[str, str]:
     """Julia's CPU name for an archspec microarchitecture: (name, note); ``note`` is empty
     unless a fallback was needed. Unknown microarchitectures raise UsageError."""
-    candidates = _MICROARCH_TO_JULIA.get(microarch)
+    table = feature_table(arch, julia_version)
+    mapping = _MICROARCH_TO_JULIA[arch]
+    candidates = mapping.get(microarch)
     if candidates is None:
-        raise UsageError(f"no Julia CPU name known for microarchitecture {microarch!r} "
-                         f"(known: {', '.join(sorted(_MICROARCH_TO_JULIA))})")
-    known = _cpus(arch, feature_table(arch, julia_version).version)
+        raise UsageError(f"no Julia CPU name known for {arch} microarchitecture {microarch!r} "
+                         f"(known: {', '.join(sorted(mapping))})")
+    known = _cpus(arch, table.version)
     for i, name in enumerate(candidates):
         if name in known:
             note = "" if i == 0 else (
                 f"{microarch}: Julia {julia_version} does not know {candidates[0]!r}; "
                 f"using {name!r} instead")
             return name, note
-    raise UsageError(f"microarchitecture {microarch!r} is not a {arch} one")
+    raise UsageError(f"Julia {table.version} knows none of {', '.join(candidates)} "
+                     f"for microarchitecture {microarch!r}")
 
 
 def vector_size(enabled: Iterable[str], arch: str) -> int:
@@ -530,23 +538,44 @@ def vector_size(enabled: Iterable[str], arch: str) -> int:
     return 256 if "sve2" in s else 128 if "sve" in s else 16
 
 
+# x86-64 psABI microarchitecture levels in Julia's feature names. archspec's x86_64_v2/v3/v4
+# guarantee only these, while Julia's nehalem/haswell/skylake-avx512 tables carry more (pclmul,
+# fsgsbase, ...): the recommended target disables the difference, so a host that is exactly
+# at the level (a VM masking the rest) still accepts the clone.
+_X86_LEVELS: dict[str, frozenset[str]] = {
+    "x86_64_v2": frozenset("cx16 sahf popcnt sse3 sse4.1 sse4.2 ssse3".split()),
+}
+_X86_LEVELS["x86_64_v3"] = _X86_LEVELS["x86_64_v2"] | frozenset(
+    "avx avx2 bmi bmi2 f16c fma lzcnt movbe xsave".split())
+_X86_LEVELS["x86_64_v4"] = _X86_LEVELS["x86_64_v3"] | frozenset(
+    "avx512f avx512bw avx512cd avx512dq avx512vl".split())
+
+
+def _microarch_token(microarch: str, arch: str, julia_version: str) -> str:
+    name, note = julia_cpu_for_microarch(microarch, arch, julia_version)
+    if note:
+        warnings.warn(note, UserWarning, stacklevel=3)
+    level = _X86_LEVELS.get(microarch) if arch == "x86_64" else None
+    if level is None:
+        return name
+    table_feats = cpu_features(name, arch, julia_version) or frozenset()
+    extra = sorted(table_feats - level - LLVM_UNUSED_FEATURES)
+    return ",".join([name, *(f"-{f}" for f in extra)])
+
+
 def recommended_cpu_target(microarchs: Iterable[str], arch: str, julia_version: str) -> str:
     """A JULIA_CPU_TARGET covering the given archspec microarchitectures, shaped like the
     official strings: ``generic`` first, the lowest specific target ``clone_all``, the others
     ``base(1)``. Fallbacks (e.g. zen4 on Julia 1.10) are reported with ``warnings.warn``."""
-    table = feature_table(arch, julia_version)
-    names: dict[str, frozenset[str]] = {}
+    tokens: dict[str, frozenset[str]] = {}
     for m in microarchs:
-        name, note = julia_cpu_for_microarch(m, arch, julia_version)
-        if note:
-            warnings.warn(note, UserWarning, stacklevel=2)
-        if name != "generic":
-            names[name] = _resolve(_Arg(name=name, en=set(), dis=set(), ext=[]), table, None,
-                                   False).enabled
-    order = sorted(names, key=lambda n: (vector_size(names[n], arch), len(names[n]), n))
+        token = _microarch_token(m, arch, julia_version)
+        if token != "generic":
+            tokens[token] = parse_cpu_target(token, arch, julia_version)[0].enabled
+    order = sorted(tokens, key=lambda t: (vector_size(tokens[t], arch), len(tokens[t]), t))
     parts = ["generic"]
-    for i, name in enumerate(order):
-        parts.append(f"{name},clone_all" if i == 0 else f"{name},base(1)")
+    for i, token in enumerate(order):
+        parts.append(f"{token},clone_all" if i == 0 else f"{token},base(1)")
     return ";".join(parts)
 
 
