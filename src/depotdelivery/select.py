@@ -94,6 +94,7 @@ def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: 
 def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: frozenset[str],
            julia_version: str) -> Verdict:
     from depotdelivery.julia import clones
+    from depotdelivery.julia.targetdata import CLONE_ALL, ImageTarget
 
     if variant.arch != host_arch:
         return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
@@ -101,18 +102,21 @@ def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: fro
     if not variant.clones:
         return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
                        reason="records no clone targets (cannot tell whether Julia accepts it)", missing=())
-    match = clones.match_targets(host_features, host_cpu, variant.clones, variant.arch, julia_version)
-    missing = tuple((name, tuple(sorted(feats))) for _index, name, feats in match.rejections)
+    images = [ImageTarget(flags=c.flags, en_words=c.en, dis_words=c.dis, name=c.name, ext=c.ext)
+              for c in variant.clones]
+    match = clones.match_targets(host_features, host_cpu, images, variant.arch, julia_version)
+    missing = tuple((r.name, r.missing) for r in match.rejections)
     if not match.accepted:
-        lacks = "; ".join(f"clone {name!r} needs {', '.join(feats) or '(nothing?)'}" for name, feats in missing)
+        lacks = "; ".join(f"clone {name!r} needs {', '.join(feats)}" for name, feats in missing)
         return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
-                       reason=f"Julia would refuse it (\"Unable to find compatible target\"): {lacks}",
-                       missing=missing)
+                       reason=f"Julia would refuse it ({lacks or match.reason})", missing=missing)
+    assert match.index is not None
     clone = variant.clones[match.index]
-    features = frozenset(clone.features)
-    full = match.index == 0 or bool(clone.flags & clones.CLONE_ALL)
-    rank = (int(clone.name == host_cpu), clones.vector_size(features, variant.arch), len(features),
-            int(full), -len(variant.clones))
+    nbits = sum(bin(w & 0xFFFFFFFF).count("1") for w in clone.en)
+    full = match.index == 0 or bool(clone.flags & CLONE_ALL)
+    # Julia's order across variants: CPU name match, vector size, enabled feature bits; then a
+    # clone compiled in full beats a partial one, and fewer clones (a smaller image) win.
+    rank = (int(match.target == match.jit.name), match.vector_size, nbits, int(full), -len(variant.clones))
     how = "same CPU name as the host" if rank[0] else f"{rank[1]}-byte vectors, {rank[2]} features"
     return Verdict(target=variant.target, accepted=True, clone_index=match.index, clone_name=clone.name,
                    rank=rank, reason=f"accepted, clone {clone.name!r}: {how}", missing=missing)
