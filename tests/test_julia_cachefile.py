@@ -167,10 +167,23 @@ def test_bit_flips_raise_only_format_error(cf, bit):
     bit %= 8 * len(raw)
     raw[bit // 8] ^= 1 << (bit % 8)
     try:
+        read_cache_file(bytes(raw), header_only=True)
+    except FormatError:
+        pass
+    try:
         back = read_cache_file(bytes(raw))
     except FormatError:
         return
     assert not back.crc_ok  # CRC-32C detects every single-bit error
+
+
+@given(cf=cache_files())
+def test_header_only_from_bytes(cf):
+    raw = write_cache_file(cf)
+    fast = read_cache_file(raw, header_only=True)
+    full = read_cache_file(raw)
+    assert replace(fast, header_only=False, payload=full.payload, source_texts=full.source_texts) == full
+    assert fast.has_native_code == bool(cf.clone_targets)
 
 
 @given(cf=cache_files(), pos=st.integers(0, 10**6),

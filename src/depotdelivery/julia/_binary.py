@@ -5,7 +5,7 @@ import struct
 
 from depotdelivery.errors import FormatError
 
-__all__ = ["Cursor", "fail"]
+__all__ = ["Cursor", "Truncated", "fail"]
 
 _U8 = struct.Struct("<B")
 _U16 = struct.Struct("<H")
@@ -16,9 +16,14 @@ _I64 = struct.Struct("<q")
 _F64 = struct.Struct("<d")
 
 
-def fail(where: str, offset: int, message: str) -> FormatError:
+class Truncated(FormatError):
+    """The data ended (or a length points) past the end of the buffer: a reader that holds
+    only a prefix of a file may retry with more of it."""
+
+
+def fail(where: str, offset: int, message: str, cls: type[FormatError] = FormatError) -> FormatError:
     """The one error shape of every reader: ``<file>: offset <n>: <what was expected>``."""
-    return FormatError(f"{where}: offset {offset}: {message}")
+    return cls(f"{where}: offset {offset}: {message}")
 
 
 class Cursor:
@@ -39,8 +44,8 @@ class Cursor:
     def remaining(self) -> int:
         return self.end - self.pos
 
-    def error(self, message: str, offset: int | None = None) -> FormatError:
-        return fail(self.where, self.base + (self.pos if offset is None else offset), message)
+    def error(self, message: str, offset: int | None = None, cls: type[FormatError] = FormatError) -> FormatError:
+        return fail(self.where, self.base + (self.pos if offset is None else offset), message, cls)
 
     def _need(self, n: int, what: str) -> int:
         if n > self.end - self.pos:
@@ -50,7 +55,7 @@ class Cursor:
         return start
 
     def truncated(self, what: str, n: int) -> FormatError:
-        return self.error(f"expected {what} ({n} bytes), only {self.end - self.pos} left")
+        return self.error(f"expected {what} ({n} bytes), only {self.end - self.pos} left", cls=Truncated)
 
     def _unpack(self, st: struct.Struct, what: str) -> int | float:
         start = self._need(st.size, what)
@@ -85,8 +90,10 @@ class Cursor:
         """A length field followed by that many bytes: negative or beyond the data is an error."""
         at = self.pos
         n = self.i32(f"length of {what}") if signed else self.u32(f"length of {what}")
-        if n < 0 or n > self.remaining:
-            raise self.error(f"length {n} of {what} is outside the {self.remaining} bytes left", at)
+        if n < 0:
+            raise self.error(f"length {n} of {what} is negative", at)
+        if n > self.remaining:
+            raise self.error(f"length {n} of {what} is outside the {self.remaining} bytes left", at, Truncated)
         return n
 
     def cstring(self, what: str, limit: int = 4096) -> bytes:
@@ -94,5 +101,6 @@ class Cursor:
         stop = min(self.end, self.pos + limit + 1)
         idx = bytes(self.buf[self.pos:stop]).find(b"\0")
         if idx < 0:
-            raise self.error(f"expected NUL-terminated {what} within {limit} bytes")
+            message = f"expected NUL-terminated {what} within {limit} bytes"
+            raise self.error(message, cls=Truncated if stop == self.end else FormatError)
         return self.take(idx + 1, what)[:-1]

@@ -1,15 +1,16 @@
 """Julia cache files (``.ji`` and the header inside pkgimage ``.so``): reader and writer, 1.9-1.12."""
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
 import uuid as _uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from depotdelivery.errors import FormatError
-from depotdelivery.julia._binary import Cursor
+from depotdelivery.julia._binary import Cursor, Truncated
 from depotdelivery.julia.crc32c import crc32c
 from depotdelivery.julia.targetdata import TargetData, parse_target_data
 
@@ -230,6 +231,12 @@ class CacheFile:
         return (self.checksum << 64) | mod.build_id
 
     @property
+    def has_native_code(self) -> bool:
+        """A pkgimage's ``.ji``: non-empty clone targets mean a ``.so`` companion must exist
+        (base/loading.jl stale_cachefile, v1.10.5)."""
+        return bool(self.clone_targets)
+
+    @property
     def includes_mtime(self) -> bool:
         """True for the 1.9/1.10 layouts, which validate sources by path + mtime only."""
         return self.layout not in _SIZED_LAYOUTS
@@ -359,12 +366,12 @@ def _read_dependencies(cur: Cursor, layout: str, nworklist: int
     return tuple(deps), tuple(reqs)
 
 
-def _read_header(cur: Cursor, *, is_ji: bool = True) -> dict[str, object]:
+def _read_header(cur: Cursor) -> dict[str, object]:
     """Everything from the magic to the end of the clone-target block."""
     pre = _read_preamble(cur)
     pkgimage_at = pre.pop("_pkgimage_at")
     layout = _layout(cur, str(pre["julia_version"]))
-    if is_ji and pre["pkgimage"] != 0:
+    if pre["pkgimage"] != 0:
         # base/loading.jl isvalid_cache_header: a .ji header must say pkgimage = 0
         raise cur.error(f"expected pkgimage flag 0 in a .ji header, found {pre['pkgimage']}", int(pkgimage_at))  # type: ignore[call-overload]
     flags = cur.u8("u8 cache flags")
@@ -428,7 +435,7 @@ def _parse_full(buf: bytes | memoryview, where: str) -> CacheFile:
                      file_crc=file_crc, crc_ok=ok)
 
 
-def _parse_header_only(handle, size: int, where: str) -> CacheFile:  # type: ignore[no-untyped-def]
+def _parse_header_only(handle: BinaryIO, size: int, where: str) -> CacheFile:
     want = _HEADER_PREFIX
     while True:
         handle.seek(0)
@@ -436,8 +443,8 @@ def _parse_header_only(handle, size: int, where: str) -> CacheFile:  # type: ign
         cur = Cursor(prefix, where)
         try:
             fields = _read_header(cur)
-        except FormatError:
-            if len(prefix) < size:  # maybe only the prefix was too short: read more
+        except Truncated:
+            if len(prefix) < size:  # only the prefix was too short: read more
                 want *= 2
                 continue
             raise
@@ -451,12 +458,15 @@ def _parse_header_only(handle, size: int, where: str) -> CacheFile:  # type: ign
 
 def read_cache_file(source: str | os.PathLike[str] | bytes | bytearray | memoryview, *,
                     header_only: bool = False, where: str | None = None) -> CacheFile:
-    """Parse a ``.ji`` file from a path or bytes. ``header_only`` (paths only) reads just the
+    """Parse a ``.ji`` file from a path or bytes. ``header_only`` reads just the
     header and the 8-byte trailer: the fast path for scanning many files (no source texts,
     no payload, ``crc_ok`` None). Raises FormatError naming the file, offset and expectation
     for anything malformed, truncated or of an unknown format."""
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _parse_full(bytes(source), where or "<cache file bytes>")
+        data = bytes(source)
+        if header_only:
+            return _parse_header_only(io.BytesIO(data), len(data), where or "<cache file bytes>")
+        return _parse_full(data, where or "<cache file bytes>")
     name = where or os.fspath(source)
     try:
         with open(source, "rb") as handle:
