@@ -1,0 +1,169 @@
+"""Keys (keygen, key ids, TrustStore with revocations) and hashing (BLAKE3 vs b3sum, change detection, stat cache)."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+
+from depotdelivery.cli import main
+from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
+from depotdelivery.store.hashing import LARGE_FILE, FileChangedError, HashCache, copy_with_hash, hash_file
+from depotdelivery.store.keys import REVOKED_FILE, TrustStore, key_id, keygen, load_private_key, sign
+
+
+def test_keygen_writes_0600_private_and_public(tmp_path, capsys):
+    assert main(["keygen", "--out", str(tmp_path / "k"), "--json"]) == 0
+    assert stat.S_IMODE(os.stat(tmp_path / "k").st_mode) == 0o600
+    assert (tmp_path / "k.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
+    out = capsys.readouterr().out
+    key = load_private_key(tmp_path / "k")
+    assert key.keyid in out and len(key.keyid) == 32
+    # the documented derivation: first 16 bytes of BLAKE3 of the raw public key
+    from cryptography.hazmat.primitives import serialization
+    raw = key.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert key_id(raw) == blake3.blake3(raw).digest()[:16].hex() == key.keyid
+    assert main(["keygen", "--out", str(tmp_path / "k")]) == 2  # never overwrites a key
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_load_private_key_rejects_garbage(tmp_path):
+    (tmp_path / "bad").write_text("not a key")
+    with pytest.raises(InputError, match="not an unencrypted PEM private key"):
+        load_private_key(tmp_path / "bad")
+    with pytest.raises(InputError, match="cannot read key"):
+        load_private_key(tmp_path / "missing")
+
+
+@pytest.fixture
+def two_keys(tmp_path):
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    keygen(tmp_path / "a")
+    keygen(tmp_path / "b")
+    shutil.copy(tmp_path / "a.pub", trust)
+    return load_private_key(tmp_path / "a"), load_private_key(tmp_path / "b"), trust
+
+
+def test_trust_store_verifies_and_names_problems(two_keys):
+    a, b, trust = two_keys
+    ts = TrustStore.from_dir(trust)
+    doc = b'{"x":1}'
+    assert ts.verify(doc, sign(doc, a), "release hep/1") == a.keyid
+    assert ts.verify(doc, sign(doc, b, a), "release hep/1") == a.keyid  # any trusted signature suffices
+    with pytest.raises(TrustError, match=f"release hep/1 signed by unknown key {b.keyid}: add its public key to {trust}"):
+        ts.verify(doc, sign(doc, b), "release hep/1")
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        ts.verify(b'{"x":2}', sign(doc, a), "release hep/1")
+    with pytest.raises(TrustError, match="not signed"):
+        ts.verify(doc, None, "release hep/1")
+    with pytest.raises(FormatError, match="unreadable signature file"):
+        ts.verify(doc, sign(doc, a)[:40], "release hep/1")
+
+
+def test_revocation_list_is_honoured(two_keys):
+    a, _, trust = two_keys
+    (trust / REVOKED_FILE).write_text(f"# compromised 2026-11-01\n{a.keyid.upper()}  # laptop key\n")
+    ts = TrustStore.from_dir(trust)
+    with pytest.raises(TrustError, match=f"signed only by revoked key {a.keyid}"):
+        ts.verify(b"d", sign(b"d", a), "channel stable")
+
+
+def test_trust_dir_must_exist(tmp_path):
+    with pytest.raises(TrustError, match="does not exist"):
+        TrustStore.from_dir(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("size", [0, 1, 1023, LARGE_FILE - 1, LARGE_FILE, 3 * LARGE_FILE + 17])
+def test_hash_file_matches_b3sum(tmp_path, size):
+    p = tmp_path / "f"
+    p.write_bytes(os.urandom(size))
+    digest = hash_file(p, os.lstat(p))
+    assert digest == blake3.blake3(p.read_bytes()).hexdigest()
+    if shutil.which("b3sum"):
+        assert subprocess.run(["b3sum", "--no-names", str(p)], capture_output=True, text=True).stdout.strip() == digest
+
+
+def test_hash_file_detects_a_change_since_stat(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"before")
+    st = os.lstat(p)
+    time.sleep(0.01)
+    with open(p, "ab") as fh:
+        fh.write(b" and after")
+    with pytest.raises(FileChangedError, match="changed while it was being hashed"):
+        hash_file(p, st)
+
+
+def test_hash_file_detects_a_concurrent_writer(tmp_path):
+    """A real writer appending while a large file is hashed: the change must be caught."""
+    p = tmp_path / "growing"
+    p.write_bytes(os.urandom(64 * LARGE_FILE))
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(p, "ab") as fh:
+            while not stop.is_set():
+                fh.write(b"x" * 4096)
+                fh.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        with pytest.raises(FileChangedError):
+            for _ in range(50):
+                hash_file(p, os.lstat(p))
+    finally:
+        stop.set()
+        t.join()
+
+
+def test_hash_file_refuses_symlinks(tmp_path):
+    (tmp_path / "t").write_bytes(b"x")
+    os.symlink("t", tmp_path / "l")
+    with pytest.raises(OSError):
+        hash_file(tmp_path / "l")
+
+
+def test_copy_with_hash(tmp_path):
+    src = tmp_path / "src"
+    data = os.urandom(2 * LARGE_FILE + 5)
+    src.write_bytes(data)
+    digest, n = copy_with_hash(src, tmp_path / "dst", fsync=True)
+    assert (digest, n) == (blake3.blake3(data).hexdigest(), len(data))
+    assert (tmp_path / "dst").read_bytes() == data
+    with pytest.raises(FileExistsError):
+        copy_with_hash(src, tmp_path / "dst")
+
+
+def test_hash_cache_trusts_only_unchanged_old_stat(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"one")
+    old = time.time_ns() - 5 * 10**9
+    os.utime(f, ns=(old, old))
+    cache = HashCache(tmp_path / "cache.json")
+    st = os.lstat(f)
+    cache.store("f", st, "d1")  # ctime is "now": racy, not stored
+    cache.save()
+    assert HashCache(tmp_path / "cache.json").lookup("f", st) is None
+    cache2 = HashCache(tmp_path / "cache.json")
+    cache2._started_ns += 10 * 10**9  # a later run: the ctime is now well in the past
+    cache2.store("f", st, "d1")
+    cache2.save()
+    assert HashCache(tmp_path / "cache.json").lookup("f", st) == "d1"
+    f.write_bytes(b"two")  # same size, new ctime/mtime
+    assert HashCache(tmp_path / "cache.json").lookup("f", os.lstat(f)) is None
+    (tmp_path / "cache.json").write_text("{corrupt")
+    assert HashCache(tmp_path / "cache.json").lookup("f", st) is None
+
+
+def test_usage_error_for_bad_names():
+    from depotdelivery.store._fields import check_name
+    with pytest.raises(UsageError):
+        check_name("release name", "../etc")
