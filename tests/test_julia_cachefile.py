@@ -311,21 +311,23 @@ def test_default_flags():
                                                     inline=True, opt_level=2)
 
 
-@pytest.mark.parametrize(("cache", "session", "version", "mode", "ok"), [
-    (CacheFlags(), CacheFlags(), "1.10.5", "yes", True),
-    (CacheFlags(opt_level=3), CacheFlags(), "1.10.5", "yes", True),       # higher -O is fine
-    (CacheFlags(opt_level=1), CacheFlags(), "1.11.1", "yes", False),
-    (CacheFlags(check_bounds=1), CacheFlags(), "1.11.1", "yes", False),   # --check-bounds=yes
-    (CacheFlags(inline=False), CacheFlags(), "1.12.6", "yes", False),
-    (CacheFlags(debug_level=2), CacheFlags(), "1.10.5", "yes", False),    # exact before 1.12
-    (CacheFlags(debug_level=2), CacheFlags(), "1.12.6", "yes", True),     # >= from 1.12
-    (CacheFlags(debug_level=0), CacheFlags(), "1.12.6", "yes", False),
-    (CacheFlags(use_pkgimages=False, opt_level=0), CacheFlags(use_pkgimages=False), "1.10.5", "no", True),
-    (CacheFlags(), CacheFlags(use_pkgimages=False), "1.11.1", "existing", True),
-    (CacheFlags(), CacheFlags(use_pkgimages=False), "1.11.1", "no", False),
+@pytest.mark.parametrize(("cache", "session", "version", "existing", "ok"), [
+    (CacheFlags(), CacheFlags(), "1.10.5", False, True),
+    (CacheFlags(opt_level=3), CacheFlags(), "1.10.5", False, True),       # higher -O is fine
+    (CacheFlags(opt_level=1), CacheFlags(), "1.11.1", False, False),
+    (CacheFlags(check_bounds=1), CacheFlags(), "1.11.1", False, False),   # --check-bounds=yes
+    (CacheFlags(inline=False), CacheFlags(), "1.12.6", False, False),
+    (CacheFlags(debug_level=2), CacheFlags(), "1.10.5", False, False),    # exact before 1.12
+    (CacheFlags(debug_level=2), CacheFlags(), "1.11.1", False, False),
+    (CacheFlags(debug_level=2), CacheFlags(), "1.12.6", False, True),     # >= from 1.12
+    (CacheFlags(debug_level=0), CacheFlags(), "1.12.6", False, False),
+    (CacheFlags(use_pkgimages=False, opt_level=0), CacheFlags(use_pkgimages=False), "1.10.5", False, True),
+    (CacheFlags(), CacheFlags(use_pkgimages=False), "1.11.1", True, True),
+    (CacheFlags(), CacheFlags(use_pkgimages=False), "1.10.5", True, False),  # no "existing" in 1.10
+    (CacheFlags(), CacheFlags(use_pkgimages=False), "1.11.1", False, False),
 ])
-def test_flag_compatibility(cache, session, version, mode, ok):
-    assert cache.satisfies(session, julia_version=version, pkgimages=mode) is ok
+def test_flag_compatibility(cache, session, version, existing, ok):
+    assert cache.satisfies(session, julia_version=version, pkgimages_existing=existing) is ok
 
 
 # -- the header inside a pkgimage .so --------------------------------------------------------

@@ -89,25 +89,26 @@ class CacheFlags:
                 | int(self.inline) << 5 | (self.opt_level & 3) << 6)
 
     def satisfies(self, requested: CacheFlags, *, julia_version: str = "1.11",
-                  pkgimages: Literal["yes", "no", "existing"] = "yes") -> bool:
-        """Would a session with flags ``requested`` accept a cache with these flags?
-        (jl_match_cache_flags). A ``.ji`` without native code in a session without pkgimages
-        ignores every flag; ``--pkgimages=existing`` (1.11+) ignores the pkgimage bit.
-        Other bits must be equal, except that the cache's optimisation level may be higher
-        (all versions) and, from 1.12, its debug level too (staticdata_utils.c: 1.10/1.11
-        mask everything below OPT_LEVEL; later sources compare the debug level with >=)."""
+                  pkgimages_existing: bool = False) -> bool:
+        """Would a session whose jl_cache_flags() are ``requested`` accept a cache with these
+        flags? (jl_match_cache_flags, src/staticdata_utils.c). Without pkgimages on either side
+        (a ``.ji`` in a ``--pkgimages=no`` session) nothing else is compared. With
+        ``--pkgimages=existing`` (1.11+; the session's P bit is then 0) the cache's P bit is
+        ignored. All other bits must be equal, except that the cache's optimisation level may
+        be higher and, from 1.12, its debug level too (1.10/1.11 compare every bit below
+        OPT_LEVEL exactly; the 1.12 sources mask out DEBUG_LEVEL and compare it with >=)."""
         actual, wanted = self.to_byte(), requested.to_byte()
         if not wanted & 1 and not actual & 1:
             return True
         layout = layout_of(julia_version)
-        if pkgimages == "existing" and layout not in ("1.9", "1.10"):
+        if pkgimages_existing and layout not in ("1.9", "1.10"):
             actual &= ~1
-        if layout in ("1.12",):
+        opt_ok = self.opt_level >= requested.opt_level
+        if layout == "1.12":
             mask = ~(3 << 6) & ~(3 << 1) & 0x7F
-            return ((actual & mask) == (wanted & mask) and self.opt_level >= requested.opt_level
-                    and self.debug_level >= requested.debug_level)
+            return (actual & mask) == (wanted & mask) and opt_ok and self.debug_level >= requested.debug_level
         mask = (1 << 6) - 1
-        return (actual & mask) == (wanted & mask) and self.opt_level >= requested.opt_level
+        return (actual & mask) == (wanted & mask) and opt_ok
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
