@@ -30,11 +30,12 @@ from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import FileChangedError, HashCache, hash_bytes, hash_file
 from depotdelivery.store.keys import PrivateKey, sign
 from depotdelivery.store.listing import ListingEntry, encode_listing, parse_listing, resolve_inside
-from depotdelivery.store.release import Release, SysimageRef, Tree, Variant
+from depotdelivery.store.release import Release, SysimageModule, SysimageRef, Tree, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
 from depotdelivery.store.walk import walk
 
 __all__ = [
+    "MODULES_FILE",
     "PublishResult",
     "VariantInput",
     "default_hash_cache_dir",
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 _COMPILED = re.compile(r"(?:depot/)?compiled/v(\d+\.\d+)")
+# Beside a variant's sysimage: the modules it contains with their build ids (see _sysimage_modules).
+MODULES_FILE = "sysimage-modules.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,12 +247,27 @@ def _hash_trees(trees: list[_TreeIn], cache: HashCache, progress: ProgressLine |
 # ---- release document --------------------------------------------------------------------------
 
 def _infer_julia_version(trees: list[_TreeIn]) -> str:
-    found = {m.group(1) for t in trees for i in t.items if i.kind == "dir" and (m := _COMPILED.fullmatch(i.rel))}
-    if len(found) == 1:
-        return found.pop()
+    """``X.Y`` from the ``compiled/vX.Y`` directories, refined to the full version written in
+    a cache-file header there (``1.11.1``) when one can be read."""
+    found = {m.group(1): (t, i) for t in trees for i in t.items
+             if i.kind == "dir" and (m := _COMPILED.fullmatch(i.rel))}
     if not found:
         raise UsageError("cannot infer the Julia version: no compiled/vX.Y directory in the depot; pass --julia-version")
-    raise UsageError(f"cannot infer the Julia version: the depot has caches for {', '.join(sorted(found))}; pass --julia-version")
+    if len(found) > 1:
+        raise UsageError(f"cannot infer the Julia version: the depot has caches for {', '.join(sorted(found))}; "
+                         "pass --julia-version")
+    (minor, (t, d)), = found.items()
+    from depotdelivery.julia.cachefile import read_cache_file
+
+    for i in t.items:
+        if i.kind == "file" and i.rel.startswith(d.rel + "/") and i.rel.endswith(".ji"):
+            try:
+                full = read_cache_file(t.src / i.rel, header_only=True).julia_version
+            except (DepotDeliveryError, OSError, ValueError):
+                continue
+            if full == minor or full.startswith(minor + "."):
+                return full
+    return minor
 
 
 def _infer_project(shared: _TreeIn, name: str) -> str:
@@ -289,7 +307,32 @@ def _variant(t: _TreeIn, target: str, vi: VariantInput, julia_version: str, warn
         target=target, arch=arch, cpu_target=cpu_target, path=t.dest, tree=t.tree, files=summary.files,
         bytes=summary.bytes, clones_source=source, clones=clones,
         sysimage=None if si is None else SysimageRef(path=f"{t.dest}/{si.rel}", blake3=si.digest or "", size=si.st.st_size),
+        sysimage_modules=_sysimage_modules(t, si),
     )
+
+
+def _sysimage_modules(t: _TreeIn, si: _Item | None) -> tuple[SysimageModule, ...]:
+    """The modules baked into the sysimage, from ``sysimage-modules.json`` beside it (the CI
+    writes it from ``Base.loaded_modules_array()`` / ``Base.module_build_id``; julia.synth does
+    too): ``[{"name", "uuid", "build_id": "<32 hex>"}]``. None listed: an empty tuple."""
+    if si is None:
+        return ()
+    rel = f"{si.rel.rpartition('/')[0]}/{MODULES_FILE}".lstrip("/")
+    if rel not in {i.rel for i in t.files}:
+        return ()
+    where = str(t.src / rel)
+    try:
+        doc = json.loads((t.src / rel).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{where}: unreadable ({exc})") from None
+    if not isinstance(doc, list):
+        raise InputError(f"{where}: expected a list of {{name, uuid, build_id}}")
+    out = []
+    for n, m in enumerate(doc):
+        if not isinstance(m, dict) or not all(isinstance(m.get(k), str) for k in ("name", "uuid", "build_id")):
+            raise InputError(f"{where}: entry {n}: expected {{name, uuid, build_id}} strings")
+        out.append(SysimageModule(name=m["name"], uuid=m["uuid"].lower(), build_id=m["build_id"].lower()))
+    return tuple(out)
 
 
 # ---- writing -----------------------------------------------------------------------------------
