@@ -451,7 +451,8 @@ def format_cpu_target(specs: Iterable[TargetSpec]) -> str:
         toks += [f"-{f}" for f in sorted(t.disabled)]
         if t.ext:
             toks += t.ext.split(",")
-        if t.flags & CLONE_ALL:
+        # an explicit clone_all skips ensure_jit_target's flags; the KNL rule's does not
+        if t.flags & CLONE_ALL and not t.flags & CLONE_CPU:
             toks.append("clone_all")
         if t.dis_flags & CLONE_ALL:
             toks.append("-clone_all")
