@@ -1,7 +1,7 @@
 /* Raw CPU registers for depotdelivery.cpu: no decoding, no policy (decoding is Python data).
  *
  * x86_64:  dd_cpuid(leaf, subleaf, out[4]) -> eax, ebx, ecx, edx;  dd_xgetbv(0) -> XCR0.
- * aarch64: dd_getauxval(AT_HWCAP / AT_HWCAP2).
+ * aarch64 Linux: dd_getauxval(AT_HWCAP / AT_HWCAP2) (MIDR_EL1 is read from sysfs in Python).
  * Each function reports through dd_arch() which primitives exist, so the Python side never
  * calls one that is not there.
  */
@@ -33,7 +33,7 @@ uint64_t dd_xgetbv(uint32_t index)
 
 unsigned long dd_getauxval(unsigned long type) { (void)type; return 0; }
 
-#elif defined(__aarch64__)
+#elif defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 
 int dd_arch(void) { return DD_ARCH_AARCH64; }

@@ -5,7 +5,7 @@ name (``microarch``, ``generic``, ``julia_*``) is first asked for.
 """
 from __future__ import annotations
 
-from depotdelivery.cpu.detect import ENV_MICROARCH, detect
+from depotdelivery.cpu.detection import ENV_MICROARCH, detect
 from depotdelivery.cpu.host import DEFAULT_JULIA_VERSION, HostCPU
 
 __all__ = ["DEFAULT_JULIA_VERSION", "ENV_MICROARCH", "HostCPU", "detect"]

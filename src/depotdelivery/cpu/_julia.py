@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from depotdelivery.cpu._x86 import ECX, XCR0_AMX, XCR0_AVX, XCR0_AVX512, Registers
+from depotdelivery.cpu._x86 import XCR0_AMX, XCR0_AVX, XCR0_AVX512
 
 if TYPE_CHECKING:
+    from depotdelivery.cpu._x86 import Registers
     from depotdelivery.cpu.host import HostCPU
 
 __all__ = ["julia_cpu", "julia_features", "julia_words"]

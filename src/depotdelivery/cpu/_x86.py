@@ -1,7 +1,7 @@
 """x86_64 decoding: CPUID registers + XCR0 -> vendor, family/model/stepping, brand, Linux flag names."""
 from __future__ import annotations
 
-from typing import Mapping, NamedTuple
+from typing import TYPE_CHECKING
 
 __all__ = [
     "EAX",
@@ -10,14 +10,15 @@ __all__ = [
     "EDX",
     "FLAGS",
     "LEAVES",
-    "Registers",
-    "X86Decoded",
     "decode_x86",
     "os_supported",
     "registers_from_flags",
 ]
 
-Registers = Mapping[tuple[int, int], tuple[int, int, int, int]]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    Registers = Mapping[tuple[int, int], tuple[int, int, int, int]]
 
 EAX, EBX, ECX, EDX = range(4)
 
@@ -141,13 +142,10 @@ XCR0_AMX = (1 << 17) | (1 << 18)
 _OSXSAVE = 1 << 27  # CPUID(1).ECX
 
 
-class X86Decoded(NamedTuple):
-    vendor: str
-    family: int
-    model: int
-    stepping: int
-    brand: str
-    features: frozenset[str]
+# (vendor, family, model, stepping, brand, features); a plain tuple, not a NamedTuple class,
+# because building a NamedTuple class costs more than a whole warm detect()
+if TYPE_CHECKING:
+    X86Decoded = tuple[str, int, int, int, str, frozenset[str]]
 
 
 def os_supported(osxsave: bool, xcr0: int) -> tuple[bool, bool, bool, bool]:
@@ -207,7 +205,7 @@ def decode_x86(registers: Registers, xcr0: int) -> X86Decoded:
         names -= _AVX512_FLAGS
     if not amx:
         names -= _AMX_FLAGS
-    return X86Decoded(vendor, family, model, signature & 0xF, brand, frozenset(names))
+    return vendor, family, model, signature & 0xF, brand, frozenset(names)
 
 
 def registers_from_flags(

@@ -3,12 +3,16 @@ a named microarchitecture (DEPOTDELIVERY_MICROARCH)."""
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
-from depotdelivery.cpu import _aarch64, _x86
-from depotdelivery.cpu._parse import CpuInfo, cpuinfo_int, parse_cpuid_dump, parse_cpuinfo, read_text
+from depotdelivery.cpu import _x86
 from depotdelivery.cpu.host import HostCPU
 from depotdelivery.errors import UnsupportedError, UsageError
+
+if TYPE_CHECKING:
+    from depotdelivery.cpu._parse import CpuInfo
+
+    PathArg = Union[str, os.PathLike[str]]
 
 __all__ = ["ENV_MICROARCH", "detect", "host_from_cpuinfo", "host_from_microarch", "host_from_registers"]
 
@@ -20,7 +24,6 @@ _ARCH_X86_64, _ARCH_AARCH64 = 1, 2  # src/_cpuid.c dd_arch()
 
 _cache: dict[Optional[str], HostCPU] = {}
 
-PathArg = Union[str, "os.PathLike[str]"]
 
 
 def detect(
@@ -44,6 +47,8 @@ def detect(
         raise UsageError("give at most one of registers, cpuinfo, cpuid_dump, microarch")
     if registers is not None:
         return host_from_registers(registers, xcr0, source="cpuid")
+    if cpuid_dump is not None or cpuinfo is not None:
+        from depotdelivery.cpu._parse import parse_cpuid_dump, parse_cpuinfo, read_text
     if cpuid_dump is not None:
         where = os.fspath(cpuid_dump)
         return host_from_registers(parse_cpuid_dump(read_text(cpuid_dump, "CPUID dump"), where=where), xcr0, source="file")
@@ -81,14 +86,17 @@ def host_from_registers(
     regs = {key: value + (0,) * (4 - len(value)) for key, value in regs.items()}
     if xcr0 is None:
         xcr0 = _assumed_xcr0(regs)
-    d = _x86.decode_x86(regs, xcr0)
-    return HostCPU(arch="x86_64", vendor=d.vendor, family=d.family, model=d.model, stepping=d.stepping,
-                   brand=d.brand, features=d.features, source=source, registers=regs, xcr0=xcr0)
+    vendor, family, model, stepping, brand, features = _x86.decode_x86(regs, xcr0)
+    return HostCPU(arch="x86_64", vendor=vendor, family=family, model=model, stepping=stepping,
+                   brand=brand, features=features, source=source, registers=regs, xcr0=xcr0)
 
 
 def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None) -> HostCPU:
     """HostCPU of a parsed /proc/cpuinfo: the kernel's flags as they are, plus the registers
     (x86) or HWCAPs (aarch64) those flags imply, for Julia's feature words."""
+    from depotdelivery.cpu import _aarch64
+    from depotdelivery.cpu._parse import cpuinfo_int
+
     if info.arch == "x86_64":
         vendor = info.fields.get("vendor_id", "")
         family, model, stepping = (cpuinfo_int(info, k) for k in ("cpu family", "model", "stepping"))
@@ -105,6 +113,8 @@ def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None)
 
 def _aarch64_host(implementer_text: Optional[str], midr: int, hwcap: int, hwcap2: int,
                   features: frozenset[str], source: str) -> HostCPU:
+    from depotdelivery.cpu import _aarch64
+
     fields = _aarch64.midr_fields(midr)
     if implementer_text is None and not midr:
         vendor = "generic"  # archspec's _canonicalize_aarch64_vendor without an implementer
@@ -137,6 +147,8 @@ def host_from_microarch(name: str, *, env: bool = False) -> HostCPU:
         host = HostCPU(arch="x86_64", vendor=vendor, brand=f"{name} ({ENV_MICROARCH})" if env else name,
                        features=frozenset(features), source="override", registers=regs, xcr0=xcr0)
     else:
+        from depotdelivery.cpu import _aarch64
+
         codes = {v: k for k, v in _aarch64.IMPLEMENTERS.items()}
         part = record.get("cpupart", "")
         midr = 0
@@ -184,11 +196,13 @@ def _live() -> HostCPU:
         xcr0 = lib.dd_xgetbv(0) if osxsave else 0  # XGETBV faults unless the OS enabled it
         return host_from_registers(regs, xcr0, source="cpuid")
     if arch == _ARCH_AARCH64:
+        from depotdelivery.cpu._aarch64 import decode_hwcaps
+
         hwcap, hwcap2 = lib.dd_getauxval(_AT_HWCAP), lib.dd_getauxval(_AT_HWCAP2)
         midr = _sysfs_midr()
         if midr is None:
             return _from_proc_cpuinfo(hwcap=(hwcap, hwcap2))
-        return _aarch64_host(None, midr, hwcap, hwcap2, _aarch64.decode_hwcaps(hwcap, hwcap2), "cpuid")
+        return _aarch64_host(None, midr, hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid")
     return _from_proc_cpuinfo()
 
 
@@ -201,6 +215,8 @@ def _sysfs_midr() -> Optional[int]:
 
 
 def _from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None) -> HostCPU:
+    from depotdelivery.cpu._parse import parse_cpuinfo, read_text
+
     try:
         info = parse_cpuinfo(read_text(PROC_CPUINFO, "cpuinfo file"), where=PROC_CPUINFO)
     except UnsupportedError:
