@@ -47,11 +47,11 @@ def compile_so(tmp_path, name, *flags, source=None):
 
 
 def slot4_in_file(path):
-    img = open_image(path)
-    base, size = img.symbol("jl_image_pointers")
-    assert size == 40
-    off, _ = img.offset_of(base + 32, "slot")
-    return struct.unpack_from("<Q", img.data, off)[0], img.relative_addend(base + 32)
+    with open_image(path) as img:
+        base, size = img.symbol("jl_image_pointers")
+        assert size == 40
+        off, _ = img.offset_of(base + 32, "slot")
+        return struct.unpack_from("<Q", img.data, off)[0], img.relative_addend(base + 32)
 
 
 def lld_available():
@@ -98,10 +98,10 @@ def test_missing_symbol(tmp_path):
 @needs_gcc
 def test_pointer_outside_every_segment(tmp_path):
     so = compile_so(tmp_path, "wild", "-fuse-ld=bfd")
-    img = open_image(so)
-    base, _ = img.symbol("jl_image_pointers")
-    off, _ = img.offset_of(base + 32, "slot")
-    data = bytearray(img.data)
+    with open_image(so) as img:
+        base, _ = img.symbol("jl_image_pointers")
+        off, _ = img.offset_of(base + 32, "slot")
+        data = bytearray(img.data)
     struct.pack_into("<Q", data, off, 0xDEAD0000000)
     so.write_bytes(data)
     with pytest.raises(FormatError, match="target data address 0xdead0000000 is outside every PT_LOAD"):
@@ -146,7 +146,8 @@ def test_writer_output_is_understood_by_binutils(tmp_path, machine, header, relo
     assert relocs.count(reloc) == 2
     assert "sys.so" in run("readelf", "-d", str(so))
     assert read_image_targets(so) == TARGETS
-    assert open_image(so).machine == machine
+    with open_image(so) as img:
+        assert img.machine == machine
 
 
 def test_not_an_elf(tmp_path):
@@ -176,9 +177,9 @@ def test_32_bit_and_big_endian_are_refused(tmp_path):
 def test_null_target_slot_without_relocation(tmp_path):
     so = tmp_path / "a.so"
     write_image(so, TARGETS.to_bytes())
-    img = open_image(so)
-    rela = next(s for s in img.sections if s.name == ".rela.dyn")
-    data = bytearray(img.data)
+    with open_image(so) as img:
+        rela = next(s for s in img.sections if s.name == ".rela.dyn")
+        data = bytearray(img.data)
     for i in range(rela.size // 24):  # move every relocation away from the slots
         struct.pack_into("<Q", data, rela.offset + 24 * i, 0)
     so.write_bytes(data)
@@ -186,9 +187,12 @@ def test_null_target_slot_without_relocation(tmp_path):
         read_image_targets(so)
 
 
-def test_missing_file(tmp_path):
+def test_missing_and_empty_files(tmp_path):
     with pytest.raises(FormatError, match="cannot read image"):
         read_image_targets(tmp_path / "absent.so")
+    (tmp_path / "empty.so").write_bytes(b"")
+    with pytest.raises(FormatError, match=r"empty\.so: offset 0: expected the ELF identification \(16 bytes\), only 0 left"):
+        read_image_targets(tmp_path / "empty.so")
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -1,6 +1,7 @@
 """Clone targets of ELF sysimages/pkgimages via ``jl_image_pointers``, and a minimal ELF writer."""
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 from collections.abc import Mapping
@@ -57,13 +58,14 @@ class _Segment:
 
 
 class ElfImage:
-    """A parsed 64-bit little-endian ELF file held in memory (sections, symbols, PT_LOAD map)."""
+    """A parsed 64-bit little-endian ELF file (sections, symbols, PT_LOAD map) over bytes or
+    a read-only mmap: a 500 MB sysimage costs only the pages actually read."""
 
-    def __init__(self, data: bytes, where: str):
+    def __init__(self, data: bytes | mmap.mmap, where: str):
         self.data = data
         self.where = where
         cur = Cursor(data, where)
-        ident = cur.take(16, "the ELF identification (16 bytes)")
+        ident = cur.take(16, "the ELF identification")
         if ident[:4] != b"\x7fELF":
             raise fail(where, 0, f"expected the ELF magic 7F 45 4C 46, found {ident[:4].hex(' ').upper()}")
         if ident[4] != 2:
@@ -79,6 +81,16 @@ class ElfImage:
         self._em = machine
         self.segments = tuple(self._segments(phoff, phentsize, phnum))
         self.sections = tuple(self._sections(shoff, shentsize, shnum, shstrndx))
+
+    def close(self) -> None:
+        if isinstance(self.data, mmap.mmap):
+            self.data.close()
+
+    def __enter__(self) -> ElfImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _table(self, off: int, entsize: int, count: int, st: struct.Struct, what: str) -> list[tuple]:
         if count and entsize < st.size:
@@ -117,7 +129,7 @@ class ElfImage:
         end = self.data.find(b"\0", table_off + index, table_off + table_size)
         if end < 0:
             raise fail(self.where, table_off + index, "expected a NUL-terminated string")
-        return self.data[table_off + index:end].decode("utf-8", "replace")
+        return bytes(self.data[table_off + index:end]).decode("utf-8", "replace")
 
     def symbol(self, name: str) -> tuple[int, int]:
         """(vaddr, size) of a defined symbol, from .dynsym, else .symtab."""
@@ -170,7 +182,7 @@ class ElfImage:
         off, end = self.offset_of(vaddr, f"symbol {name}")
         if off + size > end:
             raise fail(self.where, off, f"symbol {name} of {size} bytes runs past its segment")
-        return self.data[off:off + size]
+        return bytes(self.data[off:off + size])
 
     def targets(self) -> TargetData:
         base, _ = self.symbol(IMAGE_POINTERS)
@@ -183,23 +195,33 @@ class ElfImage:
 
 
 def open_image(path: str | os.PathLike[str]) -> ElfImage:
+    """The parsed image over a read-only mmap of the file; close it (or use ``with``) when
+    done, otherwise the mapping goes with the object."""
     name = os.fspath(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            if os.fstat(handle.fileno()).st_size == 0:
+                return ElfImage(b"", name)
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     except OSError as exc:
         raise FormatError(f"{name}: cannot read image: {exc.strerror or exc}") from None
-    return ElfImage(data, name)
+    try:
+        return ElfImage(data, name)
+    except BaseException:
+        data.close()
+        raise
 
 
 def read_image_targets(path: str | os.PathLike[str]) -> TargetData:
     """The clone targets of a sysimage or pkgimage ``.so`` (``jl_image_pointers`` slot 4)."""
-    return open_image(path).targets()
+    with open_image(path) as image:
+        return image.targets()
 
 
 def read_symbol(path: str | os.PathLike[str], name: str) -> bytes:
     """The bytes of a defined data symbol (e.g. one written by ``write_image(extra_symbols=)``)."""
-    return open_image(path).read_symbol(name)
+    with open_image(path) as image:
+        return image.read_symbol(name)
 
 
 # -- writer ------------------------------------------------------------------------------------
