@@ -124,3 +124,10 @@ def node_env(repo: NodeRepo, cache: Path, **extra: str) -> dict[str, str]:
 def node_repo(tmp_path_factory: pytest.TempPathFactory) -> NodeRepo:
     """One small release with every synth target (x86_64 and aarch64), channel ``stable``."""
     return build_repo(tmp_path_factory.mktemp("node-repo"))
+
+
+def captured_cpu(name: str) -> Path:
+    """A real machine's /proc/cpuinfo captured by archspec (``archspec/json/tests/targets``)."""
+    from depotdelivery.cpu._archspec import archspec_json_dir
+
+    return Path(archspec_json_dir()) / "tests" / "targets" / name
