@@ -344,6 +344,9 @@ def test_image_header_round_trip_and_found_inside_an_elf(tmp_path):
     for cut in range(len(raw)):
         with pytest.raises(FormatError):
             read_image_header(raw[:cut])
+    with pytest.raises(FormatError, match=r"^x: offset 3: expected the cache-file magic"):
+        read_image_header(b"abc" + raw[1:], where="x", start=3)
+    assert read_image_header(b"junk" + raw, start=4) == hdr
 
 
 def test_no_embedded_header(tmp_path):
@@ -351,3 +354,8 @@ def test_no_embedded_header(tmp_path):
     write_image(so, b"\0" * 4)
     with pytest.raises(FormatError, match="expected an embedded cache header"):
         find_image_header(so)
+    (tmp_path / "empty.so").write_bytes(b"")
+    with pytest.raises(FormatError, match="expected an embedded cache header"):
+        find_image_header(tmp_path / "empty.so")
+    with pytest.raises(FormatError, match="cannot read image"):
+        find_image_header(tmp_path / "absent.so")

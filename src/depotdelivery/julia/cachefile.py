@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 import os
 import re
 import struct
@@ -282,9 +283,10 @@ def _uuid_of(hi: int, lo: int) -> _uuid.UUID | None:
 
 
 def _read_preamble(cur: Cursor) -> dict[str, object]:
+    start = cur.pos
     magic = cur.take(len(MAGIC), "the cache-file magic")
     if magic != MAGIC:
-        raise cur.error(f"expected the cache-file magic {MAGIC!r}, found {magic!r}", 0)
+        raise cur.error(f"expected the cache-file magic {MAGIC!r}, found {magic!r}", start)
     at = cur.pos
     version = cur.u16("u16 format version")
     if version not in KNOWN_FORMATS:
@@ -480,10 +482,11 @@ def read_cache_file(source: str | os.PathLike[str] | bytes | bytearray | memoryv
     return _parse_full(data, name)
 
 
-def read_image_header(buf: bytes | memoryview, *, where: str = "<image header>", base: int = 0) -> ImageHeader:
-    """Parse the header at the start of a pkgimage's serialized data (``buf`` starts at the
-    magic; ``base`` is its offset in the file, for messages)."""
-    cur = Cursor(buf, where, base=base)
+def read_image_header(buf: bytes | memoryview | mmap.mmap, *, where: str = "<image header>",
+                      start: int = 0) -> ImageHeader:
+    """Parse the header at the start of a pkgimage's serialized data, which begins at
+    ``buf[start]`` (offsets in errors are offsets in ``buf``)."""
+    cur = Cursor(buf, where, start)
     pre = _read_preamble(cur)
     pre.pop("_pkgimage_at")
     _layout(cur, str(pre["julia_version"]))
@@ -492,17 +495,19 @@ def read_image_header(buf: bytes | memoryview, *, where: str = "<image header>",
 
 
 def find_image_header(path: str | os.PathLike[str]) -> ImageHeader:
-    """The embedded header of a pkgimage ``.so``: the first cache-file magic in the file."""
+    """The embedded header of a pkgimage ``.so``: its serialized data (the exported
+    ``jl_system_image_data``) begins with the cache-file magic; the first one is taken."""
     name = os.fspath(path)
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            if os.fstat(handle.fileno()).st_size:
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                    at = data.find(MAGIC)
+                    if at >= 0:
+                        return read_image_header(data, where=name, start=at)
     except OSError as exc:
         raise FormatError(f"{name}: cannot read image: {exc.strerror or exc}") from None
-    at = data.find(MAGIC)
-    if at < 0:
-        raise FormatError(f"{name}: offset 0: expected an embedded cache header (magic {MAGIC!r}), found none")
-    return read_image_header(memoryview(data)[at:], where=name, base=at)
+    raise FormatError(f"{name}: offset 0: expected an embedded cache header (magic {MAGIC!r}), found none")
 
 
 def file_crc_ok(path: str | os.PathLike[str]) -> bool:
