@@ -112,7 +112,8 @@ def _open_or_init(root: Path, created: list[Path]) -> Repository:
     if not root.is_dir():
         raise repo_unavailable(root, "does not exist or is not a directory (create it, or mount it)")
     if not (root / REPO_FILE).exists():
-        if any(not n.startswith(".") for n in os.listdir(root)):
+        # only a releases/ tree (an --in-place build waiting for its first publish) may be there
+        if any(not n.startswith(".") and n != "releases" for n in os.listdir(root)):
             raise repo_unavailable(root, f"is not empty and not a depotdelivery repository (no {REPO_FILE})")
         try:
             write_atomic(root / REPO_FILE, canonical_json(repo_document(secrets.token_hex(16))))
