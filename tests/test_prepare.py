@@ -148,7 +148,7 @@ KILL_TRIALS = 50
 
 def test_kill_9_at_random_points_never_leaves_a_complete_looking_partial_depot(node_repo, tmp_path):
     env = node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")),
-                   DEPOTDELIVERY_HYDRATE_DELAY="0.001")
+                   DEPOTDELIVERY_HYDRATE_DELAY="0.0003")
     out = _ok(run_ro(node_repo, """
         import json, os, random, signal, sys, time
         from pathlib import Path
