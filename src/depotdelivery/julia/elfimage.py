@@ -144,12 +144,14 @@ class ElfImage:
                         return value, size
         raise FormatError(f"{self.where}: no symbol {name!r} (expected an exported {name} as Julia images have)")
 
-    def offset_of(self, vaddr: int, what: str) -> tuple[int, int]:
-        """File offset of a virtual address through PT_LOAD, and the end of that segment's file bytes."""
+    def offset_of(self, vaddr: int, what: str, *, at: int | None = None) -> tuple[int, int]:
+        """File offset of a virtual address through PT_LOAD, and the end of that segment's
+        file bytes. ``at``: the file offset where the address was read, for the message."""
         for seg in self.segments:
             if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
                 return seg.offset + vaddr - seg.vaddr, seg.offset + seg.filesz
-        raise FormatError(f"{self.where}: {what} address {vaddr:#x} is outside every PT_LOAD segment's file bytes")
+        message = f"{what} address {vaddr:#x} is outside every PT_LOAD segment's file bytes"
+        raise fail(self.where, at, message) if at is not None else FormatError(f"{self.where}: {message}")
 
     def relative_addend(self, vaddr: int) -> int | None:
         """r_addend of the RELATIVE relocation that patches ``vaddr`` (None if there is none)."""
@@ -190,7 +192,8 @@ class ElfImage:
         blob = self.pointer(slot, f"{IMAGE_POINTERS}[{_TARGET_SLOT}]")
         if blob == 0:
             raise FormatError(f"{self.where}: {IMAGE_POINTERS}[{_TARGET_SLOT}] (target data) is a null pointer")
-        off, end = self.offset_of(blob, "target data")
+        slot_off, _ = self.offset_of(slot, "slot")
+        off, end = self.offset_of(blob, f"{IMAGE_POINTERS}[{_TARGET_SLOT}]: target data", at=slot_off)
         return parse_target_data_prefix(self.data, off, where=self.where, end=end)[0]
 
 
