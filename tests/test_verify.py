@@ -1,0 +1,177 @@
+"""Bad input against a published repository: each class of tampering gives its error and exit code,
+every problem is reported with its path, and verifying never changes the repository."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from repo_fixtures import build_depot, build_variant, tree_digest
+
+from depotdelivery.cli import main
+from depotdelivery.errors import FormatError, IntegrityError, TrustError
+from depotdelivery.publish import VariantInput, publish
+from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.hashing import hash_bytes
+from depotdelivery.store.keys import REVOKED_FILE, TrustStore, keygen, load_private_key, sign
+from depotdelivery.store.repo import Repository
+from depotdelivery.store.verify import verify
+
+REL = Path("releases/hep/1")
+
+
+@pytest.fixture
+def pub(tmp_path):
+    keygen(tmp_path / "key")
+    keygen(tmp_path / "stranger")
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    shutil.copy(tmp_path / "key.pub", trust)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    publish(repo, "hep", "1", build_depot(tmp_path / "depot"),
+            {"haswell": VariantInput(dir=build_variant(tmp_path / "haswell"))},
+            load_private_key(tmp_path / "key"), use_hash_cache=False)
+    return repo, trust, tmp_path
+
+
+def _cli_verify(repo: Path, trust: Path, capsys, *extra: str) -> tuple[int, str, str]:
+    before = tree_digest(repo)
+    code = main(["verify", "--repo", str(repo), "--trust", str(trust), *extra])
+    out = capsys.readouterr()
+    assert tree_digest(repo) == before, "verify must never modify the repository"
+    return code, out.out, out.err
+
+
+def test_clean_repository_verifies(pub, capsys):
+    repo, trust, _ = pub
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 0 and "ok release hep/1: 13 files" in out and "signed by" in out
+
+
+def test_tampered_files_every_problem_reported(pub, capsys):
+    repo, trust, _ = pub
+    d = repo / REL / "depot"
+    src = d / "packages" / "Foo" / "Ab0cD" / "src" / "Foo.jl"
+    data = src.read_bytes()
+    st = src.stat()
+    src.write_bytes(data[:-2] + b"!\n")  # same size: only the hash can tell
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.chmod(d / "registries" / "General.toml", 0o666)
+    link = d / "artifacts" / "0123456789abcdef0123456789abcdef01234567" / "lib" / "libfoo.so.1"
+    link.unlink()
+    os.symlink("../bin/tool", link)
+    (d / "packages" / "Foo" / "Ab0cD" / "extra.jl").write_text("planted")
+    (d / "environments" / "hep" / "Manifest.toml").unlink()
+    code, out, err = _cli_verify(repo, trust, capsys, "--json")
+    assert code == 4
+    problems = {p["path"].split("/depot/")[-1]: p["problem"] for r in json.loads(out)["reports"] for p in r["problems"]}
+    assert problems["packages/Foo/Ab0cD/src/Foo.jl"].startswith("BLAKE3 ")
+    assert problems["registries/General.toml"] == "mode 666, the listing says 644"
+    assert "points to '../bin/tool'" in problems[str(link).split("/depot/")[-1]]
+    assert problems["packages/Foo/Ab0cD/extra.jl"].startswith("not in the listing")
+    assert problems["environments/hep/Manifest.toml"] == "missing (file in the listing)"
+    assert "problem(s)" in err
+
+
+def test_tampered_listing(pub, capsys):
+    repo, trust, _ = pub
+    listing = next((repo / REL / "listings").glob("*.jsonl"))
+    listing.write_bytes(listing.read_bytes().replace(b'"mode":420', b'"mode":438', 1))
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 4 and "does not match the tree" in out
+
+
+def test_tampered_release_json(pub, capsys):
+    repo, trust, _ = pub
+    doc = repo / REL / "release.json"
+    doc.write_bytes(doc.read_bytes().replace(b'"julia_version":"1.11"', b'"julia_version":"1.12"'))
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 4 and "modified after signing" in out
+    with pytest.raises(IntegrityError, match="modified after signing"):
+        Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))
+
+
+def test_untrusted_and_revoked_keys(pub, capsys):
+    repo, trust, base = pub
+    doc = (repo / REL / "release.json").read_bytes()
+    stranger = load_private_key(base / "stranger")
+    (repo / REL / "release.json.sig").write_bytes(sign(doc, stranger))
+    code, _, err = _cli_verify(repo, trust, capsys)
+    assert code == 5 and f"signed by unknown key {stranger.keyid}: add its public key to {trust}" in err
+    key = load_private_key(base / "key")
+    (repo / REL / "release.json.sig").write_bytes(sign(doc, key))
+    (trust / REVOKED_FILE).write_text(key.keyid + "\n")
+    code, _, err = _cli_verify(repo, trust, capsys)
+    assert code == 5 and "revoked key" in err
+    with pytest.raises(TrustError):
+        Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))
+
+
+def test_truncated_signature_file(pub, capsys):
+    repo, trust, _ = pub
+    sig = repo / REL / "release.json.sig"
+    sig.write_bytes(sig.read_bytes()[:50])
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 4 and "unreadable signature file" in out
+    sig.unlink()
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 5 and "not signed" in out
+
+
+def _forge_listing(repo: Path, base: Path, mutate) -> None:
+    """Replace the shared listing with a mutated one and re-sign everything with the trusted
+    key: a signed but malicious (or buggy) listing must still be refused by the parser."""
+    doc = json.loads((repo / REL / "release.json").read_bytes())
+    old = repo / REL / "listings" / f"{doc['shared']['tree']}.jsonl"
+    lines = [json.loads(x) for x in old.read_bytes().splitlines()]
+    raw = mutate(lines)
+    tree = hash_bytes(raw)
+    old.unlink()
+    (repo / REL / "listings" / f"{tree}.jsonl").write_bytes(raw)
+    doc["shared"]["tree"] = tree
+    new_doc = canonical_json(doc)
+    (repo / REL / "release.json").write_bytes(new_doc)
+    (repo / REL / "release.json.sig").write_bytes(sign(new_doc, load_private_key(base / "key")))
+
+
+def _jsonl(lines: list[dict]) -> bytes:
+    return b"".join(canonical_json(x) + b"\n" for x in lines)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda ls: _jsonl([*ls, {**ls[-1], "path": "../../../../etc/cron.d/x"}]), "unsafe path"),
+    (lambda ls: _jsonl([{**ls[0], "path": "/etc/passwd"}, *ls[1:]]), "unsafe path"),
+    (lambda ls: _jsonl([{"mtime_ns": 1, "path": "a", "target": "../../../..", "type": "symlink"}, *ls]),
+     "leaves the tree"),
+    (lambda ls: _jsonl([ls[0], ls[0], *ls[1:]]), "duplicate path"),
+    (lambda ls: _jsonl(ls).replace(b'"path":"logs"', b'"path":"l\xffgs"'), "not UTF-8"),
+])
+def test_forged_listings_are_refused(pub, capsys, mutate, message):
+    repo, trust, base = pub
+    _forge_listing(repo, base, mutate)
+    code, out, _ = _cli_verify(repo, trust, capsys)
+    assert code == 4 and message in out
+    rel = Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))  # the signature is fine
+    with pytest.raises(FormatError, match=message):
+        Repository.open(repo).read_listing(rel, rel.shared.tree)
+
+
+def test_release_filed_under_another_name(pub):
+    repo, trust, _ = pub
+    shutil.copytree(repo / REL, repo / "releases" / "hep" / "2", symlinks=True)
+    with pytest.raises(FormatError, match="names release hep/1, but it is filed under hep/2"):
+        Repository.open(repo).read_release("hep", "2", TrustStore.from_dir(trust))
+
+
+def test_verify_without_trust_still_hashes(pub, capsys):
+    repo, _, _ = pub
+    assert main(["verify", "--repo", str(repo), "--release", "hep/1"]) == 0
+    assert "signatures not checked" in capsys.readouterr().err
+    (repo / REL / "depot" / "registries" / "General.toml").write_text("x")
+    with pytest.raises(IntegrityError):
+        verify(repo, "hep/1")
+    assert main(["verify", "--repo", str(repo), "--release", "hep/9"]) == 3
+    assert main(["verify", "--repo", str(repo.parent / "gone")]) == 3
