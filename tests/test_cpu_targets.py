@@ -1,0 +1,107 @@
+"""Every machine archspec captured (archspec/json/tests/targets/) through our readers: linux-*
+via --cpuinfo, windows-cpuid-* via --cpuid-dump, each must give archspec's expected name."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from depotdelivery.cpu import detect
+from depotdelivery.cpu._aarch64 import IMPLEMENTERS, decode_hwcaps, hwcaps_from_features, midr_fields, midr_from_fields
+from depotdelivery.cpu._archspec import archspec_json, archspec_json_dir
+from depotdelivery.cpu._parse import parse_cpuid_dump, read_text
+from depotdelivery.errors import UnsupportedError
+from depotdelivery.julia.features import feature_table
+
+TARGETS_DIR = os.path.join(archspec_json_dir(), "tests", "targets")
+FILES = sorted(os.listdir(TARGETS_DIR))
+
+# Captures we do not model, asserted to fail with UnsupportedError (not skipped): POWER,
+# RISC-V, and macOS sysctl dumps (not /proc/cpuinfo files; Apple hosts are out of scope).
+EXPECTED_UNSUPPORTED = {
+    "bgq-rhel6-power7", "linux-centos7-power8le", "linux-rhel8-power9", "linux-unknown-power10",
+    "linux-debian13-x60", "linux-sifive-u74mc", "linux-spacemit-x60",
+    "darwin-bigsur-m1", "darwin-mojave-haswell", "darwin-mojave-ivybridge",
+    "darwin-mojave-skylake", "darwin-monterey-m1", "darwin-monterey-m2", "darwin-sequoia-m3",
+    "darwin-sequoia-m4",
+}
+
+
+def _detect(name: str):
+    path = os.path.join(TARGETS_DIR, name)
+    if name.startswith("windows-cpuid-"):
+        return detect(cpuid_dump=path)
+    return detect(cpuinfo=path)
+
+
+def test_archspec_ships_captures():
+    assert len(FILES) > 40
+    assert any(f.startswith("windows-cpuid-") for f in FILES)
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_captured_machine(name):
+    expected = name.split("-", 2)[2]
+    if name in EXPECTED_UNSUPPORTED:
+        with pytest.raises(UnsupportedError, match="does not model"):
+            _detect(name)
+        return
+    host = _detect(name)
+    assert host.source == "file"
+    assert host.microarch == expected
+    assert host.generic in ("x86_64", "x86_64_v2", "x86_64_v3", "x86_64_v4", "aarch64")
+    for version in ("1.10", "1.12"):
+        words = host.julia_words(version)
+        assert feature_table(host.arch, version).names(words) == host.julia_features(version)
+        assert host.julia_cpu(version)
+
+
+@pytest.mark.parametrize("name", [f for f in FILES if f.startswith("windows-cpuid-")])
+def test_cpuid_dump_features_are_archspecs_under_kernel_names(name):
+    """What archspec's CpuidInfoCollector reads from the same dump (cpuid.json applied bit by
+    bit), renamed to the kernel's spelling, is exactly our feature set minus our extra bits."""
+    from test_cpu_x86 import KERNEL_RENAMES, VOCABULARY
+
+    registers = parse_cpuid_dump(read_text(os.path.join(TARGETS_DIR, name), "dump"), where=name)
+    data = archspec_json("cpuid")
+    max_basic, max_ext = registers[(0, 0)][0], registers.get((0x80000000, 0), (0,))[0]
+    archspec = set()
+    for group, limit in (("flags", max_basic), ("extension-flags", max_ext)):
+        for call in data[group]:
+            if call["input"]["eax"] > limit:
+                continue
+            values = registers.get((call["input"]["eax"], call["input"]["ecx"]), (0, 0, 0, 0))
+            for bit in call["bits"]:
+                if values["abcd".index(bit["register"][1])] >> bit["bit"] & 1:
+                    archspec.add(KERNEL_RENAMES.get(bit["name"], bit["name"]))
+    ours = _detect(name).features
+    archspec_names = {KERNEL_RENAMES.get(b["name"], b["name"])
+                      for g in ("flags", "extension-flags") for c in data[g] for b in c["bits"]}
+    assert ours & archspec_names == archspec
+    assert ours - archspec_names <= VOCABULARY
+
+
+def test_aarch64_vendor_names_are_archspecs():
+    arm_vendors = archspec_json("microarchitectures")["conversions"]["arm_vendors"]
+    assert {int(code, 16): name for code, name in arm_vendors.items()} == IMPLEMENTERS
+
+
+def test_aarch64_hwcaps_round_trip_and_cover_archspec_features():
+    from depotdelivery.cpu._archspec import microarchitectures
+
+    for record in microarchitectures().values():
+        if record["vendor"] in ("ARM", "Fujitsu", "Cavium", "Ampere", "Apple", "Nvidia"):
+            features = set(record["features"])
+            # ls64 is an AT_HWCAP3 bit (Linux 6.16+); we read HWCAP and HWCAP2 only
+            assert decode_hwcaps(*hwcaps_from_features(features)) == features - {"ls64"}, record
+    for midr in (0x410FD490, 0x460F0010, 0x431F0AF1, 0x610F0220):
+        assert midr_from_fields(*(midr_fields(midr)[i] for i in (0, 1, 3, 4)), midr_fields(midr)[2]) == midr
+
+
+def test_aarch64_capture_identity_and_julia_view():
+    host = _detect("linux-rhel9-neoverse_n2")
+    assert (host.vendor, host.family, host.model) == ("ARM", 0x41, 0xD49)
+    assert host.julia_cpu("1.11") == "neoverse-n2"
+    julia = host.julia_features("1.11")
+    assert {"sve", "sve2", "dotprod", "i8mm", "bf16", "v8_5a"} <= julia
+    assert "sve" in host.features and "sve2" in host.features
