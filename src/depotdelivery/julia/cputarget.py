@@ -103,10 +103,11 @@ _X86_SETS = _chain(
     ("znver1", "haswell", "adx aes clflushopt clzero mwaitx prfchw rdseed sha sse4a xsavec"),
     ("znver2", "znver1", "clwb rdpid wbnoinvd"),
     ("znver3", "znver2", "shstk pku vaes vpclmulqdq"),
-    # v1.11: znver4 = znver3 + the Zen 4 AVX-512 subset (LLVM's znver4 additions).
+    # v1.11 (JuliaLang/julia#52944, as quoted in #56967): znver4 = znver3 + AVX-512 subset.
     ("znver4", "znver3", "avx512f avx512cd avx512dq avx512bw avx512vl avx512ifma avx512vbmi "
-                         "avx512vbmi2 avx512vnni avx512bitalg avx512vpopcntdq avx512bf16 gfni"),
-    # v1.12: znver5 = znver4 + LLVM's znver5 additions.
+                         "avx512vbmi2 avx512vnni avx512bitalg avx512vpopcntdq avx512bf16 gfni "
+                         "shstk xsaves"),
+    # v1.12 (JuliaLang/julia#56967): znver5; prefetchi is a 1.12 feature (features_x86.h).
     ("znver5", "znver4", "avxvnni movdiri movdir64b avx512vp2intersect prefetchi"),
 )
 

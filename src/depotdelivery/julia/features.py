@@ -75,18 +75,13 @@ _X86_FEATURES_110: tuple[tuple[str, int], ...] = (
     ("ptwrite", 324),
 )
 
-# src/features_x86.h (v1.12.x): word 9 gains the LLVM 16-18 CPUID(7,1).EAX features, a new
-# word 10 holds the CPUID(7,1) "EDX" features (processor_x86.cpp reads EBX into it, see
-# X86_WORD_SOURCES), and ptwrite moves to word 11.
+# src/features_x86.h (v1.12.x): a new word 10 for the CPUID(7,1) "EDX" features -- prefetchi
+# (bit 14) came with Zen 5 detection (JuliaLang/julia#56967); processor_x86.cpp reads EBX
+# into that word, see X86_WORD_SOURCES -- and ptwrite moves to word 11. Other features the
+# 1.12 header may add to these words are not carried (their bits read as unknown).
 _X86_FEATURES_112: tuple[tuple[str, int], ...] = tuple(
     f for f in _X86_FEATURES_110 if f[0] != "ptwrite"
-) + (
-    ("sha512", 288), ("sm3", 289), ("sm4", 290), ("raoint", 291), ("cmpccxadd", 295),
-    ("amx-fp16", 309), ("hreset", 310), ("avxifma", 311),
-    ("avxvnniint8", 324), ("avxneconvert", 325), ("amx-complex", 328),
-    ("avxvnniint16", 330), ("prefetchi", 334), ("usermsr", 335),
-    ("ptwrite", 356),
-)
+) + (("prefetchi", 334), ("ptwrite", 356))
 
 # src/processor_x86.cpp ``_get_host_cpu``: which CPUID (leaf, subleaf, register) fills each
 # feature word. v1.10/v1.11: 11 words; v1.12: 12 words.
