@@ -1,0 +1,151 @@
+"""Channels: signed documents whose seq only grows, rollback as a new document, history, expiry."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import pytest
+from repo_fixtures import build_depot, tree_digest, write
+
+from depotdelivery.channels import channel_history, parse_duration, rollback_channel, set_channel
+from depotdelivery.cli import main
+from depotdelivery.errors import NotFoundError, TrustError, UsageError
+from depotdelivery.publish import publish
+from depotdelivery.store.keys import TrustStore, keygen, load_private_key
+from depotdelivery.store.repo import Repository
+
+
+@pytest.fixture
+def three(tmp_path):
+    """A repository with releases hep/1..3 (one file differs) and no channel yet."""
+    keygen(tmp_path / "key")
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    shutil.copy(tmp_path / "key.pub", trust)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    key = load_private_key(tmp_path / "key")
+    depot = build_depot(tmp_path / "depot")
+    for v in ("1", "2", "3"):
+        write(depot / "registries" / "General.toml", f"[General] # {v}\n")
+        publish(repo, "hep", v, depot, {}, key, use_hash_cache=False)
+    return repo, trust, key, tmp_path
+
+
+def test_set_history_rollback(three):
+    repo, trust, key, _ = three
+    assert set_channel(repo, "stable", "hep/1", key).seq == 1
+    assert set_channel(repo, "stable", "hep/2", key).seq == 2
+    assert set_channel(repo, "stable", "hep/3", key).seq == 3
+    back = rollback_channel(repo, "stable", key)
+    assert (back.seq, back.release) == (4, "hep/2"), "rollback: a new, higher seq pointing at the previous release"
+    again = rollback_channel(repo, "stable", key, to="hep/1")
+    assert (again.seq, again.release) == (5, "hep/1")
+    hist = channel_history(repo, "stable")
+    assert [(e.seq, e.release) for e in hist] == [(5, "hep/1"), (4, "hep/2"), (3, "hep/3"), (2, "hep/2"), (1, "hep/1")]
+    ch = Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
+    rel = Repository.open(repo).read_release("hep", "1")
+    assert ch.release_hash == rel.id and ch.seq == 5
+    with pytest.raises(UsageError, match="not in the history"):
+        rollback_channel(repo, "stable", key, to="hep/9")
+
+
+def test_set_if_changed_writes_nothing(three):
+    repo, _, key, _ = three
+    set_channel(repo, "stable", "hep/1", key)
+    before = tree_digest(repo)
+    assert set_channel(repo, "stable", "hep/1", key, if_changed=True).seq == 1
+    assert tree_digest(repo) == before
+
+
+def test_set_refuses_a_missing_release_and_leaves_no_trace(three):
+    repo, _, key, _ = three
+    before = tree_digest(repo)
+    with pytest.raises(NotFoundError, match="release hep/9 not found"):
+        set_channel(repo, "stable", "hep/9", key)
+    assert tree_digest(repo) == before
+
+
+def test_expired_channel_is_refused(three, capsys):
+    repo, trust, key, _ = three
+    set_channel(repo, "stable", "hep/1", key, expires=60, now=time.time() - 3600)
+    before = tree_digest(repo)
+    with pytest.raises(TrustError, match="expired at .* re-sign it"):
+        Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
+    assert main(["verify", "--repo", str(repo), "--trust", str(trust)]) == 5
+    assert "expired" in capsys.readouterr().err
+    assert main(["channel", "show", "--repo", str(repo), "--channel", "stable", "--trust", str(trust)]) == 0
+    assert "EXPIRED" in capsys.readouterr().out
+    assert tree_digest(repo) == before
+    assert set_channel(repo, "stable", "hep/1", key, if_changed=True).seq == 2, "an expired channel is re-signed"
+
+
+def test_lower_seq_is_refused_by_a_node(three, tmp_path):
+    """Replaying an older, validly signed channel document (rollback attack) is refused by the
+    node's trust state, which remembers the highest seq it accepted."""
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.trust import verified_channel
+
+    repo, trust, key, _ = three
+    set_channel(repo, "stable", "hep/1", key)
+    old_doc = (repo / "channels" / "stable.json").read_bytes()
+    old_sig = (repo / "channels" / "stable.json.sig").read_bytes()
+    set_channel(repo, "stable", "hep/2", key)
+    repo_id = Repository.open(repo).repo_id
+    cache = NodeCache(tmp_path / "node-cache")
+    assert verified_channel(cache, repo, repo_id, "stable", str(trust)).seq == 2
+    (repo / "channels" / "stable.json").write_bytes(old_doc)
+    (repo / "channels" / "stable.json.sig").write_bytes(old_sig)
+    before = tree_digest(repo)
+    with pytest.raises(TrustError, match="went back from seq 2 .* to seq 1"):
+        verified_channel(cache, repo, repo_id, "stable", str(trust))
+    assert tree_digest(repo) == before
+
+
+def test_reader_between_the_two_renames_still_verifies(three):
+    """set_channel replaces .sig before the document; the new .sig also signs the old
+    document, so a reader holding the old document and the new .sig still verifies."""
+    repo, trust, key, _ = three
+    set_channel(repo, "stable", "hep/1", key)
+    old_doc = (repo / "channels" / "stable.json").read_bytes()
+    set_channel(repo, "stable", "hep/2", key)
+    new_sig = (repo / "channels" / "stable.json.sig").read_bytes()
+    ts = TrustStore.from_dir(trust)
+    assert ts.verify(old_doc, new_sig, "channel stable") == key.keyid
+    assert ts.verify((repo / "channels" / "stable.json").read_bytes(), new_sig, "channel stable") == key.keyid
+    assert len(json.loads(new_sig)["signatures"]) == 2
+
+
+def test_cli_channel_commands(three, capsys):
+    repo, trust, _, base = three
+    k = str(base / "key")
+    r = ["--repo", str(repo), "--channel", "stable"]
+    assert main(["channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "never"]) == 0
+    assert main(["channel", "set", *r, "--release", "hep/3", "--key", k, "--json"]) == 0
+    capsys.readouterr()
+    assert main(["channel", "show", *r, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["seq"] == 2
+    assert main(["channel", "rollback", *r, "--key", k]) == 0
+    assert "-> hep/1 (seq 3" in capsys.readouterr().out
+    assert main(["channel", "history", *r, "--json"]) == 0
+    hist = json.loads(capsys.readouterr().out)["history"]
+    assert [(h["seq"], h["release"]) for h in hist] == [(3, "hep/1"), (2, "hep/3"), (1, "hep/1")]
+    assert main(["channel", "show", *r, "--trust", str(trust), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["release"] == "hep/1" and not shown["expired"]
+    assert main(["channel", "set", *r, "--key", k]) == 2  # no --release
+    assert main(["channel", "show", "--repo", str(repo), "--channel", "nightly"]) == 3
+    assert main(["channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "soon"]) == 2
+
+
+@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("2w", 14 * 86400),
+                                           ("1d12h", 129600), ("90s", 90), ("never", None)])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0d", "30", "d30", "1y", "30d garbage", "-1d"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(UsageError):
+        parse_duration(text)
