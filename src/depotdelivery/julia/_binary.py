@@ -61,6 +61,11 @@ class Cursor:
         start = self._need(st.size, what)
         return st.unpack_from(self.buf, start)[0]
 
+    def fields(self, st: struct.Struct, what: str) -> tuple:  # type: ignore[type-arg]
+        """Several fixed-size fields at once (one bounds check, one unpack)."""
+        start = self._need(st.size, what)
+        return st.unpack_from(self.buf, start)
+
     def u8(self, what: str) -> int:
         return int(self._unpack(_U8, what))
 

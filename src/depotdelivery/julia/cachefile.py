@@ -56,6 +56,10 @@ CHECKSUM_TAG = 0xFAFBFCFD << 32
 # jl_cache_flags() of a default session: pkgimages, debug 1, check-bounds default, inline, -O2.
 DEFAULT_FLAGS = 0xA3
 
+_MODULE = struct.Struct("<QQQQ")  # uuid.hi, uuid.lo, build_id.hi, build_id.lo
+_WORKLIST = struct.Struct("<QQQ")  # uuid.hi, uuid.lo, build_id.lo
+_DEP_SIZED = struct.Struct("<QIdi")  # fsize, crc32c, mtime, modindex (1.11+)
+_DEP_PLAIN = struct.Struct("<di")  # mtime, modindex (1.9/1.10)
 _STRING_LIMIT = 4096  # uname/arch/version/branch/commit; real ones are < 100 bytes
 _HEADER_PREFIX = 1 << 16  # header-only reads start with 64 KiB and double as needed
 _VERSION_RE = re.compile(r"^(\d+)\.(\d+)(?:\.|$)")
@@ -321,8 +325,7 @@ def _read_modules(cur: Cursor, what: str) -> tuple[RequiredModule, ...]:
     mods = []
     while n := cur.length(f"{what} name"):
         name = _name(cur.take(n, f"{what} name"))
-        uhi, ulo = cur.u64("u64 uuid.hi"), cur.u64("u64 uuid.lo")
-        bhi, blo = cur.u64("u64 build_id.hi"), cur.u64("u64 build_id.lo")
+        uhi, ulo, bhi, blo = cur.fields(_MODULE, "u64 uuid.hi, uuid.lo, build_id.hi, build_id.lo")
         mods.append(RequiredModule(name=name, uuid=_uuid_of(uhi, ulo), build_id=bhi << 64 | blo))
     return tuple(mods)
 
@@ -331,8 +334,8 @@ def _read_worklist(cur: Cursor) -> tuple[WorklistModule, ...]:
     mods = []
     while n := cur.length("worklist module name"):
         name = _name(cur.take(n, "worklist module name"))
-        uhi, ulo = cur.u64("u64 uuid.hi"), cur.u64("u64 uuid.lo")
-        mods.append(WorklistModule(name=name, uuid=_uuid_of(uhi, ulo), build_id=cur.u64("u64 build_id.lo")))
+        uhi, ulo, blo = cur.fields(_WORKLIST, "u64 uuid.hi, uuid.lo, build_id.lo")
+        mods.append(WorklistModule(name=name, uuid=_uuid_of(uhi, ulo), build_id=blo))
     return tuple(mods)
 
 
@@ -346,10 +349,10 @@ def _read_dependencies(cur: Cursor, layout: str, nworklist: int
         raw = cur.take(n, "dependency path")
         fsize = crc = None
         if sized:
-            fsize, crc = cur.u64("u64 file size"), cur.u32("u32 CRC-32C")
-        mtime = cur.f64("f64 mtime")
-        mat = cur.pos
-        modindex = cur.i32("i32 module index")
+            fsize, crc, mtime, modindex = cur.fields(_DEP_SIZED, "u64 fsize, u32 CRC-32C, f64 mtime, i32 module index")
+        else:
+            mtime, modindex = cur.fields(_DEP_PLAIN, "f64 mtime, i32 module index")
+        mat = cur.pos - 4
         if not 0 <= modindex <= nworklist:
             raise cur.error(f"module index {modindex} is outside the worklist (1..{nworklist})", mat)
         subs = []
