@@ -607,7 +607,7 @@ def _packages_in_stack(depots: Sequence[str], mm: str) -> dict[tuple[str | None,
     return found
 
 
-def predict(depot_stack: Sequence[str | os.PathLike[str]], *, julia_version: str,
+def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_version: str,
             sysimage_modules: Iterable[Any], host: _JuliaHost | HostTarget, jit_target: str | None = None,
             project: str | os.PathLike[str] | None = None,
             requested_flags: CacheFlags | int | None = None,
@@ -623,6 +623,8 @@ def predict(depot_stack: Sequence[str | os.PathLike[str]], *, julia_version: str
     manifest package is judged; without it the packages are those with caches in the stack and
     their sources are looked up as ``packages/<Name>/*``. ``requested_flags``: the session's
     cache flags (default: a default session, 0xA3)."""
+    if isinstance(depot_stack, str):  # JULIA_DEPOT_PATH syntax; empty entries are Julia's own
+        depot_stack = depot_stack.split(":")
     depots = [os.path.abspath(os.fspath(d)) for d in depot_stack if os.fspath(d)]
     if not depots:
         raise UsageError("empty depot stack: give at least one depot")

@@ -416,8 +416,19 @@ def _projslug(project_file: str, sysimage: str, flags: int, cpu_target: str) -> 
     return slug(crc, 5)
 
 
-def _write_variant(w: _Writer, rng: random.Random, *, root: Path, depot: Path, final_root: str,
-                   target: str, arch: str, julia_version: str, project: str,
+def _sources(depot: Path, packages: Sequence[SynthPackage]) -> dict[str, list[tuple[str, bytes, float]]]:
+    """Each package's cache dependencies (include files, entry first, then Artifacts.toml):
+    relative path, bytes, and the mtime Julia reads (st_mtime: sec + nsec * 1e-9)."""
+    out = {}
+    for p in packages:
+        files = [*p.includes, *(["Artifacts.toml"] if p.artifacts else [])]
+        out[p.name] = [(rel, (depot / p.path / rel).read_bytes(), os.stat(depot / p.path / rel).st_mtime)
+                       for rel in files]
+    return out
+
+
+def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mapping[str, list[tuple[str, bytes, float]]],
+                   final_root: str, target: str, arch: str, julia_version: str, project: str,
                    packages: Sequence[SynthPackage]) -> VariantDir:
     from depotdelivery.julia import cachefile as cfm
     from depotdelivery.julia.cputarget import parse_cpu_target, to_image_target
@@ -451,15 +462,12 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, depot: Path, f
         lo = rng.getrandbits(64)
         build[p.name] = cfm.RequiredModule(name=p.name, uuid=_uuid.UUID(p.uuid), build_id=checksum << 64 | lo)
         deps, texts = [], []
-        files = [*p.includes, *(["Artifacts.toml"] if p.artifacts else [])]
-        for rel in files:
-            real = depot / p.path / rel
+        for rel, content, mtime in sources[p.name]:
             recorded = (f"@depot/{p.path}/{rel}" if sized else f"{final_root}/{p.path}/{rel}")
-            content = real.read_bytes()
             if sized:  # 1.11+: include and include_dependency track size + CRC-32C, mtime -1
                 deps.append(cfm.Dependency(path=recorded, mtime=-1.0, fsize=len(content), crc32c=crc32c(content)))
             else:  # 1.9/1.10: absolute path + the mtime Julia reads (sec + nsec * 1e-9)
-                deps.append(cfm.Dependency(path=recorded, mtime=os.stat(real).st_mtime))
+                deps.append(cfm.Dependency(path=recorded, mtime=mtime))
             if rel != "Artifacts.toml":  # include() files carry their source text
                 texts.append(cfm.SourceText(path=recorded, text=content))
         requires = tuple(cfm.Requires(name=d, uuid=_uuid.UUID(by_name[d].uuid) if d in by_name
@@ -555,8 +563,9 @@ def generate_release_inputs(out_dir: str | os.PathLike[str], *, final_root: str 
     _write_environment(w, depot / project, julia_version, made, roots)
     _fix_mtimes(depot, w)
     variants = {}
+    sources = _sources(depot, made)
     for t in targets:
-        variants[t] = _write_variant(w, random.Random(f"{seed}/{t}"), root=root, depot=depot, final_root=final,
+        variants[t] = _write_variant(w, random.Random(f"{seed}/{t}"), root=root, sources=sources, final_root=final,
                                      target=t, arch=_TARGET_ARCH[t], julia_version=julia_version,
                                      project=project, packages=made)
     os.utime(root / "variants", ns=(_EPOCH_NS, _EPOCH_NS)) if variants else None
