@@ -359,3 +359,15 @@ def test_no_embedded_header(tmp_path):
         find_image_header(tmp_path / "empty.so")
     with pytest.raises(FormatError, match="cannot read image"):
         find_image_header(tmp_path / "absent.so")
+
+
+def test_data_positions_of_a_ji_without_native_code():
+    cf = CacheFile(julia_version="1.10.5", checksum=CHECKSUM_TAG | 1, pkgimage=0, flags=0xA2,
+                   worklist=(WorklistModule(name="Foo", uuid=FOO, build_id=1),), payload=bytes(64))
+    end = len(write_cache_file(cf)) - 8 - 4  # the data ends where the (empty) source text starts
+    good = sealed(replace(cf, datastartpos=end - 32, dataendpos=end))
+    assert (good.datastartpos, good.dataendpos) == (end - 32, end) and not good.has_native_code
+    with pytest.raises(FormatError, match="dataendpos .* is before datastartpos"):
+        read_cache_file(write_cache_file(replace(cf, datastartpos=end, dataendpos=end - 8)))
+    with pytest.raises(FormatError, match=r"datastartpos 5 is outside the data region"):
+        read_cache_file(write_cache_file(replace(cf, datastartpos=5)))

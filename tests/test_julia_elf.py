@@ -209,3 +209,10 @@ def test_truncated_or_corrupted_images_raise_only_format_error(tmp_path_factory,
         read_image_targets(so)
     except FormatError:
         pass
+
+
+def test_writer_refuses_to_overwrite_the_pointer_table(tmp_path):
+    with pytest.raises(ValueError, match="written by write_image itself"):
+        write_image(tmp_path / "x.so", b"", extra_symbols={"jl_image_pointers": b"x"})
+    with pytest.raises(ValueError, match="machine must be one of"):
+        write_image(tmp_path / "x.so", b"", machine="riscv64")

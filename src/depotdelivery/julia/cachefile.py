@@ -182,7 +182,7 @@ class CacheFile:
     writer computes them (values given to it are ignored). ``payload`` holds the bytes between
     the clone-target block and the source text (the serialized data of a ``.ji`` without
     native code; empty for a pkgimage's ``.ji``). ``header_only`` files were read without
-    source texts and payload."""
+    source texts and payload. ``layout`` is derived from ``julia_version`` when left empty."""
 
     format_version: int = FORMAT_VERSION
     layout: str = ""
@@ -430,6 +430,8 @@ def _parse_full(buf: bytes | memoryview, where: str) -> CacheFile:
         pos = int(fields[key])  # type: ignore[call-overload]
         if pos and not cur.pos <= pos <= srctextpos:
             raise cur.error(f"{key} {pos} is outside the data region {cur.pos}..{srctextpos}")
+    if int(fields["dataendpos"]) < int(fields["datastartpos"]):  # type: ignore[call-overload]
+        raise cur.error(f"dataendpos {fields['dataendpos']} is before datastartpos {fields['datastartpos']}")
     payload = bytes(buf[cur.pos:srctextpos])
     src = Cursor(buf, where, srctextpos, body_end)
     texts = _read_sources(src)
@@ -450,7 +452,8 @@ def _parse_header_only(handle: BinaryIO, size: int, where: str) -> CacheFile:
         try:
             fields = _read_header(cur)
         except Truncated:
-            if len(prefix) < size:  # only the prefix was too short: read more
+            # only the prefix was too short: read more (unless the file shrank under us)
+            if len(prefix) == min(want, size) < size:
                 want *= 2
                 continue
             raise

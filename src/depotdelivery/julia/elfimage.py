@@ -244,6 +244,8 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
     if machine not in _EM_BY_NAME:
         raise ValueError(f"machine must be one of {sorted(_EM_BY_NAME)}, not {machine!r}")
     em = _EM_BY_NAME[machine]
+    if IMAGE_POINTERS in (extra_symbols or {}):
+        raise ValueError(f"{IMAGE_POINTERS} is written by write_image itself")
     symbols = {IMAGE_POINTERS: b""} | dict(extra_symbols or {})
     names = list(symbols)
 
