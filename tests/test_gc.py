@@ -1,0 +1,109 @@
+"""status and gc on a real node cache: keep / older-than, leases, build leftovers, overlay
+unmount, and gc racing prepare() and running jobs."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401
+
+HASWELL = str(captured_cpu("linux-rhel7-haswell"))
+
+
+def _ok(done: subprocess.CompletedProcess[str]) -> dict:
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_gc_keep_older_than_leases_and_leftovers(node_repo, tmp_path):
+    res = _ok(run_ro(node_repo, """
+        import json, os, subprocess, sys, time
+        import depotdelivery
+        from depotdelivery.errors import UnsupportedError
+        from depotdelivery.node.cache import NodeCache
+        cache = NodeCache(os.environ["DEPOTDELIVERY_CACHE"])
+        keys = {}
+        for mode, age in (("stack", 10 * 86400), ("symlink", 3600), ("copy", 0)):
+            p = depotdelivery.prepare(mode=mode)
+            keys[mode] = p.key
+            p.lease.release()
+            t = time.time() - age
+            os.utime(cache.leases / p.key, (t, t))
+        out = {"keys": keys}
+        # a job killed while holding a lease, and one killed while building
+        child = subprocess.Popen([sys.executable, "-c",
+            "import depotdelivery, time; depotdelivery.prepare(mode='copy'); print('ok', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ok"
+        out["status_leased"] = [d.to_dict() for d in cache.status()]
+        child.kill(); child.wait()
+        os.utime(cache.leases / keys["copy"], None)
+        leftover = cache.tmp / f"{keys['symlink']}.99999.deadbeef"
+        (leftover / "depot").mkdir(parents=True)
+        out["gc_plain"] = cache.gc().to_dict()
+        out["leftover_exists"] = leftover.exists()
+        out["gc_older"] = cache.gc(older_than=2 * 86400).to_dict()
+        out["gc_keep"] = cache.gc(keep=1).to_dict()
+        # a held lease protects a depot from everything
+        child = subprocess.Popen([sys.executable, "-c",
+            "import depotdelivery, time; depotdelivery.prepare(mode='copy'); print('ok', flush=True); time.sleep(60)"],
+            stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == "ok"
+        out["gc_leased"] = cache.gc(keep=0, older_than=0).to_dict()
+        child.kill(); child.wait()
+        try:
+            p = depotdelivery.prepare(mode="overlay")
+            mount = p.depot
+            p.lease.release()
+            out["overlay_mounted"] = os.path.ismount(mount)
+        except UnsupportedError as exc:
+            mount = None
+            out["overlay_mounted"] = str(exc)
+        out["gc_all"] = cache.gc(keep=0).to_dict()
+        out["overlay_after"] = None if mount is None else os.path.ismount(mount)
+        out["left"] = cache.keys()
+        print(json.dumps(out))
+    """, env=node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)))
+    keys = res["keys"]
+    [copy_status] = [d for d in res["status_leased"] if d["key"] == keys["copy"]]
+    assert copy_status["complete"] and len(copy_status["leases"]) == 1 and copy_status["files"] > 0
+    assert res["gc_plain"]["removed"] == [] and res["gc_plain"]["tmp_removed"] == 1
+    assert res["gc_plain"]["leases_reaped"] == 1 and not res["leftover_exists"]
+    assert res["gc_older"]["removed"] == [keys["stack"]]
+    assert res["gc_keep"]["removed"] == [keys["symlink"]]
+    assert res["gc_leased"]["removed"] == [] and res["gc_leased"]["kept_leased"] == [keys["copy"]]
+    if res["overlay_mounted"] is True:
+        assert res["overlay_after"] is False  # gc unmounted it before removing
+    assert res["left"] == []
+
+
+def test_gc_racing_prepare_and_running_jobs(node_repo, tmp_path):
+    res = _ok(run_ro(node_repo, """
+        import json, os, subprocess, sys, time
+        dd = [sys.executable, "-m", "depotdelivery"]
+        # jobs: each checks, for its whole life, that its depot is still there and usable
+        job = ('for i in $(seq 150); do test -f "$JULIA_PROJECT/Project.toml" && test -d "${JULIA_DEPOT_PATH%%:*}/compiled" '
+               '|| { echo "depot vanished" >&2; exit 1; }; sleep 0.02; done')
+        jobs = [subprocess.Popen(dd + ["exec", "--mode", "symlink", "--", "sh", "-c", job]) for _ in range(6)]
+        time.sleep(0.8)  # all jobs hold their lease
+        deadline = time.time() + 1.5
+        gcs, prepares, removed = [], [], []
+        while time.time() < deadline:
+            prepares.append(subprocess.Popen(dd + ["prepare", "--mode", "stack"], stdout=subprocess.DEVNULL))
+            g = subprocess.run(dd + ["gc", "--keep", "0", "--json"], capture_output=True, text=True)
+            gcs.append(g.returncode)
+            if g.returncode == 0:
+                removed += json.loads(g.stdout)["removed"]
+        codes = [j.wait() for j in jobs]
+        prepare_codes = [p.wait() for p in prepares]
+        log = [json.loads(l) for l in open(os.path.join(os.environ["DEPOTDELIVERY_CACHE"], "hydrations.log"))]
+        assert gcs, "gc never ran while the jobs were alive"
+        print(json.dumps({"jobs": codes, "gc": gcs, "prepares": prepare_codes, "removed": removed, "log": log}))
+    """, env=node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL), timeout=300))
+    assert res["jobs"] == [0] * 6  # no job lost its depot
+    assert res["prepares"] and set(res["prepares"]) == {0}  # no prepare failed
+    assert set(res["gc"]) == {0}
+    symlink = [e for e in res["log"] if e["mode"] == "symlink"]
+    assert len(symlink) == 1  # the leased depot was never removed (and so never re-hydrated)
+    assert not any(k.endswith("-symlink") for k in res["removed"])
+    assert any(k.endswith("-stack") for k in res["removed"])  # gc did remove the unleased ones
