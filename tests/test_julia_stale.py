@@ -316,3 +316,14 @@ def test_mtime_tolerances(recorded, delta):
     assert stale.mtime_matches(1.0, recorded)
     if delta:
         assert not stale.mtime_matches(math.floor(recorded) + 10 * delta + 0.5, recorded)
+
+
+def test_stdlib_outside_the_sysimage_is_left_to_the_bundled_depot(d11):
+    stdlib = next(s for p in d11.packages for s in p.stdlibs)  # in the manifest, no tree hash
+    mods = [m for m in modules(d11.variants["haswell"]) if m["name"] != stdlib]
+    report = judge(d11, mods=mods)
+    assert flipped(report) == set()
+    assert any("bundled depot" in n for n in report.notes)
+    # a required module in neither the sysimage, the environment nor the stack: not locatable
+    mods = [m for m in modules(d11.variants["haswell"]) if m["name"] != "Core"]
+    assert {p.reason for p in judge(d11, mods=mods).packages} == {"dep missing source"}

@@ -244,8 +244,16 @@ class _Environment:
         return None if entry is None else entry.deps.get(name)
 
 
-def _locate_without_project(name: str, depots: Sequence[str]) -> str | None:
-    """Without an environment: the first ``packages/<name>/<slug>/src/<name>.jl`` in the stack."""
+_BUNDLED_NOTE = ("stdlibs outside the sysimage load from Julia's bundled depot, which is not in "
+                 "the stack: assumed loadable, not judged")
+
+
+def _locate_without_project(name: str, depots: Sequence[str], mm: str) -> str | None:
+    """Without an environment: the first ``packages/<name>/<slug>/src/<name>.jl`` in the
+    stack; a package with neither source nor caches in the stack is taken to be a stdlib."""
+    if not any(os.path.isdir(os.path.join(d, "packages", name)) or
+               os.path.isdir(os.path.join(d, "compiled", f"v{mm}", name)) for d in depots):
+        return _STDLIB
     for depot in depots:
         base = os.path.join(depot, "packages", name)
         if os.path.isdir(base):
@@ -383,7 +391,7 @@ class _Predictor:
     def locate(self, uuid: str | None, name: str) -> str | None:
         if self.env is not None:
             return self.env.locate(uuid or "", name, self.depots)
-        return _locate_without_project(name, self.depots)
+        return _locate_without_project(name, self.depots, self.mm)
 
     def depot_of(self, path: str) -> str | None:
         for depot in self.depots:
@@ -540,8 +548,7 @@ class _Predictor:
             if isinstance(got, Rejection):
                 outcome.rejections.append(got)
                 continue
-            bad = next((d for d in got.deps
-                        if self.search(_uuid_str(d.uuid), d.name, d.build_id).fresh is None), None)
+            bad = next((d for d in got.deps if not self.dep_loadable(d)), None)
             if bad is not None:
                 outcome.rejections.append(self.reject(
                     cand, "dependency not loadable",
@@ -553,6 +560,16 @@ class _Predictor:
         self._active.discard(key)
         self._memo[key] = outcome
         return outcome
+
+    def dep_loadable(self, dep: RequiredModule) -> bool:
+        u = _uuid_str(dep.uuid)
+        if self.search(u, dep.name, dep.build_id).fresh is not None:
+            return True
+        if self.locate(u, dep.name) == _STDLIB and not self.candidates(u, dep.name):
+            # a stdlib outside the sysimage: its cache is in Julia's bundled depot
+            self.notes.add(_BUNDLED_NOTE)
+            return True
+        return False
 
     def predict_package(self, uuid: str | None, name: str) -> PackagePrediction:
         if self.locate(uuid, name) is None:
@@ -647,8 +664,7 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
             if (e.uuid, e.name) in sysimage:
                 continue
             if e.tree_sha1 is None and e.path is None and not p.candidates(e.uuid, e.name):
-                p.notes.add("stdlibs outside the sysimage load from Julia's bundled depot, "
-                            "which is not in the stack: not judged")
+                p.notes.add(_BUNDLED_NOTE)
                 continue
             keys[(e.uuid, e.name)] = None
     else:
