@@ -341,6 +341,13 @@ def test_image_header_round_trip_and_found_inside_an_elf(tmp_path):
     so = tmp_path / "Foo_abc.so"
     write_image(so, b"\0" * 4, extra_symbols={"jl_system_image_data": raw + bytes(64)})
     assert find_image_header(so) == hdr
+    # a .ji-style header (pkgimage 0) and a broken copy of the magic come first: skipped
+    decoy = replace(hdr, pkgimage=0).to_bytes()
+    write_image(so, b"\0" * 4, extra_symbols={"a": MAGIC + b"\xff\xff", "b": decoy, "c": raw})
+    assert find_image_header(so) == hdr
+    write_image(so, b"\0" * 4, extra_symbols={"a": MAGIC + b"\x10\x00"})
+    with pytest.raises(FormatError, match="cache format 16 is not supported"):
+        find_image_header(so)
     for cut in range(len(raw)):
         with pytest.raises(FormatError):
             read_image_header(raw[:cut])

@@ -354,7 +354,7 @@ def _read_dependencies(cur: Cursor, layout: str, nworklist: int
             mtime, modindex = cur.fields(_DEP_PLAIN, "f64 mtime, i32 module index")
         mat = cur.pos - 4
         if not 0 <= modindex <= nworklist:
-            raise cur.error(f"module index {modindex} is outside the worklist (1..{nworklist})", mat)
+            raise cur.error(f"module index {modindex} is outside the worklist (0..{nworklist})", mat)
         subs = []
         if modindex:
             while m := cur.length("submodule name"):
@@ -501,19 +501,32 @@ def read_image_header(buf: bytes | memoryview | mmap.mmap, *, where: str = "<ima
 
 
 def find_image_header(path: str | os.PathLike[str]) -> ImageHeader:
-    """The embedded header of a pkgimage ``.so``: its serialized data (the exported
-    ``jl_system_image_data``) begins with the cache-file magic; the first one is taken."""
+    """The header of a pkgimage ``.so``: its serialized data (``jl_system_image_data``) begins
+    with the cache-file magic and a header saying pkgimage = 1 (write_header(ff, 1) in
+    src/staticdata.c). Other copies of the magic (e.g. a ``.ji`` header with pkgimage = 0)
+    are skipped; the first valid pkgimage header wins."""
     name = os.fspath(path)
+    first_error: FormatError | None = None
     try:
         with open(path, "rb") as handle:
             if os.fstat(handle.fileno()).st_size:
                 with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
                     at = data.find(MAGIC)
-                    if at >= 0:
-                        return read_image_header(data, where=name, start=at)
+                    while at >= 0:
+                        try:
+                            header = read_image_header(data, where=name, start=at)
+                        except FormatError as exc:
+                            first_error = first_error or exc
+                        else:
+                            if header.pkgimage == 1:
+                                return header
+                        at = data.find(MAGIC, at + 1)
     except OSError as exc:
         raise FormatError(f"{name}: cannot read image: {exc.strerror or exc}") from None
-    raise FormatError(f"{name}: offset 0: expected an embedded cache header (magic {MAGIC!r}), found none")
+    if first_error is not None:
+        raise first_error
+    raise FormatError(f"{name}: offset 0: expected an embedded cache header with pkgimage = 1 "
+                      f"(magic {MAGIC!r}), found none")
 
 
 def file_crc_ok(path: str | os.PathLike[str]) -> bool:
