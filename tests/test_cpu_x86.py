@@ -32,8 +32,8 @@ KERNEL_HIDDEN = {
 # (protection keys, 5-level paging, UMIP, SGX, x2APIC mode, TSX=off, resctrl, ...).
 KERNEL_POLICY = {
     "pku", "ospke", "la57", "umip", "sgx", "sgx_lc", "x2apic", "hle", "rtm", "cqm", "rdt_a",
-    "tsc_deadline_timer", "intel_pt", "md_clear", "ibt", "arch_lbr", "hfi", "tme", "pconfig",
-    "hwp", "hwp_notify", "hwp_act_window", "hwp_epp", "hwp_pkg_req", "split_lock_detect",
+    "tsc_deadline_timer", "intel_pt", "md_clear", "ibt", "arch_lbr", "tme", "pconfig",
+    "split_lock_detect",
     "tsc_adjust", "flush_l1d", "arch_capabilities",
 }
 VOCABULARY = {name for bits in FLAGS.values() for name in bits.values()}

@@ -185,9 +185,10 @@ def _live() -> HostCPU:
         out = ffi.new("uint32_t[4]")
         regs: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         lib.dd_cpuid(0, 0, out)
-        max_basic = out[0]
+        regs[(0, 0)] = (out[0], out[1], out[2], out[3])
         lib.dd_cpuid(0x80000000, 0, out)
-        max_ext = out[0]
+        regs[(0x80000000, 0)] = (out[0], out[1], out[2], out[3])
+        max_basic, max_ext = regs[(0, 0)][0], regs[(0x80000000, 0)][0]
         for leaf, sub in _x86.LEAVES:
             if leaf <= (max_ext if leaf >= 0x80000000 else max_basic):
                 lib.dd_cpuid(leaf, sub, out)
