@@ -216,3 +216,21 @@ def test_writer_refuses_to_overwrite_the_pointer_table(tmp_path):
         write_image(tmp_path / "x.so", b"", extra_symbols={"jl_image_pointers": b"x"})
     with pytest.raises(ValueError, match="machine must be one of"):
         write_image(tmp_path / "x.so", b"", machine="riscv64")
+
+
+_symbol_names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=20).filter(
+    lambda n: n != "jl_image_pointers")
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(machine=st.sampled_from(["x86_64", "aarch64"]), zero_slots=st.booleans(),
+       names=st.lists(st.text(max_size=12), max_size=4),
+       symbols=st.dictionaries(_symbol_names, st.binary(max_size=100), max_size=4))
+def test_writer_round_trip(tmp_path_factory, machine, zero_slots, names, symbols):
+    data = TargetData(tuple(ImageTarget(flags=i, en_words=(i,) * 3, dis_words=(0,) * 3, name=n)
+                            for i, n in enumerate(names)))
+    so = tmp_path_factory.mktemp("w") / "x.so"
+    write_image(so, data.to_bytes(), machine=machine, extra_symbols=symbols, zero_slots=zero_slots)
+    assert read_image_targets(so) == data
+    for name, value in symbols.items():
+        assert read_symbol(so, name) == value
