@@ -1,0 +1,88 @@
+"""Repository gc: never a release a channel points at; history retention; dry runs change nothing."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+from repo_fixtures import build_depot, tree_digest, write
+
+from depotdelivery.channels import rollback_channel, set_channel
+from depotdelivery.cli import main
+from depotdelivery.errors import PublishError, UsageError
+from depotdelivery.publish import publish
+from depotdelivery.repogc import repo_gc
+from depotdelivery.store.keys import TrustStore, keygen, load_private_key
+from depotdelivery.store.repo import Repository
+from depotdelivery.store.verify import verify
+
+
+@pytest.fixture
+def six(tmp_path):
+    keygen(tmp_path / "key")
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    shutil.copy(tmp_path / "key.pub", trust)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    key = load_private_key(tmp_path / "key")
+    depot = build_depot(tmp_path / "depot", big=256 * 1024)
+    for i in range(1, 7):
+        write(depot / "registries" / "General.toml", f"[General] # {i}\n")
+        publish(repo, "hep", str(i), depot, {}, key, use_hash_cache=False)
+        os.utime(repo / "releases" / "hep" / str(i) / "release.json", ns=(i * 10**18, i * 10**18))
+    return repo, trust, key
+
+
+def test_gc_keeps_channels_and_history(six):
+    repo, trust, key = six
+    for v in ("1", "2", "3", "5"):
+        set_channel(repo, "stable", f"hep/{v}", key)
+    set_channel(repo, "testing", "hep/6", key)
+    rollback_channel(repo, "stable", key)  # stable -> hep/3, history 3,5,3,2,1
+    before = tree_digest(repo)
+    dry = repo_gc(repo, keep_last=2, dry_run=True)
+    assert tree_digest(repo) == before, "a dry run removes nothing"
+    assert sorted(dry.removed) == ["hep/1", "hep/2"]
+    assert dry.kept["hep/4"] == "one of the 2 newest releases not on any channel"
+    assert dry.kept["hep/3"].startswith("channel stable points at it")
+    assert dry.kept["hep/5"].startswith("in the last 2 of channel stable's history")
+    assert dry.kept["hep/6"].startswith("channel testing points at it")
+    done = repo_gc(repo, keep_last=2)
+    assert done.removed == dry.removed and done.freed_bytes == dry.freed_bytes
+    assert Repository.open(repo).releases() == [("hep", "3"), ("hep", "4"), ("hep", "5"), ("hep", "6")]
+    # hard links shared with removed releases keep the survivors intact
+    verify(repo, trust=TrustStore.from_dir(trust))
+    assert not [p for p in (repo / "releases" / "hep").iterdir() if p.name.startswith(".")]
+
+
+def test_gc_never_removes_a_pointed_at_release(six):
+    repo, _, key = six
+    set_channel(repo, "stable", "hep/1", key)  # the oldest
+    r = repo_gc(repo, keep_last=1)
+    assert "hep/1" not in r.removed and ("hep", "1") in Repository.open(repo).releases()
+    assert sorted(r.removed) == ["hep/2", "hep/3", "hep/4", "hep/5"], "hep/6: the newest never-channelled one"
+
+
+def test_gc_refuses_with_an_unreadable_channel(six):
+    repo, _, key = six
+    set_channel(repo, "stable", "hep/6", key)
+    (repo / "channels" / "stable.json").write_text("{broken")
+    before = tree_digest(repo)
+    with pytest.raises(PublishError, match="repo-gc refuses to run"):
+        repo_gc(repo)
+    assert tree_digest(repo) == before
+
+
+def test_gc_cli(six, capsys):
+    repo, _, key = six
+    set_channel(repo, "stable", "hep/6", key)
+    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "1", "--dry-run", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["dry_run"] and sorted(out["removed"]) == ["hep/1", "hep/2", "hep/3", "hep/4"]
+    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "1"]) == 0
+    assert "removed 4 release(s)" in capsys.readouterr().out
+    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "0"]) == 2
+    with pytest.raises(UsageError):
+        repo_gc(repo, keep_last=0)
