@@ -327,3 +327,39 @@ def test_stdlib_outside_the_sysimage_is_left_to_the_bundled_depot(d11):
     # a required module in neither the sysimage, the environment nor the stack: not locatable
     mods = [m for m in modules(d11.variants["haswell"]) if m["name"] != "Core"]
     assert {p.reason for p in judge(d11, mods=mods).packages} == {"dep missing source"}
+
+
+class _RecordedHost:
+    """A stand-in for cpu.HostCPU exposing only the calls predict() makes (and recording them):
+    a host model built from Julia's own table for a CPU name."""
+
+    def __init__(self, cpu: str, arch: str = "x86_64"):
+        self.arch, self._cpu, self.calls = arch, cpu, []
+
+    def julia_cpu(self, julia_version: str) -> str:
+        self.calls.append(("julia_cpu", julia_version))
+        return self._cpu
+
+    def julia_features(self, julia_version: str) -> frozenset[str]:
+        self.calls.append(("julia_features", julia_version))
+        return cpu_features(self._cpu, self.arch, julia_version)
+
+
+def test_host_models_and_the_sessions_cpu_target(d11):
+    stack = [d11.variants["haswell"].depot, d11.depot]
+    targets = read_image_targets(d11.variants["haswell"].sysimage).targets
+    kw = dict(julia_version="1.11.1", sysimage_modules=modules(d11.variants["haswell"]), project=d11.project)
+    skx = _RecordedHost("skylake-avx512")
+    for cpu_target in (None, "haswell,-rdrnd"):
+        report = stale.predict(stack, host=skx, jit_target=cpu_target, sysimage_targets=targets, **kw)
+        assert flipped(report) == set()
+    assert ("julia_features", "1.11.1") in skx.calls and ("julia_cpu", "1.11.1") in skx.calls
+    assert report.host.cpu == "haswell" and "avx512f" not in report.host.features
+    # -C generic: the JIT target lacks AVX2, so haswell images do not fit
+    with pytest.raises(NoCompatibleVariantError):
+        stale.predict(stack, host=skx, jit_target="generic", sysimage_targets=targets, **kw)
+    report = stale.predict(stack, host=skx, jit_target="generic", **kw)
+    assert {p.reason for p in report.packages} == {"target mismatch"}
+    arm = stale.predict([d11.variants["neoverse-v1"].depot, d11.depot], host=_RecordedHost("neoverse-v1", "aarch64"),
+                        **{**kw, "sysimage_modules": modules(d11.variants["neoverse-v1"])})
+    assert flipped(arm) == set() and arm.host.arch == "aarch64"
