@@ -1,0 +1,142 @@
+"""The node CLI on a read-only repository: env for each shell, exec (argv, environment, pid,
+signals, exit status, lease), select, check, status."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from node_fixtures import captured_cpu, node_env, node_repo, ro_command  # noqa: F401
+
+from depotdelivery.cli._node import render_env
+
+HASWELL = str(captured_cpu("linux-rhel7-haswell"))
+
+
+def _dd(repo, env, *args: str, **kw) -> subprocess.CompletedProcess[str]:
+    argv = ro_command([repo.root], [sys.executable, "-m", "depotdelivery", *args])
+    return subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=120, **kw)
+
+
+@pytest.fixture
+def env(node_repo, tmp_path):
+    return node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
+
+
+def test_env_for_sh_evaluates_to_the_prepared_environment(node_repo, env):
+    prepared = json.loads(_dd(node_repo, env, "prepare", "--json").stdout)
+    argv = ro_command([node_repo.root], ["sh", "-c",
+                                         f'eval "$({sys.executable} -m depotdelivery env)" && '
+                                         'printf "%s\\n%s\\n%s" "$JULIA_DEPOT_PATH" "$JULIA_PROJECT" "$JULIA_CPU_TARGET"'])
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}).stdout.split("\n")
+    assert out == [prepared["env"][k] for k in ("JULIA_DEPOT_PATH", "JULIA_PROJECT", "JULIA_CPU_TARGET")]
+    as_json = json.loads(_dd(node_repo, env, "env", "--shell", "json").stdout)
+    assert as_json == prepared["env"]
+    fish = _dd(node_repo, env, "env", "--shell", "fish").stdout
+    assert "set -gx JULIA_PKG_OFFLINE 'true';" in fish
+    csh = _dd(node_repo, env, "env", "--shell", "csh").stdout
+    assert f"setenv JULIA_DEPOT_PATH '{prepared['env']['JULIA_DEPOT_PATH']}';" in csh
+
+
+@settings(max_examples=30)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20))
+def test_sh_quoting_round_trips_any_value(value):
+    script = render_env({"X": value}, "sh") + 'printf "%s" "$X"'
+    out = subprocess.run(["sh", "-c", script], capture_output=True).stdout
+    assert out == value.encode("utf-8", "surrogateescape")
+
+
+def test_exec_replaces_the_process_inserts_sysimage_and_keeps_the_lease(node_repo, env, tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    probe = (f"{sys.executable} -c \"import os, sys; from pathlib import Path; "
+             "from depotdelivery.node.locks import leases; "
+             "root = Path(os.environ['DEPOTDELIVERY_CACHE'], 'leases'); "
+             "print(sum(l.held for k in os.listdir(root) for l in leases(root, k)))\"")
+    (bin_dir / "julia").write_text(f"""#!/bin/sh
+echo $$ > {tmp_path}/pid
+printf '%s\\n' "$@" > {tmp_path}/args
+printf '%s' "$JULIA_DEPOT_PATH" > {tmp_path}/depot_path
+{probe} > {tmp_path}/held
+trap 'exit 42' TERM
+touch {tmp_path}/ready
+while [ ! -e {tmp_path}/stop ]; do sleep 0.01; done
+exit 3
+""")
+    (bin_dir / "julia").chmod(0o755)
+    prepared = json.loads(_dd(node_repo, env, "prepare", "--json").stdout)
+    env = {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    argv = ro_command([node_repo.root], [sys.executable, "-m", "depotdelivery", "exec", "--",
+                                         "julia", "script.jl", "a b"])
+    # the shell of ro_command execs too, so the pid we start is the job's pid after all execs
+    proc = subprocess.Popen(argv, env={**os.environ, **env})
+    for _ in range(1000):
+        if (tmp_path / "ready").exists():
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)  # reaches the job itself: no wrapper in between
+    assert proc.wait(timeout=30) == 42
+    assert int((tmp_path / "pid").read_text()) == proc.pid
+    assert (tmp_path / "args").read_text().splitlines() == ["--sysimage", prepared["julia_args"][1], "script.jl", "a b"]
+    assert (tmp_path / "depot_path").read_text() == prepared["env"]["JULIA_DEPOT_PATH"]
+    assert int((tmp_path / "held").read_text()) >= 1  # the job holds its lease across execve
+    (tmp_path / "stop").touch()
+    # exit status passes through unchanged
+    done = subprocess.run(argv, env={**os.environ, **env}, timeout=60)
+    assert done.returncode == 3
+
+
+def test_exec_without_a_command_is_a_usage_error(node_repo, env):
+    done = _dd(node_repo, env, "exec")
+    assert done.returncode == 2 and "exec needs a command" in done.stderr
+
+
+def test_select_json_explains_every_variant(node_repo, env):
+    done = _dd(node_repo, env, "select", "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["variant"] == "haswell" and doc["host_cpu"] == "haswell"
+    verdicts = {v["target"]: v for v in doc["verdicts"]}
+    assert set(verdicts) == {"generic", "haswell", "skylake-avx512", "znver4", "neoverse-v1", "a64fx"}
+    assert "avx512f" in verdicts["skylake-avx512"]["missing"]["skylake-avx512"]
+    assert not verdicts["a64fx"]["accepted"] and "aarch64" in verdicts["a64fx"]["reason"]
+    assert "haswell" in doc["why"]
+
+
+def test_check_reports_each_package_and_a_summary(node_repo, env):
+    done = _dd(node_repo, env, "check")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("will load" in line for line in lines)
+    assert any(line.endswith("will recompile or fail.") for line in lines)
+    doc = json.loads(_dd(node_repo, env, "check", "--json").stdout)
+    assert doc["report"]["packages"] and doc["warnings"] == []
+    assert all(p["verdict"] == "load" for p in doc["report"]["packages"]), doc["report"]["packages"]
+
+
+def test_check_warns_that_copy_breaks_julia_110_caches(tmp_path):
+    from node_fixtures import build_repo
+
+    repo = build_repo(tmp_path / "r110", targets=("haswell",), packages=2, julia_version="1.10.5")
+    env = node_env(repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
+    doc = json.loads(_dd(repo, env, "check", "--mode", "copy", "--json").stdout)
+    assert doc["warnings"] and "absolute" in doc["warnings"][0]
+    stack = json.loads(_dd(repo, env, "check", "--json").stdout)
+    assert stack["warnings"] == []
+
+
+def test_status_json_lists_depots_and_leases(node_repo, env):
+    _dd(node_repo, env, "prepare", "--mode", "symlink")
+    done = subprocess.run([sys.executable, "-m", "depotdelivery", "status", "--json"], capture_output=True,
+                          text=True, env={**os.environ, **env})
+    doc = json.loads(done.stdout)
+    [depot] = doc["depots"]
+    assert depot["complete"] and depot["mode"] == "symlink" and depot["variant"] == "haswell"
+    assert depot["leases"] == []  # the prepare process has exited
+    assert depot["files"] > 0 and depot["last_use"] > 0
