@@ -104,6 +104,14 @@ def test_fresh_110_depot_loads_at_its_final_path(d10):
         assert all(s.recorded == s.resolved and s.recorded.startswith(str(d10.depot)) for s in p.sources)
 
 
+@pytest.mark.parametrize("version", ["1.9.4", "1.12.1"])
+def test_fresh_depots_of_other_julia_lines_load(tmp_path, version):
+    out = synth.generate_release_inputs(tmp_path / "rel", julia_version=version, packages=5, seed=5,
+                                        targets=("haswell",))
+    report = judge(out, "haswell", "haswell")
+    assert len(report.packages) == 5 and flipped(report) == set()
+
+
 def test_without_project_packages_come_from_the_caches(d11):
     report = judge(d11, project=None)
     assert {p.name for p in report.packages} == {p.name for p in d11.packages}

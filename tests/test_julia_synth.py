@@ -132,6 +132,7 @@ def test_111_caches_read_back_consistently(gen11):
             assert [(w.name, str(w.uuid)) for w in cf.worklist] == [(p.name, p.uuid)]
             assert cf.clone_targets == image.to_bytes()
             assert cf.so_crc == crc32c_file(ji.with_suffix(".so"))
+            assert read_image_targets(ji.with_suffix(".so")) == image
             header = cachefile.find_image_header(ji.with_suffix(".so"))
             assert header.checksum == cf.checksum and header.required_modules == cf.required_modules
             assert [d.path for d in cf.dependencies][: len(p.includes)] == [f"@depot/{p.path}/{i}" for i in p.includes]
