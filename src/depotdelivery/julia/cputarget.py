@@ -540,28 +540,33 @@ def vector_size(enabled: Iterable[str], arch: str) -> int:
     return 256 if "sve2" in s else 128 if "sve" in s else 16
 
 
-# x86-64 psABI microarchitecture levels in Julia's feature names. archspec's x86_64_v2/v3/v4
-# guarantee only these, while Julia's nehalem/haswell/skylake-avx512 tables carry more (pclmul,
-# fsgsbase, ...): the recommended target disables the difference, so a host that is exactly
-# at the level (a VM masking the rest) still accepts the clone.
-_X86_LEVELS: dict[str, frozenset[str]] = {
-    "x86_64_v2": frozenset("cx16 sahf popcnt sse3 sse4.1 sse4.2 ssse3".split()),
-}
-_X86_LEVELS["x86_64_v3"] = _X86_LEVELS["x86_64_v2"] | frozenset(
-    "avx avx2 bmi bmi2 f16c fma lzcnt movbe xsave".split())
-_X86_LEVELS["x86_64_v4"] = _X86_LEVELS["x86_64_v3"] | frozenset(
-    "avx512f avx512bw avx512cd avx512dq avx512vl".split())
+# archspec names that are ISA levels, not CPU models: no host is *named* after them.
+_LEVELS = frozenset({"x86_64_v2", "x86_64_v3", "x86_64_v4", "armv8.1a", "armv8.2a", "armv8.3a",
+                     "armv8.4a", "armv8.5a", "armv8.6a", "armv9.0a", "armv9.2a"})
 
 
 def _microarch_token(microarch: str, arch: str, julia_version: str) -> str:
+    """Julia's CPU for the microarchitecture, minus the features of Julia's table that the
+    microarchitecture does not guarantee (archspec's definition, in Julia's names, via the
+    host model): e.g. x86_64_v3 -> ``haswell,-fsgsbase,-pclmul``; neoverse_v2 (a core Julia
+    does not recognise, so hosts lack the Julia-only v8_Xa bits) -> ``neoverse-v1,-v8_1a,...``.
+    Every such clone is accepted by any host of that microarchitecture."""
+    from depotdelivery.cpu import detect  # the host model; imports archspec lazily
+
     name, note = julia_cpu_for_microarch(microarch, arch, julia_version)
     if note:
         warnings.warn(note, UserWarning, stacklevel=3)
-    level = _X86_LEVELS.get(microarch) if arch == "x86_64" else None
-    if level is None:
+    if name == "generic":
         return name
-    table_feats = cpu_features(name, arch, julia_version) or frozenset()
-    extra = sorted(table_feats - level - LLVM_UNUSED_FEATURES)
+    host = detect(microarch=microarch)
+    if host.julia_cpu(julia_version) == "generic" and microarch not in _LEVELS:
+        # host_cpu_name (processor_*.cpp): an unrecognised CPU takes LLVM's name, "generic"
+        # for a model LLVM does not know either, and a CPU-name match beats every other clone
+        warnings.warn(f"{microarch}: Julia {julia_version} does not recognise this CPU and "
+                      f"names it 'generic': such hosts run the generic clone (name match)",
+                      UserWarning, stacklevel=3)
+    guaranteed = host.julia_features(julia_version)
+    extra = sorted(parse_cpu_target(name, arch, julia_version)[0].enabled - guaranteed)
     return ",".join([name, *(f"-{f}" for f in extra)])
 
 
