@@ -1,0 +1,423 @@
+"""The end-to-end demo: generate, sign and publish a depot, then select, prepare, check, roll back and gc on this node."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from depotdelivery.errors import TrustError, UnsupportedError
+
+if TYPE_CHECKING:
+    from depotdelivery.node.prepare import Prepared
+    from depotdelivery.publish import PublishResult
+    from depotdelivery.store.keys import PrivateKey
+
+__all__ = ["CHANNEL", "MODES", "RELEASES", "DemoResult", "ModeOutcome", "demo_env", "run_demo"]
+
+CHANNEL = "stable"
+MODES = ("stack", "symlink", "copy", "overlay")
+# (version, synth seed): the first release, and the second one the channel moves to and back from
+RELEASES = (("2026.11", 0), ("2026.12", 1))
+NAME = "hep"
+ENV_FILE = "demo.env"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModeOutcome:
+    """One hydration mode on this node: prepared (cold and warm timings) or skipped, and why."""
+
+    mode: str
+    prepared: bool
+    reason: str  # why it was skipped; "" when prepared
+    key: str | None = None
+    depot_path: tuple[str, ...] = ()
+    hydrated: bool = False  # this run built it (False: it was already in the node cache)
+    cold_ms: float | None = None
+    warm_ms: float | None = None
+    check: str = ""  # the staleness prediction's summary line for this depot
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "prepared": self.prepared, "reason": self.reason, "key": self.key,
+                "depot_path": list(self.depot_path), "hydrated": self.hydrated, "cold_ms": self.cold_ms,
+                "warm_ms": self.warm_ms, "check": self.check}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoResult:
+    """What the demo did, with every path under ``out_dir``."""
+
+    out_dir: Path
+    repo: Path
+    trusted_keys: Path
+    cache: Path
+    key: Path
+    env_file: Path
+    releases: tuple[str, ...]
+    release_ids: dict[str, str]
+    host: dict[str, str]
+    selected: str
+    why: str
+    verdicts: tuple[dict[str, Any], ...]
+    modes: tuple[ModeOutcome, ...]
+    env: dict[str, str]
+    julia_args: tuple[str, ...]
+    check: dict[str, Any]
+    channel_before: dict[str, Any]  # after pointing the channel at the second release
+    channel_after: dict[str, Any]  # after the rollback
+    prepared_after_rollback: str
+    replay_refused: str  # the node's message refusing a replayed older channel document
+    gc: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir), "repo": str(self.repo), "trusted_keys": str(self.trusted_keys),
+            "cache": str(self.cache), "key": str(self.key), "env_file": str(self.env_file),
+            "releases": list(self.releases), "release_ids": dict(self.release_ids), "host": dict(self.host),
+            "selected": self.selected, "why": self.why, "verdicts": list(self.verdicts),
+            "modes": [m.to_dict() for m in self.modes], "env": dict(self.env), "julia_args": list(self.julia_args),
+            "check": self.check, "channel_before": self.channel_before, "channel_after": self.channel_after,
+            "prepared_after_rollback": self.prepared_after_rollback, "replay_refused": self.replay_refused,
+            "gc": self.gc, "timings": dict(self.timings),
+        }
+
+
+def demo_env(out_dir: str | os.PathLike[str]) -> dict[str, str]:
+    """The variables that point the CLI and ``prepare()`` at the demo's repository, keys and
+    node cache (also written to ``<out_dir>/demo.env`` for ``source``)."""
+    d = Path(out_dir).absolute()
+    return {
+        "DEPOTDELIVERY_REPO": str(d / "repo"),
+        "DEPOTDELIVERY_CHANNEL": CHANNEL,
+        "DEPOTDELIVERY_TRUSTED_KEYS": str(d / "node" / "trusted-keys"),
+        "DEPOTDELIVERY_CACHE": str(d / "node" / "cache"),
+        # the publisher's stat-keyed hash cache would otherwise go to ~/.cache
+        "DEPOTDELIVERY_PUBLISH_CACHE": str(d / "publisher" / "hash-cache"),
+    }
+
+
+class _Story:
+    """The human narrative: numbered steps, the CLI command each step corresponds to, timings."""
+
+    def __init__(self, out: TextIO | None, base: Path) -> None:
+        self.out = out
+        self.base = base
+        self.timings: dict[str, float] = {}
+        self._t = time.perf_counter()
+        self._step = ""
+
+    def say(self, text: str = "") -> None:
+        if self.out is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def cli(self, *argv: str) -> None:
+        """The command a user would type for this step (shown, not run)."""
+        words = [shlex.quote(self.short(a)) for a in argv]
+        lines, line = [], "  $"
+        for i, w in enumerate(words):
+            # long commands break before an option, as one would type them in a script
+            if w.startswith("--") and len(line) > 60 and i + 1 < len(words):
+                lines.append(line + " \\")
+                line = "     "
+            line += " " + w
+        self.say("\n".join(lines + [line]))
+
+    def short(self, text: str) -> str:
+        """Paths inside the output directory shown relative to the current directory."""
+        base = str(self.base)
+        if base in text:
+            rel = os.path.relpath(base)
+            return text.replace(base, base if rel.startswith("..") else rel)
+        return text
+
+    def step(self, name: str, title: str) -> None:
+        self._close()
+        self._step = name
+        self._t = time.perf_counter()
+        self.say(f"\n== {title} ==")
+
+    def _close(self) -> None:
+        if self._step:
+            self.timings[self._step] = round(time.perf_counter() - self._t, 4)
+
+    def finish(self) -> None:
+        self._close()
+        self._step = ""
+
+
+def _generate(build: Path, repo: Path, version: str, seed: int, julia_version: str) -> Any:
+    """Release inputs as a CI would build them, at a fresh path (regenerated on every run:
+    the generator is deterministic, so a re-run re-publishes identical bytes)."""
+    from depotdelivery.julia.synth import DEFAULT_TARGETS, generate_release_inputs
+
+    target = build / f"{NAME}-{version}"
+    if target.exists():
+        shutil.rmtree(target)
+    targets = [t for ts in DEFAULT_TARGETS.values() for t in ts]
+    return generate_release_inputs(target, final_root=repo / "releases" / NAME / version / "depot",
+                                   julia_version=julia_version, packages=8, artifact_bytes=32 * 1024,
+                                   targets=targets, seed=seed)
+
+
+def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "PrivateKey", hash_cache: Path,
+             channel: str | None) -> "PublishResult":
+    from depotdelivery.progress import human_bytes
+    from depotdelivery.publish import VariantInput, publish
+
+    variants = {t: VariantInput(dir=v.dir, sysimage=v.sysimage, cpu_target=v.cpu_target, arch=v.arch)
+                for t, v in inputs.variants.items()}
+    argv = ["depotdelivery", "publish", "--repo", str(repo), "--name", NAME, "--version", version,
+            "--depot", str(inputs.depot)]
+    for t, v in sorted(inputs.variants.items()):
+        argv += ["--variant", f"{t}={v.dir}", "--cpu-target", f"{t}={v.cpu_target}"]
+    argv += ["--key", str(key.path)] + (["--channel", channel] if channel else [])
+    story.cli(*argv)
+    r = publish(repo, NAME, version, inputs.depot, variants, key, channel=channel, project=inputs.project,
+                hash_cache_dir=hash_cache)
+    if r.created:
+        story.say(f"published {r.ref} (release id {r.release_id[:16]}...): {r.files} files, {human_bytes(r.bytes)}, "
+                  f"{r.linked_files} hard-linked to an earlier release, in {r.seconds:.2f} s")
+    else:
+        story.say(f"{r.ref} was already published with identical content (release id {r.release_id[:16]}...): "
+                  "nothing written")
+    if r.channel_seq is not None:
+        story.say(f"channel {channel} -> {r.ref} (seq {r.channel_seq})")
+    return r
+
+
+def _prepare_mode(story: _Story, node: dict[str, str], mode: str, held: list["Prepared"]) -> tuple[ModeOutcome, "Prepared | None"]:
+    from depotdelivery.node.prepare import prepare
+
+    try:
+        cold = prepare(**node, mode=mode)
+    except UnsupportedError as exc:
+        story.say(f"  {mode:<8} skipped: {exc}")
+        return ModeOutcome(mode=mode, prepared=False, reason=str(exc)), None
+    held.append(cold)
+    warm = prepare(**node, mode=mode)  # the hot path: what every later job on this node pays
+    verb = "hydrated" if cold.hydrated else "already in the cache"
+    story.say(f"  {mode:<8} {verb}: {cold.timings['total']:.1f} ms; warm prepare {warm.timings['total']:.2f} ms; "
+              f"JULIA_DEPOT_PATH={story.short(cold.env['JULIA_DEPOT_PATH'])}")
+    return ModeOutcome(mode=mode, prepared=True, reason="", key=cold.key, depot_path=cold.depot_path,
+                       hydrated=cold.hydrated, cold_ms=cold.timings["total"], warm_ms=warm.timings["total"]), cold
+
+
+def _check(node: dict[str, str], prepared: "Prepared", host: Any) -> Any:
+    """Julia's staleness verdict for every package in the prepared depot (``depotdelivery check``)."""
+    from depotdelivery.julia.stale import predict
+    from depotdelivery.store.repo import Repository
+
+    name, _, version = prepared.release.partition("/")
+    release = Repository.open(node["repo"]).read_release(name, version)
+    variant = release.variant(prepared.variant)
+    return predict(prepared.depot_path, julia_version=release.julia_version,
+                   sysimage_modules=[m.to_dict() for m in variant.sysimage_modules],
+                   host=host,
+                   jit_target=variant.cpu_target, project=prepared.env.get("JULIA_PROJECT"))
+
+
+def _summary(report: Any) -> str:
+    n, ok = len(report.packages), len(report.will_load)
+    return f"{ok} of {n} packages will load from caches, {n - ok} will recompile or fail"
+
+
+def _channel_dict(ch: Any) -> dict[str, Any]:
+    return {"channel": ch.channel, "seq": ch.seq, "release": ch.release, "release_hash": ch.release_hash}
+
+
+def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None = sys.stdout,
+             julia_version: str = "1.11.1") -> DemoResult:
+    """Run the whole demo inside ``out_dir`` (created if needed; a re-run reuses it) and
+    narrate it on ``out`` (None: silent). Everything it writes stays under ``out_dir``:
+    the repository, the signing key, the node's trusted keys and its cache."""
+    from depotdelivery.channels import channel_history, rollback_channel, set_channel
+    from depotdelivery.cli._node import render_env
+    from depotdelivery.julia.stale import format_report
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.config import resolve
+    from depotdelivery.node.prepare import detect_host, prepare, repo_id_of
+    from depotdelivery.node import trust
+    from depotdelivery.publish import init_repository
+    from depotdelivery.select import select
+    from depotdelivery.store.keys import keygen, load_private_key
+
+    t_start = time.perf_counter()
+    base = Path(out_dir).absolute()
+    base.mkdir(parents=True, exist_ok=True)
+    variables = demo_env(base)
+    repo, trusted = Path(variables["DEPOTDELIVERY_REPO"]), Path(variables["DEPOTDELIVERY_TRUSTED_KEYS"])
+    cache, hash_cache = Path(variables["DEPOTDELIVERY_CACHE"]), Path(variables["DEPOTDELIVERY_PUBLISH_CACHE"])
+    publisher, build = base / "publisher", base / "build"
+    key_path = publisher / "publisher.key"
+    node = {"repo": str(repo), "channel": CHANNEL, "trusted_keys": str(trusted), "cache": str(cache)}
+    story = _Story(out, base)
+    story.say(f"depotdelivery demo in {base}")
+
+    # ---- publisher side -------------------------------------------------------------------------
+    story.step("generate", "1. CI: build a Julia depot with one sysimage per CPU target")
+    inputs = _generate(build, repo, RELEASES[0][0], RELEASES[0][1], julia_version)
+    story.say(f"generated a Julia {inputs.julia_version} depot in {story.short(str(inputs.root))}: "
+              f"{len(inputs.packages)} packages ({', '.join(p.name for p in inputs.packages[:4])}, ...), "
+              f"{len(inputs.artifacts)} artifacts, environment {inputs.project}")
+    for t, v in inputs.variants.items():
+        story.say(f"  variant {t:<15} {v.arch:<8} JULIA_CPU_TARGET={v.cpu_target}")
+
+    story.step("keys", "2. publisher: create a signing key; the node trusts its public half")
+    publisher.mkdir(parents=True, exist_ok=True)
+    story.cli("depotdelivery", "keygen", "--out", str(key_path))
+    if not key_path.exists():
+        keygen(key_path)
+    key = load_private_key(key_path)
+    trusted.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(key_path.with_name(key_path.name + ".pub"), trusted / "publisher.pub")
+    story.say(f"key {key.keyid}: private {story.short(str(key_path))}, public copied to "
+              f"{story.short(str(trusted / 'publisher.pub'))}")
+
+    story.step("publish", f"3. publisher: sign and publish {NAME}/{RELEASES[0][0]}, point channel {CHANNEL} at it")
+    init_repository(repo)
+    first = _publish(story, repo, inputs, RELEASES[0][0], key, hash_cache, CHANNEL)
+    env_file = base / ENV_FILE
+    env_file.write_text("# source this file to point depotdelivery at the demo (written by `depotdelivery demo`)\n"
+                        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
+
+    # ---- node side ------------------------------------------------------------------------------
+    story.step("select", "4. node: which variant does Julia accept here, and why")
+    story.cli("depotdelivery", "select", "--repo", str(repo), "--channel", CHANNEL, "--trust", str(trusted),
+              "--cache", str(cache))
+    cfg = resolve(node)
+    node_cache = NodeCache(cfg.cache)
+    repo_id = repo_id_of(repo)
+    facts = trust.verified_channel(node_cache, repo, repo_id, CHANNEL, cfg.trusted_keys)
+    release = trust.load_release(node_cache, repo, repo_id, facts.release, cfg.trusted_keys,
+                                 expected_id=facts.release_hash)
+    host = detect_host(cfg)
+    selection = select(release, host)
+    story.say(f"host CPU: {host.brand or host.vendor} ({host.arch}), detected from {host.source}; "
+              f"Julia {release.julia_version} calls it {selection.host_cpu}")
+    story.say(f"selected {selection.target} (JULIA_CPU_TARGET={selection.variant.cpu_target})")
+    for v in selection.verdicts:
+        mark = "*" if v.target == selection.target else ("+" if v.accepted else "-")
+        story.say(f"  {mark} {v.target:<15} {v.reason}")
+
+    story.step("prepare", "5. node: prepare the depot in every hydration mode (cold, then warm)")
+    story.cli("depotdelivery", "prepare", "--mode", "MODE")
+    held: list[Prepared] = []
+    modes: list[ModeOutcome] = []
+    prepared: dict[str, Prepared] = {}
+    try:
+        for mode in MODES:
+            outcome, p = _prepare_mode(story, node, mode, held)
+            modes.append(outcome)
+            if p is not None:
+                prepared[mode] = p
+        stack = prepared["stack"]
+
+        story.step("env", "6. the environment a job gets (eval \"$(depotdelivery env)\")")
+        story.cli("depotdelivery", "env")
+        for line in render_env(stack.env, "sh").splitlines():
+            story.say("  " + story.short(line))
+        story.say(f"  julia {' '.join(shlex.quote(story.short(a)) for a in stack.julia_args)} script.jl"
+                  "   # what `depotdelivery exec -- julia script.jl` runs")
+
+        story.step("check", "7. node: which caches will Julia load? (depotdelivery check)")
+        story.cli("depotdelivery", "check")
+        report = _check(node, stack, host)
+        for line in format_report(report).splitlines():
+            story.say("  " + story.short(line))
+        for i, m in enumerate(modes):
+            if m.prepared:
+                line = _summary(report if m.mode == "stack" else _check(node, prepared[m.mode], host))
+                modes[i] = replace(m, check=line)
+                story.say(f"  {m.mode:<8} {line}")
+
+        # ---- rollback ---------------------------------------------------------------------------
+        v2, seed2 = RELEASES[1]
+        story.step("rollback", f"8. publisher: release {NAME}/{v2}, move {CHANNEL} to it, then roll back")
+        inputs2 = _generate(build, repo, v2, seed2, julia_version)
+        second = _publish(story, repo, inputs2, v2, key, hash_cache, None)
+        story.cli("depotdelivery", "channel", "set", "--repo", str(repo), "--channel", CHANNEL,
+                  "--release", second.ref, "--key", str(key_path))
+        moved = set_channel(repo, CHANNEL, second.ref, key)
+        story.say(f"channel {CHANNEL} -> {moved.release} (seq {moved.seq})")
+        newer = prepare(**node, mode="stack")
+        held.append(newer)
+        story.say(f"node: prepare now gives {newer.release} variant {newer.variant} "
+                  f"({'hydrated' if newer.hydrated else 'cached'} in {newer.timings['total']:.1f} ms)")
+        channel_file = repo / "channels" / f"{CHANNEL}.json"
+        replay = (channel_file.read_bytes(), channel_file.with_name(channel_file.name + ".sig").read_bytes())
+        story.cli("depotdelivery", "channel", "rollback", "--repo", str(repo), "--channel", CHANNEL,
+                  "--key", str(key_path))
+        back = rollback_channel(repo, CHANNEL, key)
+        story.say(f"channel {CHANNEL} -> {back.release} (seq {back.seq}): a rollback is a new, higher seq")
+        after = prepare(**node, mode="stack")
+        held.append(after)
+        story.say(f"node: prepare gives {after.release} again "
+                  f"({'hydrated' if after.hydrated else 'still in the cache'}, {after.timings['total']:.2f} ms)")
+        story.say(f"history of {CHANNEL}:")
+        for e in channel_history(repo, CHANNEL)[:3]:
+            story.say(f"  seq {e.seq:>3}  {e.issued}  {e.release}")
+        refused = _replay(story, node, channel_file, replay)
+
+        # ---- gc -------------------------------------------------------------------------------------
+        story.step("gc", "9. node: gc keeps what a running job uses")
+        for p in held:
+            if p is not after and p.lease is not None and p.key != after.key:
+                p.lease.release()  # these jobs have finished
+        story.cli("depotdelivery", "status")
+        for d in node_cache.status():
+            story.say(f"  {d.key}  {d.release} {d.variant} {d.mode}"
+                      f"{'  (leased by a running job)' if d.leases else ''}")
+        story.cli("depotdelivery", "gc", "--keep", "0")
+        gc = node_cache.gc(keep=0)
+        story.say(f"removed {len(gc.removed)} depot(s); kept {len(gc.kept_leased)} leased by a running job "
+                  f"({', '.join(gc.kept_leased) or 'none'})")
+    finally:
+        for p in held:
+            if p.lease is not None:
+                p.lease.release()
+    story.finish()
+    story.timings["total"] = round(time.perf_counter() - t_start, 4)
+
+    story.say("\n== timings ==")
+    for name, seconds in story.timings.items():
+        story.say(f"  {name:<9} {seconds:8.3f} s")
+    story.say(f"\nTry it yourself:  source {story.short(str(env_file))}; depotdelivery select; depotdelivery check")
+    return DemoResult(
+        out_dir=base, repo=repo, trusted_keys=trusted, cache=cache, key=key_path, env_file=env_file,
+        releases=(first.ref, second.ref), release_ids={first.ref: first.release_id, second.ref: second.release_id},
+        host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu},
+        selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),
+        modes=tuple(modes), env=dict(stack.env), julia_args=stack.julia_args, check=report.to_dict(),
+        channel_before=_channel_dict(moved), channel_after=_channel_dict(back),
+        prepared_after_rollback=after.release, replay_refused=refused, gc=gc.to_dict(), timings=story.timings,
+    )
+
+
+def _replay(story: _Story, node: dict[str, str], channel_file: Path, replay: tuple[bytes, bytes]) -> str:
+    """Put the older (validly signed) channel document back, as an attacker or a stale mirror
+    would, and show the node refusing it; then restore the current one."""
+    from depotdelivery.node.prepare import prepare
+    from depotdelivery.store.atomic import write_atomic
+
+    sig_file = channel_file.with_name(channel_file.name + ".sig")
+    current = (channel_file.read_bytes(), sig_file.read_bytes())
+    write_atomic(sig_file, replay[1])
+    write_atomic(channel_file, replay[0])
+    try:
+        prepare(**node, mode="stack")
+    except TrustError as exc:
+        message = str(exc)
+    else:
+        message = ""
+    finally:
+        write_atomic(sig_file, current[1])
+        write_atomic(channel_file, current[0])
+    story.say("replaying the older channel document (validly signed, lower seq): "
+              + (f"refused: {story.short(message)}" if message else "ACCEPTED (this is a bug)"))
+    return message
