@@ -172,37 +172,11 @@ def _amd_name(family: int, model: int, features: frozenset[str], minor: int) -> 
     return "generic"
 
 
-# archspec name -> Julia CPU name (src/processor_x86.cpp / processor_arm.cpp ``cpus`` tables),
-# for DEPOTDELIVERY_MICROARCH hosts, which have no family/model/MIDR: ((min minor, name), ...)
-# newest first; an archspec name missing here is "generic" to Julia.
-_ARCHSPEC_TO_JULIA: dict[str, tuple[tuple[int, str], ...]] = {
-    "nocona": ((0, "nocona"),), "core2": ((0, "core2"),), "nehalem": ((0, "nehalem"),),
-    "westmere": ((0, "westmere"),), "sandybridge": ((0, "sandybridge"),),
-    "ivybridge": ((0, "ivybridge"),), "haswell": ((0, "haswell"),),
-    "broadwell": ((0, "broadwell"),), "skylake": ((0, "skylake"),), "mic_knl": ((0, "knl"),),
-    "skylake_avx512": ((0, "skylake-avx512"),), "cascadelake": ((0, "cascadelake"),),
-    "cannonlake": ((0, "cannonlake"),), "icelake": ((0, "icelake-client"),),
-    "sapphirerapids": ((0, "sapphirerapids"),), "alderlake": ((0, "alderlake"),),
-    "k10": ((0, "amdfam10"),), "bulldozer": ((0, "bdver1"),), "piledriver": ((0, "bdver2"),),
-    "steamroller": ((0, "bdver3"),), "excavator": ((0, "bdver4"),), "zen": ((0, "znver1"),),
-    "zen2": ((0, "znver2"),), "zen3": ((0, "znver3"),),
-    "zen4": ((11, "znver4"), (0, "znver3")),
-    "zen5": ((12, "znver5"), (11, "znver4"), (0, "znver3")),
-    "zen6": ((12, "znver5"), (11, "znver4"), (0, "znver3")),
-    "cortex_a72": ((0, "cortex-a72"),), "neoverse_n1": ((0, "neoverse-n1"),),
-    "neoverse_v1": ((0, "neoverse-v1"),), "neoverse_n2": ((0, "neoverse-n2"),),
-    "a64fx": ((0, "a64fx"),), "thunderx2": ((0, "thunderx2t99"),), "m1": ((0, "apple-m1"),),
-}
-
-
 def julia_cpu(host: HostCPU, version: str) -> str:
     """The CPU name Julia gives this host (``Sys.CPU_NAME``, the ``native`` target's name)."""
     from depotdelivery.julia import features as jf
 
     minor = int(jf.version_key(version).split(".")[1])
-    if host.source == "override":
-        names = _ARCHSPEC_TO_JULIA.get(host.microarch, ())
-        return next((name for since, name in names if minor >= since), "generic")
     if host.arch == "aarch64":
         return _arm_cpu(host)[0]
     registers = dict(host.registers)

@@ -143,8 +143,11 @@ def host_from_microarch(name: str, *, env: bool = False) -> HostCPU:
         features.add("sse3")
     vendor = record["vendor"]
     if root == "x86_64":
-        regs, xcr0 = _x86.registers_from_flags(features, vendor="" if vendor == "generic" else vendor)
-        host = HostCPU(arch="x86_64", vendor=vendor, brand=f"{name} ({ENV_MICROARCH})" if env else name,
+        family, model = _REPRESENTATIVE_X86.get(name, (0, 0))
+        regs, xcr0 = _x86.registers_from_flags(
+            features, vendor="" if vendor == "generic" else vendor, family=family, model=model)
+        host = HostCPU(arch="x86_64", vendor=vendor, family=family, model=model,
+                       brand=f"{name} ({ENV_MICROARCH})" if env else name,
                        features=frozenset(features), source="override", registers=regs, xcr0=xcr0)
     else:
         from depotdelivery.cpu import _aarch64
@@ -159,6 +162,23 @@ def host_from_microarch(name: str, *, env: bool = False) -> HostCPU:
         host = host.replace(vendor=vendor)
     host._memo["microarch"] = name  # the user named it: do not re-derive (archspec may pick a sibling)
     return host
+
+
+# archspec x86_64 name -> the CPUID (family, model) of a typical CPU of it, so an override host
+# gets the CPU name Julia's model tables give such a CPU (src/processor_x86.cpp), just as a
+# real one would; generic levels (x86_64_v2/v3/v4) have no model. aarch64 overrides carry
+# archspec's "cpupart" in MIDR instead.
+_REPRESENTATIVE_X86: dict[str, tuple[int, int]] = {
+    "nocona": (15, 0x04), "core2": (6, 0x0F), "nehalem": (6, 0x1A), "westmere": (6, 0x2C),
+    "sandybridge": (6, 0x2A), "ivybridge": (6, 0x3A), "haswell": (6, 0x3F),
+    "broadwell": (6, 0x4F), "skylake": (6, 0x5E), "mic_knl": (6, 0x57),
+    "skylake_avx512": (6, 0x55), "cascadelake": (6, 0x55), "cannonlake": (6, 0x66),
+    "icelake": (6, 0x7E), "sapphirerapids": (6, 0x8F), "alderlake": (6, 0x97),
+    "arrowlake": (6, 0xC6), "arrowlake_s": (6, 0xC6),
+    "k10": (16, 0x04), "bulldozer": (21, 0x01), "piledriver": (21, 0x10),
+    "steamroller": (21, 0x30), "excavator": (21, 0x60), "zen": (23, 0x01), "zen2": (23, 0x31),
+    "zen3": (25, 0x01), "zen4": (25, 0x11), "zen5": (26, 0x02), "zen6": (26, 0x50),
+}
 
 
 def _root(targets: dict[str, Any], name: str) -> str:
