@@ -27,7 +27,7 @@ from depotdelivery.julia.cputarget import (
     recommended_cpu_target,
     to_image_target,
 )
-from depotdelivery.julia.features import LLVM_UNUSED_FEATURES, TABLE_VERSIONS, feature_table
+from depotdelivery.julia.features import LLVM_UNUSED_FEATURES, feature_table
 from depotdelivery.julia.targetdata import TargetData, parse_target_data
 
 # julia-formats.md: the official release builds' strings.

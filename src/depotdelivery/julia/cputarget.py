@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from depotdelivery.errors import UsageError
@@ -240,7 +240,8 @@ def normalize_cpu_name(name: str, arch: str) -> str:
 
 def cpu_features(name: str, arch: str, julia_version: str) -> frozenset[str] | None:
     """The features Julia's table gives a CPU name (after normalisation), None if unknown."""
-    return _cpus(arch, feature_table(arch, julia_version).version).get(normalize_cpu_name(name, arch))
+    table = feature_table(arch, julia_version)
+    return _cpus(arch, table.version).get(normalize_cpu_name(name, arch))
 
 
 # --- parsing ------------------------------------------------------------------------------
@@ -270,10 +271,12 @@ class TargetSpec:
 
 @dataclass(slots=True)
 class _Arg:
+    """One target while parsing: processor.cpp ``TargetData`` before ``arg_target_data``."""
+
     name: str = ""
-    en: set[str] | None = None
-    dis: set[str] | None = None
-    ext: list[str] | None = None
+    en: set[str] = field(default_factory=set)
+    dis: set[str] = field(default_factory=set)
+    ext: list[str] = field(default_factory=list)
     flags: int = 0
     dis_flags: int = 0
     base: int = 0
@@ -301,7 +304,7 @@ def _parse(text: str, table: FeatureTable) -> list[_Arg]:
     """processor.cpp ``parse_cmdline``: split into targets, flags, known and ext features."""
     text = text.split("\0", 1)[0]  # a C string ends at NUL
     res: list[_Arg] = []
-    arg = _Arg(en=set(), dis=set(), ext=[])
+    arg = _Arg()
     start = 0
     for p in range(len(text) + 1):
         c = text[p] if p < len(text) else "\0"
@@ -320,12 +323,11 @@ def _parse(text: str, table: FeatureTable) -> list[_Arg]:
         start = p + 1
         if next_target:
             res.append(arg)
-            arg = _Arg(en=set(), dis=set(), ext=[])
+            arg = _Arg()
     return res
 
 
 def _feature(text: str, full: str, arg: _Arg, res: list[_Arg], table: FeatureTable) -> None:
-    assert arg.en is not None and arg.dis is not None and arg.ext is not None
     disable = full.startswith("-")
     fname = full[1:] if full[:1] in ("-", "+") else full
     if fname == "clone_all":
@@ -368,7 +370,6 @@ def _feature(text: str, full: str, arg: _Arg, res: list[_Arg], table: FeatureTab
 def _resolve(arg: _Arg, table: FeatureTable, host: tuple[frozenset[str], str] | None,
              require_host: bool) -> TargetSpec:
     """``arg_target_data``: the CPU's table features + explicit ones, closures, masking."""
-    assert arg.en is not None and arg.dis is not None and arg.ext is not None
     name = normalize_cpu_name(arg.name, table.arch)
     flags = arg.flags
     base_feats: frozenset[str] | None
