@@ -2,22 +2,20 @@
 
 from cffi import FFI
 
+# The four primitives of src/_cpuid.c (raw registers only; decoding is depotdelivery.cpu).
+# One declaration text serves cffi's cdef and the C prototypes the wrapper compiles against.
+DECLARATIONS = """
+int dd_arch(void);
+void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+uint64_t dd_xgetbv(uint32_t index);
+unsigned long dd_getauxval(unsigned long type);
+"""
+
 ffibuilder = FFI()
-ffibuilder.cdef(
-    """
-    int dd_arch(void);
-    void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
-    uint64_t dd_xgetbv(uint32_t index);
-    unsigned long dd_getauxval(unsigned long type);
-    """
-)
+ffibuilder.cdef(DECLARATIONS)
 ffibuilder.set_source(
     "depotdelivery._cpuid",
-    '#include <stdint.h>\n'
-    "int dd_arch(void);\n"
-    "void dd_cpuid(uint32_t, uint32_t, uint32_t[4]);\n"
-    "uint64_t dd_xgetbv(uint32_t);\n"
-    "unsigned long dd_getauxval(unsigned long);\n",
+    "#include <stdint.h>\n" + DECLARATIONS,
     sources=["src/_cpuid.c"],  # relative to setup.py, as setuptools requires
 )
 
