@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from depotdelivery.errors import NoCompatibleVariantError, UsageError
 from depotdelivery.julia import cachefile, stale, synth
 from depotdelivery.julia.cputarget import cpu_features, parse_cpu_target, to_image_target
-from depotdelivery.julia.crc32c import crc32c_file
 from depotdelivery.julia.elfimage import read_image_targets
 from depotdelivery.julia.targetdata import TargetData
 
@@ -133,6 +132,16 @@ def test_editing_a_source_file_flips_the_package_and_its_dependents(d11):
     assert all(by[n].reason == "dependency not loadable" for n in dependents(d11, victim.name) - {victim.name})
     part.write_bytes(text + b"\n")
     assert judge(d11).by_name()[victim.name].reason == "include_dependency fsize change"
+
+
+def test_deleting_a_source_file(d11):
+    victim = with_dependents(d11)
+    (d11.depot / victim.path / victim.includes[-1]).unlink()
+    report = judge(d11)
+    assert flipped(report) == dependents(d11, victim.name)
+    # the other include() files still pick the depot; the missing one is then missing there
+    assert report.by_name()[victim.name].reason == "missing sourcefile"
+    assert str(d11.depot / victim.path / victim.includes[-1]) in report.by_name()[victim.name].detail
 
 
 def test_touching_an_mtime_flips_110_but_not_111(d10, d11):

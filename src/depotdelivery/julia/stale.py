@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from depotdelivery.errors import FormatError, UsageError
+from depotdelivery.errors import FormatError, NoCompatibleVariantError, UsageError
 from depotdelivery.julia.cachefile import (
     DEFAULT_FLAGS,
     CacheFile,
@@ -20,6 +20,7 @@ from depotdelivery.julia.cachefile import (
     layout_of,
     read_cache_file,
 )
+from depotdelivery.julia.crc32c import crc32c, crc32c_file
 from depotdelivery.julia.slugs import package_slug, version_slug
 
 __all__ = [
@@ -283,7 +284,6 @@ def _jit(host: _JuliaHost | HostTarget, julia_version: str, jit_target: str | No
     """The JIT target pkgimages are matched against (a cputarget.TargetSpec): the first
     target of ``-C``/``JULIA_CPU_TARGET`` resolved against the host and, when the sysimage's
     clones are known, narrowed to the vector width of the clone Julia picks (clones.py)."""
-    from depotdelivery.errors import NoCompatibleVariantError
     from depotdelivery.julia.clones import match_targets
     from depotdelivery.julia.cputarget import jit_target as resolve_jit
 
@@ -341,8 +341,6 @@ def _uuid_str(u: _uuid.UUID | None) -> str | None:
 
 
 def _dir_crc(path: str) -> int:
-    from depotdelivery.julia.crc32c import crc32c
-
     # include_dependency of a directory hashes join(readdir(path)): sorted names, no separator
     return crc32c("".join(sorted(os.listdir(path))).encode())
 
@@ -412,7 +410,9 @@ class _Predictor:
         text) must all resolve to one depot, else none is restored; include_dependency()
         files resolve one by one."""
         srcfiles = {t.path for t in cf.source_texts}
-        src_depots = {self.resolve_depot(p) for p in srcfiles if p.startswith("@depot/")}
+        # unresolvable files do not veto the others: they are restored to the depot found and
+        # then fail as missing files
+        src_depots = {self.resolve_depot(p) for p in srcfiles if p.startswith("@depot/")} - {None}
         one = src_depots.pop() if len(src_depots) == 1 else None
         out = []
         for dep in cf.dependencies:
@@ -496,8 +496,6 @@ class _Predictor:
         if not cf.crc_ok:
             return self.reject(cand, "invalid checksum", f"trailing CRC-32C 0x{cf.file_crc:08x} does not match")
         if ocache is not None:
-            from depotdelivery.julia.crc32c import crc32c_file
-
             crc = crc32c_file(ocache)
             if crc != cf.so_crc:
                 return self.reject(cand, "ocachefile invalid checksum",
@@ -525,8 +523,6 @@ class _Predictor:
         size = os.path.getsize(f)
         if size != dep.fsize:
             return "include_dependency fsize change", f"{f}: size {size}, recorded {dep.fsize}"
-        from depotdelivery.julia.crc32c import crc32c_file
-
         crc = _dir_crc(f) if os.path.isdir(f) else crc32c_file(f)
         if crc != dep.crc32c:
             return "include_dependency fhash change", f"{f}: CRC-32C 0x{crc:08x}, recorded 0x{dep.crc32c:08x}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depotdelivery.errors import UsageError
-from depotdelivery.julia.slugs import slug, version_slug
+from depotdelivery.julia.slugs import package_slug, slug, version_slug
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -172,11 +172,8 @@ class _Writer:
         return _EPOCH_NS + self.count * 1_000_000_000 + 250_000_000
 
     def text(self, path: Path, content: str, mode: int = 0o644) -> None:
-        self.data(path, content.encode(), mode)
-
-    def data(self, path: Path, content: bytes, mode: int = 0o644) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        path.write_text(content)
         os.chmod(path, mode)
 
     def bulk(self, path: Path, size: int, key: bytes, mode: int = 0o644) -> None:
@@ -267,7 +264,7 @@ def _part_source(name: str, k: int, rng: random.Random) -> str:
     body = [f"# {name}: part {k}", ""]
     for j in range(rng.randint(2, 6)):
         body.append(f"function f{k}_{j}(x::AbstractVector{{T}}) where {{T<:Real}}")
-        body.append(f"    s = zero(T)")
+        body.append("    s = zero(T)")
         body.append(f"    @inbounds for v in x; s += v * {rng.randint(2, 97)}; end")
         body.append("    return s")
         body.append("end")
@@ -298,7 +295,7 @@ def _write_package(w: _Writer, depot: Path, rng: random.Random, *, name: str, uu
         w.text(staging / "src" / part, _part_source(name, k, rng))
     ntests = max(0, nfiles - 3 - nparts)
     for k in range(ntests):
-        w.text(staging / "test" / (f"runtests.jl" if k == 0 else f"test{k}.jl"),
+        w.text(staging / "test" / ("runtests.jl" if k == 0 else f"test{k}.jl"),
                f"using {name}, Test\n@test {name}.greet() isa String  # {k}\n")
     w.text(staging / "LICENSE.md", f"MIT License\n\nCopyright (c) {name} contributors\n")
     if artifacts:
@@ -393,7 +390,7 @@ def _closure(packages: Sequence[SynthPackage]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _sysimage_modules(rng: random.Random, julia_version: str) -> tuple[SysimageModule, ...]:
+def _sysimage_modules(rng: random.Random) -> tuple[SysimageModule, ...]:
     from depotdelivery.julia.cachefile import CHECKSUM_TAG
 
     # every module of one image shares the image checksum as build_id.hi (src/staticdata.c)
@@ -442,7 +439,7 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
     vdir = root / "variants" / target
     vdepot = vdir / "depot"
     vdir.mkdir(parents=True)
-    sysmods = _sysimage_modules(rng, julia_version)
+    sysmods = _sysimage_modules(rng)
     sysimage = vdir / "sys.so"
     write_image(sysimage, blob, machine=arch, soname="sys.so")
     w.text(vdir / "sysimage-modules.json",
@@ -476,7 +473,7 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
         required = required_sys + tuple(build[d] for d in closure[p.name])
         cdir = vdepot / "compiled" / f"v{mm}" / p.name
         cdir.mkdir(parents=True)
-        stem = cdir / f"{_pkg_slug(p.uuid)}_{projslug}"
+        stem = cdir / f"{package_slug(p.uuid)}_{projslug}"
         header = cfm.ImageHeader(julia_version=julia_version, arch=arch, checksum=checksum,
                                  required_modules=required).to_bytes()
         write_image(stem.with_suffix(".so"), blob, machine=arch, soname=f"{stem.name}.so",
@@ -490,12 +487,6 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
     _fix_mtimes(vdir, w)
     return VariantDir(target=target, arch=arch, dir=vdir, sysimage=sysimage, cpu_target=cpu_target,
                       depot=vdepot, sysimage_modules=sysmods)
-
-
-def _pkg_slug(uuid: str) -> str:
-    from depotdelivery.julia.slugs import package_slug
-
-    return package_slug(uuid)
 
 
 def generate_release_inputs(out_dir: str | os.PathLike[str], *, final_root: str | os.PathLike[str] | None = None,
@@ -568,7 +559,8 @@ def generate_release_inputs(out_dir: str | os.PathLike[str], *, final_root: str 
         variants[t] = _write_variant(w, random.Random(f"{seed}/{t}"), root=root, sources=sources, final_root=final,
                                      target=t, arch=_TARGET_ARCH[t], julia_version=julia_version,
                                      project=project, packages=made)
-    os.utime(root / "variants", ns=(_EPOCH_NS, _EPOCH_NS)) if variants else None
+    if variants:
+        os.utime(root / "variants", ns=(_EPOCH_NS, _EPOCH_NS))
     return SynthInputs(root=root, depot=depot, final_root=Path(final), variants=variants, project=project,
                        julia_version=julia_version, packages=tuple(made),
                        artifacts=tuple(sorted({a for p in made for a in p.artifacts})))
