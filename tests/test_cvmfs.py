@@ -9,8 +9,10 @@ abort as the real tool discards its scratch area, and fails on demand (CVMFS_STA
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +34,8 @@ def cv(tmp_path, monkeypatch):
     repo = tmp_path / "cvmfs" / FQRN
     repo.mkdir(parents=True)
     state = tmp_path / "cvmfs-state"
-    monkeypatch.setenv("PATH", f"{STAND_INS}:{__import__('os').environ['PATH']}")
+    # the stand-in runs on the first python3 on PATH: this interpreter, not a slow pyenv shim
+    monkeypatch.setenv("PATH", f"{STAND_INS}:{Path(sys.executable).parent}:{os.environ['PATH']}")
     monkeypatch.setenv("CVMFS_STANDIN_DIR", str(state))
     monkeypatch.setenv("CVMFS_STANDIN_REPO", str(repo))
     monkeypatch.setenv("DEPOTDELIVERY_PUBLISH_CACHE", str(tmp_path / "hash-cache"))

@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from depotdelivery.errors import NotFoundError, UsageError
-from depotdelivery.store.atomic import write_atomic
+from depotdelivery.store.atomic import dir_times_restored_on_error, write_atomic
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
 from depotdelivery.store.keys import PrivateKey, Signature, encode_signatures, parse_signatures
 from depotdelivery.store.repo import Repository
@@ -76,6 +76,7 @@ def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None,
         if cvmfs is not None:
             stack.enter_context(transaction(cvmfs, tag=f"channel-{doc.channel}-{doc.seq}",
                                             message=f"depotdelivery: channel {doc.channel} seq {doc.seq} -> {doc.release}"))
+        stack.enter_context(dir_times_restored_on_error(repo.root, path.parent))
         made_dir = not path.parent.exists()
         if made_dir:
             path.parent.mkdir()

@@ -25,7 +25,7 @@ from depotdelivery.errors import (
 from depotdelivery.channels import DEFAULT_EXPIRY, set_channel
 from depotdelivery.progress import ProgressLine
 from depotdelivery.store._fields import check_name
-from depotdelivery.store.atomic import fsync_dir, syncfs, temp_name, write_atomic
+from depotdelivery.store.atomic import dir_times_restored_on_error, fsync_dir, syncfs, temp_name, write_atomic
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import FileChangedError, HashCache, hash_bytes, hash_file
 from depotdelivery.store.keys import PrivateKey, sign
@@ -631,6 +631,8 @@ def publish(
             stack.enter_context(transaction(cvmfs, tag=f"{name}-{version}",
                                             message=f"depotdelivery: release {release.ref} {release.id[:16]}",
                                             already_open=in_place))
+        stack.enter_context(dir_times_restored_on_error(
+            root, root / "releases", root / "releases" / name, final, root / "channels"))
         try:
             repo = _open_or_init(root, created)
             _mkdirs(root / "releases" / name, created)

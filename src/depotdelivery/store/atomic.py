@@ -4,9 +4,11 @@ from __future__ import annotations
 import ctypes
 import os
 import secrets
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-__all__ = ["fsync_dir", "syncfs", "temp_name", "write_atomic"]
+__all__ = ["dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
 
 
 def temp_name(final: Path) -> Path:
@@ -50,3 +52,26 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextmanager
+def dir_times_restored_on_error(*dirs: Path) -> Iterator[None]:
+    """On an exception, put back the atime/mtime of ``dirs`` (those that exist now): creating
+    and removing a temporary inside a directory moves its mtime, and a failed publish must
+    leave the repository exactly as it was."""
+    saved = []
+    for d in dirs:
+        try:
+            st = os.stat(d)
+        except FileNotFoundError:
+            continue
+        saved.append((d, st.st_atime_ns, st.st_mtime_ns))
+    try:
+        yield
+    except BaseException:
+        for d, atime, mtime in saved:
+            try:
+                os.utime(d, ns=(atime, mtime))
+            except OSError:
+                pass  # read-only or gone: nothing was changed there either
+        raise

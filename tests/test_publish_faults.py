@@ -1,0 +1,112 @@
+"""Publishing into a repository that cannot take it: missing root, read-only root (a real read-only
+bind mount), a full filesystem (a real tiny tmpfs). Clear error, exit 9 (3 for a missing root),
+and the repository byte-for-byte as before."""
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from repo_fixtures import build_depot
+
+from depotdelivery.cli import main
+from depotdelivery.store.keys import keygen
+
+TESTS = Path(__file__).parent
+# Runs inside the private mount namespace: publish with the real CLI, hash the tree before and
+# after with the same digest the other tests use, report both and the exit code as JSON.
+_SCRIPT = """
+import json, subprocess, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from repo_fixtures import tree_digest
+repo = Path({repo!r})
+before = tree_digest(repo)
+p = subprocess.run([sys.executable, "-m", "depotdelivery", *{args!r}], capture_output=True, text=True)
+print(json.dumps({{"before": before, "after": tree_digest(repo), "code": p.returncode, "err": p.stderr}}))
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def _namespace_problem(kind: str) -> str | None:
+    if shutil.which("unshare") is None:
+        return "unshare(1) is not installed"
+    probe = Path(f"/tmp/depotdelivery-faults-probe-{kind}")
+    probe.mkdir(exist_ok=True)
+    cmd = {"tmpfs": ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
+           "ro": ["unshare", "-rm", "sh", "-c", f"mount --bind {probe} {probe} && mount -o remount,bind,ro {probe}"
+                  f" && ! touch {probe}/x 2>/dev/null"]}[kind]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    if done.returncode != 0:
+        return f"cannot {'mount a tmpfs' if kind == 'tmpfs' else 'make a read-only bind mount'} in a private " \
+               f"mount namespace here: {done.stderr.strip() or done.returncode}"
+    return None
+
+
+def _in_namespace(setup: list[str], repo: Path, args: list[str]) -> dict:
+    script = repo.parent / "in_namespace.py"
+    script.write_text(_SCRIPT.format(tests=str(TESTS), repo=str(repo), args=args))
+    shell = " && ".join([*setup, f"exec {sys.executable} {script}"])
+    done = subprocess.run(["unshare", *(["-m"] if "tmpfs" in setup[0] else ["-rm"]), "sh", "-c", shell],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    keygen(tmp_path / "key")
+    return tmp_path, build_depot(tmp_path / "depot")
+
+
+def _args(repo: Path, version: str, depot: Path, key: Path) -> list[str]:
+    return ["publish", "--repo", str(repo), "--name", "hep", "--version", version, "--depot", str(depot),
+            "--key", str(key), "--no-hash-cache", "--quiet"]
+
+
+def test_missing_repo_root(inputs, capsys):
+    base, depot = inputs
+    assert main(_args(base / "absent", "1", depot, base / "key")) == 3
+    err = capsys.readouterr().err
+    assert "repository" in err and "does not exist" in err and "Traceback" not in err
+    assert not (base / "absent").exists()
+
+
+def test_read_only_repo_root(inputs):
+    problem = _namespace_problem("ro")
+    if problem:
+        pytest.skip(problem)
+    base, depot = inputs
+    repo = base / "repo"
+    repo.mkdir()
+    assert main(_args(repo, "1", depot, base / "key")) == 0
+    (depot / "registries" / "General.toml").write_text("[changed]\n")
+    result = _in_namespace([f"mount --bind {repo} {repo}", f"mount -o remount,bind,ro {repo}"], repo,
+                           _args(repo, "2", depot, base / "key"))
+    assert result["code"] == 9, result["err"]
+    assert "is read-only" in result["err"] and "left as it was" in result["err"] and "Traceback" not in result["err"]
+    assert result["before"] == result["after"]
+
+
+def test_enospc_mid_publish(inputs):
+    problem = _namespace_problem("tmpfs")
+    if problem:
+        pytest.skip(problem)
+    base, depot = inputs
+    repo = base / "repo"
+    repo.mkdir()
+    # a small first release fits; the second carries 2 MiB more than the 1 MiB tmpfs holds
+    setup = [f"mount -t tmpfs -o size=1m tmpfs {repo}",
+             f"{sys.executable} -m depotdelivery {' '.join(_args(repo, '1', depot, base / 'key'))}",
+             f"head -c 2097152 /dev/urandom > {depot}/artifacts/big.bin"]
+    result = _in_namespace(setup, repo, _args(repo, "2", depot, base / "key"))
+    assert result["code"] == 9, result["err"]
+    assert "is full (no space left on device)" in result["err"] and "Traceback" not in result["err"]
+    assert result["before"] == result["after"], "the half-written release must be gone"
