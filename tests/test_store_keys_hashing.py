@@ -101,6 +101,17 @@ def test_hash_file_detects_a_change_since_stat(tmp_path):
         hash_file(p, st)
 
 
+def test_hash_file_detects_a_file_replaced_since_stat(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"same")
+    st = os.lstat(p)
+    (tmp_path / "g").write_bytes(b"same")
+    os.utime(tmp_path / "g", ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(tmp_path / "g", p)  # another inode under the same name (an installer's rename)
+    with pytest.raises(FileChangedError):
+        hash_file(p, st)
+
+
 def test_hash_file_detects_a_concurrent_writer(tmp_path):
     """A real writer appending while a large file is hashed: the change must be caught."""
     p = tmp_path / "growing"

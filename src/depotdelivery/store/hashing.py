@@ -1,6 +1,7 @@
 """BLAKE3 of files (multi-threaded for large ones), hash-while-copy, and the publisher's stat cache."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import blake3
+
+from depotdelivery.errors import IntegrityError
 
 __all__ = [
     "LARGE_FILE",
@@ -43,24 +46,22 @@ def _hasher(size: int) -> "blake3.blake3":
 def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> str:
     """BLAKE3 hex digest of the file at ``path``.
 
-    When ``st`` (the ``lstat`` taken before) is given, the file is ``fstat``-ed again after
-    reading and :class:`FileChangedError` is raised if size, mtime or ctime moved: a file being
-    written while we hash it must never be published with a hash of half its bytes.
+    When ``st`` (the ``lstat`` taken before, e.g. by the publisher's scan) is given, the file
+    is ``fstat``-ed after reading and :class:`FileChangedError` is raised if size, mtime or
+    ctime moved since: a file being written while we hash it must never be published with a
+    hash of half its bytes. (Any write between ``st`` and the last read moves mtime and ctime.)
     """
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
     try:
-        before = os.fstat(fd)
-        if st is not None and _changed(st, before):
-            raise FileChangedError(f"{os.fspath(path)} changed while it was being hashed")
+        before = os.fstat(fd) if st is None else st
         if before.st_size >= LARGE_FILE:
             h = _hasher(before.st_size)
-            # mmap through the descriptor we fstat-ed, not the name (it could be replaced)
+            # mmap through the descriptor we opened, not the name (it could be replaced)
             h.update_mmap(f"/proc/self/fd/{fd}")
         else:
+            # one read of size + 1: more bytes than st_size means the file grew (caught below)
             h = blake3.blake3(os.read(fd, before.st_size + 1) if before.st_size else b"")
-            # read() returning more than st_size means the file grew: caught by fstat below
-        after = os.fstat(fd)
-        if _changed(before, after):
+        if _changed(before, os.fstat(fd)):
             raise FileChangedError(f"{os.fspath(path)} changed while it was being hashed")
         return h.hexdigest()
     finally:
@@ -68,39 +69,58 @@ def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) ->
 
 
 def _changed(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) != (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+    return (a.st_ino, a.st_dev, a.st_size, a.st_mtime_ns, a.st_ctime_ns) != (
+        b.st_ino, b.st_dev, b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def copy_with_hash(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str] | BinaryIO, *, fsync: bool = False
+    src: str | os.PathLike[str], dst: str | os.PathLike[str] | BinaryIO, *, fsync: bool = False,
+    limit: int | None = None,
 ) -> tuple[str, int]:
     """Copy ``src`` to ``dst`` (a path, created exclusively, or an open binary file) while
     hashing the bytes read; return ``(blake3 hex, size)``.
 
     One read of the source serves both the copy and the hash (installer's
     ``copyfileobj_with_hashing``), so a node's ``copy`` hydration verifies what it wrote.
+    ``src`` must be a regular file, not a symlink: a hostile repository could otherwise point
+    it at ``/dev/zero`` or a FIFO, and the copy would never end (IntegrityError instead).
+    With ``limit``, at most ``limit + 1`` bytes are read: enough to tell the file is too large.
     """
-    with open(src, "rb") as fin:
-        size = os.fstat(fin.fileno()).st_size
-        h = _hasher(size)
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"{os.fspath(src)}: is a symlink, expected a regular file") from None
+        raise
+    with open(fd, "rb") as fin:
+        st = os.fstat(fin.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise IntegrityError(f"{os.fspath(src)}: is not a regular file (mode {st.st_mode:o})")
+        h = _hasher(st.st_size)
         if isinstance(dst, (str, os.PathLike)):
             with open(dst, "xb") as fout:
-                n = _pump(fin, fout, h)
+                n = _pump(fin, fout, h, limit)
                 if fsync:
                     os.fsync(fout.fileno())
         else:
-            n = _pump(fin, dst, h)
+            n = _pump(fin, dst, h, limit)
     return h.hexdigest(), n
 
 
-def _pump(fin: BinaryIO, fout: BinaryIO, h: "blake3.blake3") -> int:
+def _pump(fin: BinaryIO, fout: BinaryIO, h: "blake3.blake3", limit: int | None) -> int:
     n = 0
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
-    while k := fin.readinto(buf):
+    left = None if limit is None else limit + 1
+    while left is None or left > 0:
+        k = fin.readinto(view if left is None or left >= _CHUNK else view[:left])
+        if not k:
+            break
         h.update(view[:k])
         fout.write(view[:k])
         n += k
+        if left is not None:
+            left -= k
     return n
 
 
