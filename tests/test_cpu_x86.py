@@ -251,3 +251,32 @@ def test_julia_cpu_names(vendor, family, model, flags, expected):
                  vendor=vendor, family=family, model=model)
     for version, name in expected.items():
         assert host.julia_cpu(version) == name, version
+
+
+# Julia features whose CPUID bit the kernel does not print, so a /proc/cpuinfo host cannot
+# know them (CET shadow stack shows only as the optional synthetic "user_shstk").
+JULIA_NOT_IN_PROC_CPUINFO = {
+    "shstk", "uintr", "ptwrite", "hreset", "prefetchi", "usermsr", "amx-complex", "cmpccxadd",
+    "avxifma", "amx-fp16", "raoint", "sha512", "sm3", "sm4", "avxvnniint8", "avxneconvert",
+    "avxvnniint16",
+}
+
+
+@pytest.mark.skipif(not ON_X86 or not os.path.exists("/proc/cpuinfo"), reason="needs an x86_64 Linux host")
+def test_proc_cpuinfo_fallback_never_over_reports_julia_features():
+    """Without the extension Julia's words come from the kernel's flags: on this machine they
+    equal the CPUID ones except for bits the kernel does not print (selection then is only
+    more conservative, never accepting an image Julia would reject)."""
+    from depotdelivery.cpu._parse import parse_cpuinfo, read_text
+    from depotdelivery.cpu.detection import host_from_cpuinfo
+
+    host = detect()
+    if host.source != "cpuid":
+        pytest.skip("the CPUID extension is not built here")
+    fallback = host_from_cpuinfo(parse_cpuinfo(read_text("/proc/cpuinfo", "cpuinfo")), source="cpuinfo")
+    assert (fallback.vendor, fallback.family, fallback.model) == (host.vendor, host.family, host.model)
+    for version in ("1.10", "1.11", "1.12"):
+        ours, theirs = host.julia_features(version), fallback.julia_features(version)
+        assert theirs <= ours
+        assert ours - theirs <= JULIA_NOT_IN_PROC_CPUINFO, sorted(ours - theirs)
+        assert fallback.julia_cpu(version) == host.julia_cpu(version)

@@ -129,9 +129,10 @@ _AVX_FLAGS = frozenset(
     }
 ) | _AVX512_FLAGS
 
-# Names archspec's microarchitectures.json uses for bits the kernel names otherwise
-# (archspec adds "sse3" wherever "ssse3" is; the kernel prints the SSE3 bit as "pni").
-_ARCHSPEC_ALIASES = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2"}
+# Other spellings of bits in our table: archspec's microarchitectures.json (it adds "sse3"
+# wherever "ssse3" is; the kernel prints the SSE3 bit as "pni") and the kernel's synthetic
+# "user_shstk", printed only when the CPU has CET shadow stacks (CPUID(7).ECX bit 7).
+_FLAG_ALIASES = {"sse3": "pni", "sse4.1": "sse4_1", "sse4.2": "sse4_2", "user_shstk": "cet_ss"}
 
 XCR0_AVX = 0x6
 XCR0_AVX512 = 0xE0
@@ -219,7 +220,7 @@ def registers_from_flags(
     XCR0 and OSXSAVE are what the kernel must have enabled for the flags it reports.
     """
     regs: dict[tuple[int, int], list[int]] = {}
-    flags = {_ARCHSPEC_ALIASES.get(name, name) for name in flags}
+    flags = {_FLAG_ALIASES.get(name, name) for name in flags}
     for (leaf, sub, index), bits in FLAGS.items():
         for bit, name in bits.items():
             if name in flags:
