@@ -102,7 +102,7 @@ def main() -> int:
     print(json.dumps(result, indent=2, sort_keys=True))
 
     def ms(x: float) -> str:
-        return f"{x * 1e3:.3f} ms" if x >= 1e-3 else f"{x * 1e6:.1f} us"
+        return f"{x * 1e3:.3f} ms" if x >= 1e-3 else f"{x * 1e6:.2f} us"
 
     rows = [
         ("`import depotdelivery` (fresh process)", ms(med["import_depotdelivery"]), "target <= 15 ms"),
