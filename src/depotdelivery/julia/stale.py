@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import uuid as _uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -513,17 +514,17 @@ class _Predictor:
         f = src.resolved
         if f.startswith("@depot/"):
             return "nonresolveable depot", f"{f}: no depot of the stack has it (or the sources span depots)"
-        if not os.path.exists(f):
+        try:
+            st = os.stat(f)
+        except OSError:
             return "missing sourcefile", f"{f} does not exist"
         if dep.mtime >= 0:
-            actual = os.stat(f).st_mtime
-            if not mtime_matches(actual, dep.mtime):
-                return "include_dependency mtime change", f"{f}: mtime {actual!r}, recorded {dep.mtime!r}"
+            if not mtime_matches(st.st_mtime, dep.mtime):
+                return "include_dependency mtime change", f"{f}: mtime {st.st_mtime!r}, recorded {dep.mtime!r}"
             return None
-        size = os.path.getsize(f)
-        if size != dep.fsize:
-            return "include_dependency fsize change", f"{f}: size {size}, recorded {dep.fsize}"
-        crc = _dir_crc(f) if os.path.isdir(f) else crc32c_file(f)
+        if st.st_size != dep.fsize:
+            return "include_dependency fsize change", f"{f}: size {st.st_size}, recorded {dep.fsize}"
+        crc = _dir_crc(f) if stat.S_ISDIR(st.st_mode) else crc32c_file(f)
         if crc != dep.crc32c:
             return "include_dependency fhash change", f"{f}: CRC-32C 0x{crc:08x}, recorded 0x{dep.crc32c:08x}"
         return None
