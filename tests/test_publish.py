@@ -217,6 +217,9 @@ def test_hard_links_make_a_one_package_change_cost_that_package(env, tmp_path):
     a = env.repo / "releases/hep/1/depot/artifacts/0123456789abcdef0123456789abcdef01234567/share/big.bin"
     b = env.repo / "releases/hep/2/depot/artifacts/0123456789abcdef0123456789abcdef01234567/share/big.bin"
     assert os.stat(a).st_ino == os.stat(b).st_ino
+    variant_tree = Repository.open(env.repo).read_release("hep", "2").variant("haswell").tree
+    l1, l2 = (env.repo / "releases" / "hep" / v / "listings" / f"{variant_tree}.jsonl" for v in ("1", "2"))
+    assert os.stat(l1).st_ino == os.stat(l2).st_ino, "an unchanged tree's listing is shared too"
     verify(env.repo, trust=TrustStore.from_dir(env.trust))
 
 

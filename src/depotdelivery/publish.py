@@ -344,12 +344,15 @@ class _LinkIndex:
 
     def __init__(self, repo: Repository) -> None:
         self._by_key: dict[tuple[str, int, int, int], Path] = {}
+        self.listings: dict[str, Path] = {}  # tree hash -> an earlier release's listing file
         for name, version in repo.releases():
             d = repo.release_dir(name, version)
             try:
                 rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
                 for tree in rel.trees():
-                    data = (d / "listings" / f"{tree.tree}.jsonl").read_bytes()
+                    listing = d / "listings" / f"{tree.tree}.jsonl"
+                    data = listing.read_bytes()
+                    self.listings.setdefault(tree.tree, listing)
                     for line in data.splitlines():
                         e = json.loads(line)
                         if e.get("type") == "file":
@@ -447,18 +450,29 @@ def _write_tree(t: _TreeIn, dest: Path, links: _LinkIndex | None, ws: _WriteStat
     os.chmod(dest, stat.S_IMODE(top_st.st_mode))
 
 
-def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: PrivateKey, created: list[Path]) -> None:
+def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: PrivateKey, created: list[Path],
+                     links: _LinkIndex | None = None) -> None:
     """listings/, then release.json.sig, then release.json last: a reader that sees
-    release.json finds everything it refers to."""
+    release.json finds everything it refers to. A listing is named by its own hash, so an
+    unchanged tree's listing is a hard link to the earlier release's."""
     listings = d / "listings"
     if not listings.exists():
         os.mkdir(listings, 0o755)
         created.append(listings)
     for t in trees:
         p = listings / f"{t.tree}.jsonl"
-        if not p.exists():
+        if p.exists():
+            continue
+        old = links.listings.get(t.tree) if links is not None else None
+        try:
+            if old is None:
+                raise FileNotFoundError
+            os.link(old, p)
+        except OSError as exc:
+            if exc.errno not in (None, errno.ENOENT, errno.EMLINK, errno.EXDEV):
+                raise
             write_atomic(p, t.listing)
-            created.append(p)
+        created.append(p)
     sig = d / "release.json.sig"
     write_atomic(sig, sign(release.raw, key))
     created.append(sig)
@@ -653,7 +667,7 @@ def publish(
                         _write_tree(t, tmp / t.dest, links, ws, progress)
                     if progress is not None:
                         progress.finish()
-                    _write_documents(tmp, trees, release, key, [])
+                    _write_documents(tmp, trees, release, key, [], links)
                     syncfs(tmp)
                     os.rename(tmp, final)
                     created[-1] = final
