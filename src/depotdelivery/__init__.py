@@ -6,9 +6,6 @@ and the publisher are only imported when something that needs them is called.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from depotdelivery.errors import (
     CacheError,
     ConflictError,
@@ -61,11 +58,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'depotdelivery' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    from importlib import import_module  # first access only
+
+    value = getattr(import_module(module), name)
     globals()[name] = value  # later accesses skip __getattr__
     return value
 
