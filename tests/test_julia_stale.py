@@ -380,3 +380,41 @@ def test_host_models_and_the_sessions_cpu_target(d11):
     arm = stale.predict([d11.variants["neoverse-v1"].depot, d11.depot], host=_RecordedHost("neoverse-v1", "aarch64"),
                         **{**kw, "sysimage_modules": modules(d11.variants["neoverse-v1"])})
     assert flipped(arm) == set() and arm.host.arch == "aarch64"
+
+
+@pytest.fixture(scope="module")
+def shared11(tmp_path_factory) -> synth.SynthInputs:
+    return synth.generate_release_inputs(tmp_path_factory.mktemp("shared") / "rel", packages=3, seed=9,
+                                         targets=("haswell",))
+
+
+@given(data=st.data())
+def test_a_damaged_cache_in_the_stack_is_rejected_never_raises(shared11, data):
+    """Truncated, bit-flipped or garbage copies of a cache in the first depot: Julia tries them
+    first (newer), rejects them, and loads the intact one."""
+    victim = shared11.packages[-1]
+    (ji,) = (shared11.variants["haswell"].depot / "compiled" / "v1.11" / victim.name).glob("*.ji")
+    good = ji.read_bytes()
+    kind = data.draw(st.sampled_from(["flip", "truncate", "garbage"]))
+    if kind == "flip":
+        bad = bytearray(good)
+        bit = data.draw(st.integers(0, 8 * len(good) - 1))
+        bad[bit // 8] ^= 1 << (bit % 8)
+    elif kind == "truncate":
+        bad = good[: data.draw(st.integers(0, len(good) - 1))]
+    else:
+        bad = data.draw(st.binary(max_size=4096))
+    node = shared11.root / "node" / "compiled" / "v1.11" / victim.name
+    node.mkdir(parents=True, exist_ok=True)
+    copy = node / ji.name
+    copy.write_bytes(bytes(bad))
+    shutil.copy2(ji.with_suffix(".so"), copy.with_suffix(".so"))
+    os.utime(copy, ns=(0, ji.stat().st_mtime_ns + 10**9))
+    try:
+        p = judge(shared11).by_name()[victim.name]
+    finally:
+        shutil.rmtree(node)
+    assert p.will_load and p.cache == str(ji)
+    # a copy whose header no longer says "pkgimage" sorts after the intact one (never tried)
+    assert [r.cache for r in p.rejections] in ([], [str(copy)])
+    assert all(r.reason in stale.REASONS for r in p.rejections)

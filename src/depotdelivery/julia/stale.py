@@ -9,7 +9,7 @@ import uuid as _uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from depotdelivery.errors import FormatError, NoCompatibleVariantError, UsageError
 from depotdelivery.julia.cachefile import (
@@ -23,6 +23,9 @@ from depotdelivery.julia.cachefile import (
 )
 from depotdelivery.julia.crc32c import crc32c, crc32c_file
 from depotdelivery.julia.slugs import package_slug, version_slug
+
+if TYPE_CHECKING:
+    from depotdelivery.julia.cputarget import TargetSpec
 
 __all__ = [
     "REASONS",
@@ -219,6 +222,9 @@ class _Environment:
                 deps = (dict(deps_raw) if isinstance(deps_raw, dict)
                         else {d: uuid_of.get(d, "") for d in deps_raw})
                 u = str(item.get("uuid", ""))
+                tree = item.get("git-tree-sha1")
+                if tree is not None and not _is_sha1(tree):
+                    raise FormatError(f"{manifest}: deps.{name}: git-tree-sha1 {tree!r} is not 40 hex digits")
                 self.entries[u] = _Entry(name=name, uuid=u, tree_sha1=item.get("git-tree-sha1"),
                                          path=item.get("path"), deps=deps)
         self.manifest = manifest
@@ -244,6 +250,10 @@ class _Environment:
     def identify(self, where_uuid: str, name: str) -> str | None:
         entry = self.entries.get(where_uuid)
         return None if entry is None else entry.deps.get(name)
+
+
+def _is_sha1(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 _BUNDLED_NOTE = ("stdlibs outside the sysimage load from Julia's bundled depot, which is not in "
@@ -281,7 +291,7 @@ def _find_project(project: str | os.PathLike[str] | None, depots: Sequence[str])
 # -- the host / JIT target ----------------------------------------------------------------------
 
 def _jit(host: _JuliaHost | HostTarget, julia_version: str, jit_target: str | None,
-         sysimage_targets: Sequence[Any] | None) -> Any:
+         sysimage_targets: Sequence[Any] | None) -> tuple[str, TargetSpec]:
     """The JIT target pkgimages are matched against (a cputarget.TargetSpec): the first
     target of ``-C``/``JULIA_CPU_TARGET`` resolved against the host and, when the sysimage's
     clones are known, narrowed to the vector width of the clone Julia picks (clones.py)."""
@@ -303,11 +313,14 @@ def _jit(host: _JuliaHost | HostTarget, julia_version: str, jit_target: str | No
     return arch, match.jit
 
 
-def _target_rejection(blob: bytes, jit: Any, arch: str, julia_version: str) -> str | None:
+def _target_rejection(blob: bytes, jit: TargetSpec, arch: str, julia_version: str) -> str | None:
     from depotdelivery.julia.clones import match_pkgimage
     from depotdelivery.julia.targetdata import parse_target_data
 
-    match = match_pkgimage(jit, parse_target_data(blob, where="clone targets").targets, arch, julia_version)
+    try:
+        match = match_pkgimage(jit, parse_target_data(blob, where="clone targets").targets, arch, julia_version)
+    except (FormatError, UsageError) as exc:  # a corrupt blob, or one from another Julia's tables
+        return f"unreadable clone targets: {exc}"
     return None if match.accepted else match.reason
 
 
@@ -348,7 +361,7 @@ def _dir_crc(path: str) -> int:
 
 class _Predictor:
     def __init__(self, depots: Sequence[str], julia_version: str, sysimage: Mapping[tuple[str | None, str], int],
-                 arch: str, jit: Any, env: _Environment | None, requested: CacheFlags):
+                 arch: str, jit: TargetSpec, env: _Environment | None, requested: CacheFlags):
         self.depots = depots
         self.arch = arch
         self.julia_version = julia_version
