@@ -331,3 +331,29 @@ def test_cli_publish_json_and_exit_codes(env, capsys):
                  str(env.depot), "--key", str(env.key_path)]) == 3
     assert main(["publish", "--repo", str(env.repo), "--name", "../a", "--version", "1", "--depot",
                  str(env.depot), "--key", str(env.key_path)]) == 2
+
+
+def _publish_in_child(args: tuple) -> tuple[str, bool]:
+    repo, version, depot, variant, key_path = args
+    r = publish(repo, "hep", version, depot, {"haswell": VariantInput(dir=variant)}, load_private_key(key_path),
+                use_hash_cache=False)
+    return r.release_id, r.created
+
+
+def test_concurrent_publishers(env):
+    """Real processes racing: the same release twice (one creates, one finds it identical)
+    and two versions at once (both land); the result verifies and no temporary is left."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    jobs = [(env.repo, v, env.depot, env.variant, env.key_path) for v in ("1", "1", "2", "2", "3")]
+    with ctx.Pool(len(jobs)) as pool:
+        results = pool.map(_publish_in_child, jobs)
+    ids: dict[str, set[str]] = {}
+    for (rid, _), job in zip(results, jobs):
+        ids.setdefault(job[1], set()).add(rid)
+    assert all(len(x) == 1 for x in ids.values()), "one id per version, whoever wrote it"
+    assert sum(created for _, created in results) == 3, "exactly one creator per version"
+    assert Repository.open(env.repo).releases() == [("hep", "1"), ("hep", "2"), ("hep", "3")]
+    verify(env.repo, trust=TrustStore.from_dir(env.trust))
+    assert not [p for p in (env.repo / "releases" / "hep").iterdir() if p.name.startswith(".")]

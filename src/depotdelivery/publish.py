@@ -510,7 +510,10 @@ def _mkdirs(p: Path, created: list[Path]) -> None:
         missing.append(q)
         q = q.parent
     for m in reversed(missing):
-        os.mkdir(m, 0o755)
+        try:
+            os.mkdir(m, 0o755)
+        except FileExistsError:
+            continue  # a concurrent publisher made it: theirs, not ours to undo
         created.append(m)
 
 
@@ -651,9 +654,12 @@ def publish(
             repo = _open_or_init(root, created)
             _mkdirs(root / "releases" / name, created)
             with _release_lock(root / "releases" / name):
-                if existing.exists():  # another publisher committed while we hashed
-                    raise ConflictError(f"release {release.ref} was published concurrently; run publish again to compare")
-                if in_place:
+                raced = existing.exists()  # another publisher committed while we hashed
+                if raced:
+                    if existing.read_bytes() != release.raw:
+                        raise ConflictError(f"release {release.ref} was published concurrently with different "
+                                            "content; releases are immutable: publish a new version")
+                elif in_place:
                     _write_documents(final, trees, release, key, created)
                 else:
                     links = _LinkIndex(repo) if cvmfs is None else None  # CVMFS deduplicates itself
@@ -680,7 +686,7 @@ def publish(
             if isinstance(exc, OSError) and not isinstance(exc, DepotDeliveryError):
                 raise _os_error(exc, root, f"publishing {release.ref}") from None
             raise
-    return result(True, ws, seq)
+    return result(not raced, ws, seq)
 
 
 def _point_channel(root: Path, channel: str | None, release: Release, key: PrivateKey, expires: float | None,
