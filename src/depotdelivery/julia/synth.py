@@ -17,6 +17,7 @@ from pathlib import Path
 
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.slugs import package_slug, slug, version_slug
+from depotdelivery.julia.treehash import git_tree_hash
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -221,12 +222,6 @@ def _toml_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_toml_str(v) for v in values) + "]"
 
 
-def _tree_hash(path: Path) -> str:
-    from depotdelivery.julia.treehash import git_tree_hash
-
-    return git_tree_hash(path)
-
-
 def _install(staging: Path, final: Path) -> None:
     if final.exists():  # identical content hashes to the same name (dedup, as Pkg does)
         shutil.rmtree(staging)
@@ -243,7 +238,7 @@ def _write_artifact(w: _Writer, depot: Path, owner: str, index: int, nbytes: int
     w.text(staging / "include" / f"{lib}.h", f"#pragma once\nint {lib}_version(void);\n")
     w.text(staging / "bin" / f"{lib}-config", f"#!/bin/sh\necho {lib} {index}\n", mode=0o755)
     w.text(staging / "share" / "licenses" / owner / "LICENSE", f"MIT License ({owner})\n")
-    tree = _tree_hash(staging)
+    tree = git_tree_hash(staging)
     _install(staging, depot / "artifacts" / tree)
     return tree
 
@@ -301,7 +296,7 @@ def _write_package(w: _Writer, depot: Path, rng: random.Random, *, name: str, uu
     if artifacts:
         w.text(staging / "Artifacts.toml", "".join(
             f"[{a}]\ngit-tree-sha1 = {_toml_str(h)}\nlazy = false\n\n" for a, h in artifacts.items()))
-    tree = _tree_hash(staging)
+    tree = git_tree_hash(staging)
     vslug = version_slug(uuid, tree)
     _install(staging, depot / "packages" / name / vslug)
     includes = (f"src/{name}.jl", *(f"src/{p}" for p in parts))
@@ -368,13 +363,15 @@ def _write_environment(w: _Writer, env_dir: Path, julia_version: str,
 
 def _fix_mtimes(root: Path, counter: _Writer) -> None:
     """Give every file a distinct fixed mtime (sorted path order) and every directory the
-    epoch: the tree's bytes and metadata are then a function of the seed."""
+    epoch and mode 0755 (whatever the umask): the tree's bytes and metadata are then a
+    function of the seed."""
     for dirpath, dirnames, filenames in sorted(os.walk(root)):
         dirnames.sort()
         for f in sorted(filenames):
             ns = counter.mtime_ns()
             os.utime(os.path.join(dirpath, f), ns=(ns, ns), follow_symlinks=False)
     for dirpath, _, _ in sorted(os.walk(root), reverse=True):
+        os.chmod(dirpath, 0o755)
         os.utime(dirpath, ns=(_EPOCH_NS, _EPOCH_NS))
 
 
@@ -560,6 +557,7 @@ def generate_release_inputs(out_dir: str | os.PathLike[str], *, final_root: str 
                                      target=t, arch=_TARGET_ARCH[t], julia_version=julia_version,
                                      project=project, packages=made)
     if variants:
+        os.chmod(root / "variants", 0o755)
         os.utime(root / "variants", ns=(_EPOCH_NS, _EPOCH_NS))
     return SynthInputs(root=root, depot=depot, final_root=Path(final), variants=variants, project=project,
                        julia_version=julia_version, packages=tuple(made),
