@@ -54,22 +54,21 @@ def _emit(obj: dict[str, Any]) -> None:
 # ---- select -------------------------------------------------------------------------------------
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from depotdelivery.node import trust
     from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.prepare import repo_id_of, detect_host
+    from depotdelivery.node.prepare import detect_host, repo_id_of
     from depotdelivery.select import select
 
     cfg = _config(args)
     if cfg.repo is None:
         raise UsageError("no repository configured: use --repo or set DEPOTDELIVERY_REPO")
-    root, cache = Path(cfg.repo), NodeCache(cfg.cache)
+    root, cache = cfg.repo, NodeCache(cfg.cache)
     repo_id = repo_id_of(root)
     if cfg.release is not None:
         release = trust.load_release(cache, root, repo_id, cfg.release, cfg.trusted_keys, expected_id=None)
     else:
         facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys)
+        assert facts is not None
         release = trust.load_release(cache, root, repo_id, facts.release, cfg.trusted_keys,
                                      expected_id=facts.release_hash)
     selection = select(release, detect_host(cfg))
@@ -149,16 +148,14 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 # ---- check ------------------------------------------------------------------------------------------
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from depotdelivery.julia.stale import format_report, predict
     from depotdelivery.node import trust
     from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.prepare import repo_id_of, detect_host
+    from depotdelivery.node.prepare import detect_host, repo_id_of
 
     cfg = _config(args)
     prepared = _prepare(args)
-    root = Path(cfg.repo)
+    root = cfg.repo
     release = trust.load_release(NodeCache(cfg.cache), root, repo_id_of(root), prepared.release, cfg.trusted_keys,
                                  expected_id=prepared.release_id)
     variant = release.variant(prepared.variant)

@@ -4,15 +4,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from depotdelivery.errors import CacheError
 from depotdelivery.node import locks
+from depotdelivery.node._record import Record
 
 __all__ = ["COMPLETE", "DepotStatus", "GcReport", "NodeCache", "cache_error", "parse_age"]
 
@@ -44,10 +42,10 @@ def parse_age(text: str) -> float:
     return value * unit
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DepotStatus:
+class DepotStatus(Record):
     """One hydrated (or broken) depot in the cache."""
 
+    __slots__ = ("key", "complete", "mode", "release", "variant", "bytes", "files", "last_use", "leases", "mounted")
     key: str
     complete: bool
     mode: str | None
@@ -67,8 +65,10 @@ class DepotStatus:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GcReport:
+class GcReport(Record):
+    """What one ``gc`` run did."""
+
+    __slots__ = ("removed", "kept_leased", "kept_busy", "tmp_removed", "leases_reaped")
     removed: tuple[str, ...]
     kept_leased: tuple[str, ...]
     kept_busy: tuple[str, ...]
@@ -82,33 +82,34 @@ class GcReport:
 
 
 class NodeCache:
-    """Paths of the node cache (docs/architecture.md "Node cache") and the operations on them."""
+    """Paths of the node cache (docs/architecture.md "Node cache") and the operations on them.
+    Paths are strings: ``pathlib`` is not imported on the hot path."""
 
     __slots__ = ("root", "depots", "locks", "leases", "trust", "tmp", "verified", "selections")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.depots = self.root / "depots"
-        self.locks = self.root / "locks"
-        self.leases = self.root / "leases"
-        self.trust = self.root / "trust"
-        self.tmp = self.root / "tmp"
-        self.verified = self.root / "verified"
-        self.selections = self.root / "selections"
+        self.root = os.fspath(root)
+        self.depots = os.path.join(self.root, "depots")
+        self.locks = os.path.join(self.root, "locks")
+        self.leases = os.path.join(self.root, "leases")
+        self.trust = os.path.join(self.root, "trust")
+        self.tmp = os.path.join(self.root, "tmp")
+        self.verified = os.path.join(self.root, "verified")
+        self.selections = os.path.join(self.root, "selections")
 
     # --- small files -------------------------------------------------------------------
     def ensure(self) -> None:
         """Create the layout (cold path only); an unusable cache is a CacheError."""
         for d in (self.depots, self.locks, self.leases, self.trust, self.tmp, self.verified, self.selections):
             try:
-                d.mkdir(parents=True, exist_ok=True)
+                os.makedirs(d, exist_ok=True)
             except OSError as exc:
                 raise cache_error("create cache directory", d, exc) from None
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise cache_error("write to cache directory", self.root, PermissionError(errno.EACCES, "Permission denied"))
 
     @staticmethod
-    def read_json(path: Path) -> Any | None:
+    def read_json(path: str) -> Any | None:
         """The JSON document at ``path``, or None if it is missing or unreadable garbage
         (every record here is an accelerator or is rewritten by the cold path)."""
         try:
@@ -117,10 +118,11 @@ class NodeCache:
         except (OSError, ValueError):
             return None
 
-    def write_json(self, path: Path, obj: Any) -> None:
+    def write_json(self, path: str, obj: Any) -> None:
         """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
         data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
+        head, name = os.path.split(path)
+        tmp = os.path.join(head, f".{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             try:
@@ -139,23 +141,23 @@ class NodeCache:
             raise cache_error("write", path, exc) from None
 
     # --- depots ------------------------------------------------------------------------
-    def depot_dir(self, key: str) -> Path:
-        return self.depots / key
+    def depot_dir(self, key: str) -> str:
+        return os.path.join(self.depots, key)
 
-    def lock_file(self, key: str) -> Path:
-        return self.locks / f"{key}.lock"
+    def lock_file(self, key: str) -> str:
+        return os.path.join(self.locks, f"{key}.lock")
 
     def read_complete(self, key: str) -> dict[str, Any] | None:
-        record = self.read_json(self.depots / key / COMPLETE)
+        record = self.read_json(os.path.join(self.depots, key, COMPLETE))
         if isinstance(record, dict) and record.get("format") == RECORD_FORMAT and record.get("key") == key:
             return record
         return None
 
-    def build_dir(self, key: str) -> Path:
+    def build_dir(self, key: str) -> str:
         """A fresh temporary directory for building depot ``key`` (same filesystem as depots/)."""
-        path = self.tmp / f"{key}.{os.getpid()}.{os.urandom(4).hex()}"
+        path = os.path.join(self.tmp, f"{key}.{os.getpid()}.{os.urandom(4).hex()}")
         try:
-            path.mkdir()
+            os.mkdir(path)
         except OSError as exc:
             raise cache_error("create build directory", path, exc) from None
         return path
@@ -169,7 +171,7 @@ class NodeCache:
             return 0
         for name in names:
             if name.split(".", 1)[0] == key:
-                rmtree(self.tmp / name)
+                rmtree(os.path.join(self.tmp, name))
                 removed += 1
         return removed
 
@@ -181,9 +183,10 @@ class NodeCache:
 
     def last_use(self, key: str) -> float:
         """Creating a lease file updates its directory's mtime: that is the last use, for free."""
-        for path in (self.leases / key, self.depots / key / COMPLETE, self.depots / key):
+        for path in (os.path.join(self.leases, key), os.path.join(self.depots, key, COMPLETE),
+                     os.path.join(self.depots, key)):
             try:
-                return path.stat().st_mtime
+                return os.stat(path).st_mtime
             except OSError:
                 continue
         return 0.0
@@ -193,7 +196,7 @@ class NodeCache:
         for key in self.keys():
             record = self.read_complete(key)
             mount = record.get("mount") if record else None
-            nbytes, nfiles = _du(self.depot_dir(key), skip=Path(mount) if mount else None)
+            nbytes, nfiles = _du(self.depot_dir(key), skip=mount)
             held = [lease.pid for lease in locks.leases(self.leases, key) if lease.held]
             out.append(DepotStatus(
                 key=key, complete=record is not None,
@@ -257,13 +260,13 @@ class NodeCache:
                 return "leased"
             record = self.read_complete(key)
             depot = self.depot_dir(key)
-            trash = self.tmp / f"{key}.gc.{os.urandom(4).hex()}"
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            trash = os.path.join(self.tmp, f"{key}.gc.{os.urandom(4).hex()}")
+            os.makedirs(self.tmp, exist_ok=True)
             mount = record.get("mount") if record else None
             if mount and os.path.ismount(mount):
                 from depotdelivery.node.hydrate import unmount
 
-                unmount(Path(mount))
+                unmount(mount)
             try:
                 os.rename(depot, trash)
             except FileNotFoundError:
@@ -275,29 +278,34 @@ class NodeCache:
             return "removed"
 
 
-def rmtree(path: Path) -> None:
+def rmtree(path: str) -> None:
     """Remove a tree even where hydration kept read-only modes (copy mode keeps 0555 dirs)."""
-    if not path.is_dir() or path.is_symlink():
-        path.unlink(missing_ok=True)
+    import shutil
+
+    if not os.path.isdir(path) or os.path.islink(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
         return
     _add_write(path)
     for dirpath, dirnames, _files in os.walk(path):  # top-down: each dir is fixed before use
         for name in dirnames:
-            _add_write(Path(dirpath, name))
-    shutil.rmtree(path, ignore_errors=False)
+            _add_write(os.path.join(dirpath, name))
+    shutil.rmtree(path)
 
 
-def _add_write(path: Path) -> None:
+def _add_write(path: str) -> None:
     st = os.lstat(path)
     if stat.S_ISDIR(st.st_mode) and (st.st_mode & stat.S_IRWXU) != stat.S_IRWXU:
         os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
 
 
-def _du(path: Path, skip: Path | None) -> tuple[int, int]:
+def _du(path: str, skip: str | None) -> tuple[int, int]:
     nbytes = nfiles = 0
     for dirpath, dirnames, filenames in os.walk(path):
         if skip is not None:
-            dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
+            dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) != skip]
         for name in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))

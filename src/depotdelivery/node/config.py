@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, Sequence
 
 from depotdelivery.errors import UsageError
+from depotdelivery.node._record import Record
 
 __all__ = ["KEYS", "MODES", "Config", "Key", "config_files", "default_cache", "resolve"]
 
@@ -59,10 +59,10 @@ def _release(value: Any) -> str | None:
     return text
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Key:
+class Key(Record):
     """One configuration key: how to parse it, its default, and what it means."""
 
+    __slots__ = ("name", "parse", "default", "doc")
     name: str
     parse: Callable[[Any], Any]
     default: Callable[[], Any]
@@ -102,10 +102,11 @@ KEYS: tuple[Key, ...] = (
 _BY_NAME = {key.name: key for key in KEYS}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
+class Config(Record):
     """The resolved configuration; ``sources`` says where each value came from."""
 
+    __slots__ = ("repo", "channel", "release", "mode", "cache", "trusted_keys", "microarch", "cpuinfo",
+                 "lock_timeout", "sources")
     repo: str | None
     channel: str
     release: str | None
@@ -118,7 +119,7 @@ class Config:
     sources: Mapping[str, str]
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "sources"} | {
+        return {name: getattr(self, name) for name in self.__slots__ if name != "sources"} | {
             "sources": dict(self.sources)
         }
 

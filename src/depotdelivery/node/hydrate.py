@@ -129,7 +129,7 @@ def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> 
                 os.symlink(entry.target, dest)
             else:
                 src = layer.root / entry.path
-                digest, size = copy_with_hash(src, dest)
+                digest, size = copy_with_hash(src, dest, limit=entry.size)
                 if digest != entry.blake3 or size != entry.size:
                     raise IntegrityError(
                         f"{src}: content does not match the signed listing of {layer.name} "

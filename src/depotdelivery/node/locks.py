@@ -6,13 +6,12 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from depotdelivery.errors import CacheError, LockTimeoutError
+from depotdelivery.node._record import Record
 
-__all__ = ["Lease", "LeaseInfo", "acquire_lease", "hydration_lock", "leases", "reap_leases", "try_hydration_lock"]
+__all__ = ["Lease", "LeaseInfo", "acquire_lease", "flock_wait", "hydration_lock", "leases", "reap_leases", "try_hydration_lock"]
 
 # Only these errnos mean "held by someone else" (filelock 3.13.1 UnixFileLock); any other
 # errno (ENOLCK on an NFS without lockd, EBADF, ...) means flock does not work here.
@@ -20,12 +19,12 @@ _CONTENDED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 
 
 @contextmanager
-def hydration_lock(lock_file: Path, timeout: float) -> Iterator[None]:
+def hydration_lock(lock_file: str, timeout: float) -> Iterator[None]:
     """Hold the hydration lock of one depot key; :class:`LockTimeoutError` after ``timeout`` s."""
     # filelock is imported here: it costs tens of ms and the hot path never locks
     import filelock
 
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(lock_file), exist_ok=True)
     lock = filelock.FileLock(lock_file, timeout=timeout, is_singleton=False)
     try:
         lock.acquire()
@@ -43,11 +42,47 @@ def hydration_lock(lock_file: Path, timeout: float) -> Iterator[None]:
 
 
 @contextmanager
-def try_hydration_lock(lock_file: Path) -> Iterator[bool]:
+def flock_wait(lock_file: str, timeout: float) -> Iterator[None]:
+    """An exclusive flock on ``lock_file``, polled until ``timeout`` seconds: the cold path's
+    "one job works, the others wait and then read its records" gate. Plain fcntl, so the many
+    jobs that only wait here never import filelock."""
+    try:
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(lock_file), exist_ok=True)
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        from depotdelivery.node.cache import cache_error
+
+        raise cache_error("create lock", lock_file, exc) from None
+    try:
+        deadline = time.monotonic() + timeout
+        pause = 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in _CONTENDED:
+                    raise CacheError(f"cannot lock {lock_file}: {exc.strerror} (no working flock?)") from None
+            if time.monotonic() >= deadline:
+                raise LockTimeoutError(
+                    f"another process held {lock_file} for more than {timeout:g} s (raise lock_timeout / "
+                    "DEPOTDELIVERY_LOCK_TIMEOUT, or look for a hung job)")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@contextmanager
+def try_hydration_lock(lock_file: str) -> Iterator[bool]:
     """Non-blocking variant for ``gc``: yields False when another process holds the lock."""
     import filelock
 
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    os.makedirs(os.path.dirname(lock_file), exist_ok=True)
     lock = filelock.FileLock(lock_file, timeout=0, is_singleton=False)
     try:
         lock.acquire()
@@ -60,15 +95,18 @@ def try_hydration_lock(lock_file: Path) -> Iterator[bool]:
         lock.release()
 
 
-@dataclass(slots=True)
 class Lease:
     """An open, flock-ed lease file. The descriptor is inheritable so that a job started by
     ``exec`` (execve) or a child process keeps the lease for as long as it runs; the kernel
     drops the lock when the last process holding the descriptor exits."""
 
-    key: str
-    path: Path
-    fd: int
+    __slots__ = ("key", "path", "fd")
+
+    def __init__(self, *, key: str, path: str, fd: int) -> None:
+        self.key, self.path, self.fd = key, path, fd
+
+    def __repr__(self) -> str:
+        return f"Lease(key={self.key!r}, path={self.path!r}, fd={self.fd})"
 
     def release(self) -> None:
         """Drop the lease now (normally the process exit does it)."""
@@ -87,20 +125,20 @@ class Lease:
 _HELD: dict[tuple[int, str], Lease] = {}
 
 
-def acquire_lease(leases_dir: Path, key: str) -> Lease:
+def acquire_lease(leases_dir: str, key: str) -> Lease:
     """Take a lease on depot ``key``: create the file under a hidden name, flock it, then
     rename it into place, so ``gc`` never sees an unlocked lease that is about to be locked."""
     held = _HELD.get((os.getpid(), key))
     if held is not None and held.fd >= 0:
         return held
-    directory = leases_dir / key
+    directory = os.path.join(leases_dir, key)
     name = f"{os.getpid()}-{os.urandom(4).hex()}"
-    tmp = directory / f".{name}.tmp"
+    tmp = os.path.join(directory, f".{name}.tmp")
     try:
         try:
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         except FileNotFoundError:
-            directory.mkdir(parents=True, exist_ok=True)
+            os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
     except OSError as exc:
         from depotdelivery.node.cache import cache_error
@@ -109,7 +147,7 @@ def acquire_lease(leases_dir: Path, key: str) -> Lease:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.set_inheritable(fd, True)
-        final = directory / f"{name}.lease"
+        final = os.path.join(directory, f"{name}.lease")
         os.rename(tmp, final)
     except OSError as exc:
         os.close(fd)
@@ -123,17 +161,17 @@ def acquire_lease(leases_dir: Path, key: str) -> Lease:
     return lease
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeaseInfo:
+class LeaseInfo(Record):
     """A lease file seen by ``status``/``gc``: its owner pid, age and whether it is held."""
 
-    path: Path
+    __slots__ = ("path", "pid", "held", "mtime")
+    path: str
     pid: int | None
     held: bool
     mtime: float
 
 
-def _probe(path: Path) -> bool | None:
+def _probe(path: str) -> bool | None:
     """True if some process holds ``path`` locked, False if not, None if it vanished."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -150,13 +188,13 @@ def _probe(path: Path) -> bool | None:
     return False
 
 
-def leases(leases_dir: Path, key: str) -> list[LeaseInfo]:
+def leases(leases_dir: str, key: str) -> list[LeaseInfo]:
     """The lease files of depot ``key`` and whether each is still held by a live process."""
     found: list[LeaseInfo] = []
-    for entry in _entries(leases_dir / key):
+    for entry in _entries(os.path.join(leases_dir, key)):
         if entry.name.startswith("."):
             continue
-        path = Path(entry.path)
+        path = entry.path
         try:
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
@@ -169,13 +207,13 @@ def leases(leases_dir: Path, key: str) -> list[LeaseInfo]:
     return found
 
 
-def reap_leases(leases_dir: Path, key: str, *, tmp_grace: float = 60.0) -> int:
+def reap_leases(leases_dir: str, key: str, *, tmp_grace: float = 60.0) -> int:
     """Remove lease files nobody holds (their job is gone) and hidden ``.tmp`` files older than
     ``tmp_grace`` seconds (a job killed between creating and renaming its lease); return how many."""
     reaped = 0
     now = time.time()
-    for entry in _entries(leases_dir / key):
-        path = Path(entry.path)
+    for entry in _entries(os.path.join(leases_dir, key)):
+        path = entry.path
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except FileNotFoundError:
@@ -188,14 +226,14 @@ def reap_leases(leases_dir: Path, key: str, *, tmp_grace: float = 60.0) -> int:
     return reaped
 
 
-def _entries(directory: Path) -> list[os.DirEntry[str]]:
+def _entries(directory: str) -> list[os.DirEntry[str]]:
     try:
         return list(os.scandir(directory))
     except FileNotFoundError:
         return []
 
 
-def _unlink(path: Path) -> None:
+def _unlink(path: str) -> None:
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from depotdelivery.errors import CacheError, UsageError
 from depotdelivery.node import trust
 from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, rmtree
 from depotdelivery.node.config import Config, resolve
-from depotdelivery.node.locks import Lease, acquire_lease, hydration_lock
+from depotdelivery.node.locks import Lease, acquire_lease, flock_wait, hydration_lock
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from depotdelivery.cpu import HostCPU
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
@@ -29,26 +29,35 @@ __all__ = ["Prepared", "depot_key", "detect_host", "julia_index", "layers", "pre
 HYDRATION_LOG = "hydrations.log"
 
 
-@dataclass(slots=True, kw_only=True)
 class Prepared:
     """A ready depot stack for one job: the environment and Julia arguments that use it.
 
     Holds the job's lease (an open, inheritable flock-ed descriptor) for as long as this
-    process, or a process it ``exec``s, runs."""
+    process, or a process it ``exec``s, runs. (A plain slotted class: ``dataclasses`` costs
+    more to import than a warm prepare() takes.)"""
 
-    depot_path: tuple[str, ...]
-    env: dict[str, str]
-    julia_args: tuple[str, ...]
-    release: str
-    release_id: str
-    variant: str
-    mode: str
-    key: str
-    depot: str
-    why: str
-    hydrated: bool  # True if this call built the depot
-    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per phase
-    lease: Lease | None = field(default=None, repr=False)
+    __slots__ = ("depot_path", "env", "julia_args", "release", "release_id", "variant", "mode", "key", "depot",
+                 "why", "hydrated", "timings", "lease")
+
+    def __init__(self, *, depot_path: tuple[str, ...], env: dict[str, str], julia_args: tuple[str, ...],
+                 release: str, release_id: str, variant: str, mode: str, key: str, depot: str, why: str,
+                 hydrated: bool, timings: dict[str, float] | None = None, lease: Lease | None = None) -> None:
+        self.depot_path = depot_path
+        self.env = env  # JULIA_DEPOT_PATH, JULIA_PROJECT, JULIA_PKG_OFFLINE, JULIA_CPU_TARGET, ...
+        self.julia_args = julia_args  # ("--sysimage", path)
+        self.release = release  # NAME/VERSION
+        self.release_id = release_id
+        self.variant = variant
+        self.mode = mode
+        self.key = key
+        self.depot = depot  # the writable first depot
+        self.why = why
+        self.hydrated = hydrated  # True if this call built the depot
+        self.timings = {} if timings is None else timings  # milliseconds per phase
+        self.lease = lease
+
+    def __repr__(self) -> str:
+        return f"Prepared(release={self.release!r}, variant={self.variant!r}, mode={self.mode!r}, depot={self.depot!r})"
 
     def apply(self) -> None:
         """Export :attr:`env` into ``os.environ`` (for code that starts Julia itself)."""
@@ -99,11 +108,11 @@ def _ms(t: float) -> float:
     return round((time.perf_counter() - t) * 1000, 3)
 
 
-def repo_id_of(root: Path) -> str:
+def repo_id_of(root: str) -> str:
     """The repository id from ``depotdelivery-repo.json`` (one small read); anything unusual
     goes through the store's reader for the proper error (``cvmfs_config probe`` hint)."""
     try:
-        with open(root / "depotdelivery-repo.json", "rb") as f:
+        with open(os.path.join(root, "depotdelivery-repo.json"), "rb") as f:
             repo_id = json.loads(f.read()).get("id")
         if isinstance(repo_id, str) and repo_id.isalnum():
             return repo_id
@@ -124,32 +133,63 @@ def _host_key(cfg: Config) -> str:
     return f"{zlib.crc32(text.encode()):08x}"
 
 
+class _Cold(Exception):
+    """The hot path found a record missing: the caller redoes the work behind the gate."""
+
+
 def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float | None = None) -> Prepared:
-    """:func:`prepare` for an already resolved :class:`Config`."""
+    """:func:`prepare` for an already resolved :class:`Config`.
+
+    First the hot path, lock-free, from the records of earlier calls. If a record is missing,
+    the job queues on the cache's gate for this channel (or pinned release): the first one
+    verifies, selects and hydrates; the others then find the records and leave at once, so 64
+    simultaneous cold jobs cost about one cold job."""
     t0 = time.perf_counter() if started is None else started
-    timings: dict[str, float] = {}
     if cfg.repo is None:
         raise UsageError("no repository configured: pass repo=..., use --repo, or set DEPOTDELIVERY_REPO "
                          "(see docs/configuration.md)")
-    root = Path(cfg.repo)
     cache = NodeCache(cfg.cache)
-    repo_id = repo_id_of(root)
+    repo_id = repo_id_of(cfg.repo)
+    try:
+        return _attempt(cfg, cache, repo_id, host, t0, cold=False)
+    except _Cold:
+        pass
+    t = time.perf_counter()
+    what = cfg.release.replace("/", "+") if cfg.release else cfg.channel
+    with flock_wait(os.path.join(cache.locks, f"prepare-{repo_id}-{what}.lock"), cfg.lock_timeout):
+        waited = _ms(t)
+        prepared = _attempt(cfg, cache, repo_id, host, t0, cold=True)
+    prepared.timings["wait"] = waited
+    return prepared
+
+
+def _attempt(cfg: Config, cache: NodeCache, repo_id: str, host: "HostCPU | None", t0: float,
+             *, cold: bool) -> Prepared:
+    timings: dict[str, float] = {}
+    root = cfg.repo
+    assert root is not None
     release: Release | None = None
     if cfg.release is not None:
         ref = cfg.release
         release_id = trust.remembered_release_id(cache, root, repo_id, ref, cfg.trusted_keys)
         if release_id is None:
+            if not cold:
+                raise _Cold
             release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=None)
             release_id = release.id
     else:
-        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys)
+        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys, remembered_only=not cold)
+        if facts is None:
+            raise _Cold
         ref, release_id = facts.release, facts.release_hash
     timings["verify"] = _ms(t0)
 
     t = time.perf_counter()
-    selection_path = cache.selections / f"{release_id[:16]}-{_host_key(cfg)}.json"
+    selection_path = os.path.join(cache.selections, f"{release_id[:16]}-{_host_key(cfg)}.json")
     chosen = cache.read_json(selection_path)
     if not (isinstance(chosen, dict) and isinstance(chosen.get("variant"), str)):
+        if not cold:
+            raise _Cold
         if release is None:
             release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
         chosen = _select(cfg, cache, release, host, selection_path)
@@ -163,9 +203,11 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
     record = cache.read_complete(key)
     hydrated = False
     if record is None or (record.get("mount") and not os.path.ismount(record["mount"])):
+        if not cold:
+            raise _Cold
         if release is None:
             release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
-        record, hydrated = _hydrate(cfg, cache, root, release, chosen["variant"], key)
+        record, hydrated = _hydrate(cfg, cache, release, chosen["variant"], key)
     timings["hydrate" if hydrated else "lease"] = _ms(t)
     timings["total"] = _ms(t0)
     return Prepared(depot_path=tuple(record["depot_path"]), env=dict(record["env"]),
@@ -176,7 +218,7 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
 
 
 def _select(cfg: Config, cache: NodeCache, release: "Release", host: "HostCPU | None",
-            path: Path) -> dict[str, Any]:
+            path: str) -> dict[str, Any]:
     from depotdelivery.select import select
 
     if host is None:
@@ -195,13 +237,15 @@ def detect_host(cfg: Config) -> "HostCPU":
     return detect(cpuinfo=cfg.cpuinfo, microarch=cfg.microarch)
 
 
-def layers(root: Path, release: "Release", variant: "Variant", *, listings: bool) -> list["Layer"]:
+def layers(root: str, release: "Release", variant: "Variant", *, listings: bool) -> list["Layer"]:
     """The read-only depots of ``variant``, highest priority first: the variant's own depot
     (its precompiled caches), then the release's shared depot."""
+    from pathlib import Path
+
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.repo import Repository
 
-    release_dir = root / "releases" / release.name / release.version
+    release_dir = Path(root, "releases", release.name, release.version)
     repo = Repository.open(root) if listings else None
 
     def entries(tree: str, prefix: str) -> Any:
@@ -231,15 +275,18 @@ class _Relative:
         return getattr(self.entry, name)
 
 
-def _hydrate(cfg: Config, cache: NodeCache, root: Path, release: "Release", target: str,
+def _hydrate(cfg: Config, cache: NodeCache, release: "Release", target: str,
              key: str) -> tuple[dict[str, Any], bool]:
+    from pathlib import Path
+
     from depotdelivery.node import hydrate
 
+    assert cfg.repo is not None
     variant = release.variant(target)
-    stack = layers(root, release, variant, listings=cfg.mode == "copy")
+    stack = layers(cfg.repo, release, variant, listings=cfg.mode == "copy")
     cache.ensure()
     with hydration_lock(cache.lock_file(key), cfg.lock_timeout):
-        final = cache.depot_dir(key)
+        final = Path(cache.depot_dir(key))
         record = cache.read_complete(key)
         if record is not None:
             if record.get("mount") and not os.path.ismount(record["mount"]):
@@ -248,25 +295,25 @@ def _hydrate(cfg: Config, cache: NodeCache, root: Path, release: "Release", targ
         t = time.perf_counter()
         cache.clean_tmp(key)
         if os.path.lexists(final):
-            rmtree(final)  # no valid completion record: never a depot anyone may use
-        build = cache.build_dir(key)
+            rmtree(str(final))  # no valid completion record: never a depot anyone may use
+        build = Path(cache.build_dir(key))
         try:
             done = hydrate.hydrate(cfg.mode, stack, build, final)
-            sysimage = _sysimage(cfg, root, release, variant, build, final)
+            sysimage = _sysimage(cfg, release, variant, build, final)
             record = _record(cfg, release, variant, key, stack, done, sysimage)
-            cache.write_json(build / COMPLETE, record)
+            cache.write_json(str(build / COMPLETE), record)
             if cfg.mode == "copy":
                 from depotdelivery.store.atomic import syncfs
 
                 syncfs(build)  # the copied bytes reach the disk before the rename publishes them
             os.rename(build, final)
         except OSError as exc:
-            rmtree(build)
+            rmtree(str(build))
             if isinstance(exc, CacheError):
                 raise
             raise cache_error(f"hydrate ({cfg.mode} mode) depot", final, exc) from None
         except BaseException:
-            rmtree(build)
+            rmtree(str(build))
             raise
         if done.mount:
             hydrate.mount_overlay(stack, final)
@@ -275,19 +322,19 @@ def _hydrate(cfg: Config, cache: NodeCache, root: Path, release: "Release", targ
     return record, True
 
 
-def _sysimage(cfg: Config, root: Path, release: "Release", variant: "Variant", build: Path,
-              final: Path) -> str | None:
+def _sysimage(cfg: Config, release: "Release", variant: "Variant", build: "Path", final: "Path") -> str | None:
     """The sysimage path Julia gets: the repository's file, or in copy mode a verified copy."""
     if variant.sysimage is None:
         return None
-    src = root / "releases" / release.name / release.version / variant.sysimage.path
+    assert cfg.repo is not None
+    src = os.path.join(cfg.repo, "releases", release.name, release.version, variant.sysimage.path)
     if cfg.mode != "copy":
         return str(src)
     from depotdelivery.errors import IntegrityError
     from depotdelivery.store.hashing import copy_with_hash
 
     name = os.path.basename(variant.sysimage.path)
-    digest, size = copy_with_hash(src, build / name)
+    digest, size = copy_with_hash(src, build / name, limit=variant.sysimage.size)
     if (digest, size) != (variant.sysimage.blake3, variant.sysimage.size):
         raise IntegrityError(f"{src}: sysimage does not match release {release.ref} (blake3 {digest[:16]}..., "
                              f"size {size}; signed {variant.sysimage.blake3[:16]}..., size {variant.sysimage.size})")
@@ -318,7 +365,7 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
 
 def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
     line = (json.dumps(entry, sort_keys=True) + "\n").encode()
-    fd = os.open(cache.root / HYDRATION_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(os.path.join(cache.root, HYDRATION_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, line)  # one write() with O_APPEND: lines from concurrent jobs never interleave
     finally:

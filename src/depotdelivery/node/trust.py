@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import TrustError
+from depotdelivery.node._record import Record
 from depotdelivery.node.cache import NodeCache
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ def keys_fingerprint(directory: str) -> str:
     return "|".join(parts)
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
             return f.read()
@@ -45,10 +44,10 @@ def _read(path: Path) -> bytes | None:
         return None  # the cold path re-reads through the store and reports the error properly
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ChannelFacts:
+class ChannelFacts(Record):
     """What prepare() needs from a verified channel document."""
 
+    __slots__ = ("channel", "seq", "release", "release_hash", "expires", "expires_text")
     channel: str
     seq: int
     release: str
@@ -67,20 +66,23 @@ def _remembered(record: Any, raw: bytes | None, sig: bytes | None, fp: str) -> b
     )
 
 
-def verified_channel(cache: NodeCache, root: Path, repo_id: str, channel: str, trusted_keys: str,
-                     *, now: float | None = None) -> ChannelFacts:
+def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, trusted_keys: str,
+                     *, now: float | None = None, remembered_only: bool = False) -> ChannelFacts | None:
     """The channel ``channel`` of the repository at ``root``, signature-verified (or remembered
     as verified for these exact bytes under this trust state), not expired, and not older than
-    the highest ``seq`` this node accepted."""
-    path = root / "channels" / f"{channel}.json"
-    raw, sig = _read(path), _read(path.with_name(path.name + ".sig"))
+    the highest ``seq`` this node accepted. With ``remembered_only`` (the hot path), None
+    when that needs a signature check or a trust-state update."""
+    path = os.path.join(root, "channels", f"{channel}.json")
+    raw, sig = _read(path), _read(path + ".sig")
     fp = keys_fingerprint(trusted_keys)
-    record_path = cache.verified / f"{repo_id}-channel-{channel}.json"
+    record_path = os.path.join(cache.verified, f"{repo_id}-channel-{channel}.json")
     record = cache.read_json(record_path)
     if _remembered(record, raw, sig, fp):
         facts = ChannelFacts(channel=channel, seq=record["seq"], release=record["release"],
                              release_hash=record["release_hash"], expires=record["expires"],
                              expires_text=record["expires_text"])
+    elif remembered_only:
+        return None
     else:
         facts = _verify_channel(cache, root, channel, trusted_keys, fp, record_path, now)
     now = time.time() if now is None else now
@@ -88,12 +90,13 @@ def verified_channel(cache: NodeCache, root: Path, repo_id: str, channel: str, t
         raise TrustError(
             f"{path}: channel {channel!r} expired at {facts.expires_text} (seq {facts.seq}); "
             "the publisher must re-sign it (`depotdelivery channel set`)")
-    _check_seq(cache, repo_id, facts, where=str(path))
+    if not _check_seq(cache, repo_id, facts, where=path, update=not remembered_only):
+        return None
     return facts
 
 
-def _verify_channel(cache: NodeCache, root: Path, channel: str, trusted_keys: str, fp: str,
-                    record_path: Path, now: float | None) -> ChannelFacts:
+def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str, fp: str,
+                    record_path: str, now: float | None) -> ChannelFacts:
     from depotdelivery.store.channel import parse_time
     from depotdelivery.store.keys import TrustStore
     from depotdelivery.store.repo import Repository
@@ -113,50 +116,59 @@ def _verify_channel(cache: NodeCache, root: Path, channel: str, trusted_keys: st
     return facts
 
 
-def _check_seq(cache: NodeCache, repo_id: str, facts: ChannelFacts, *, where: str) -> None:
+def _check_seq(cache: NodeCache, repo_id: str, facts: ChannelFacts, *, where: str, update: bool) -> bool:
     """Refuse a channel older than the newest this node accepted (rollback attack) or a second
-    document with the same ``seq`` naming another release; remember a newer one."""
-    state_path = cache.trust / repo_id / f"{facts.channel}.json"
+    document with the same ``seq`` naming another release; remember a newer one (``update``;
+    without it, return False when the state would change)."""
+    state_path = os.path.join(cache.trust, repo_id, f"{facts.channel}.json")
     state = cache.read_json(state_path)
     if isinstance(state, dict) and state.get("seq") == facts.seq and state.get("release_hash") == facts.release_hash:
-        return  # the hot path: nothing new
+        return True  # the hot path: nothing new
+    if isinstance(state, dict) and isinstance(state.get("seq"), int) and facts.seq < state["seq"]:
+        _refuse_downgrade(facts, state, state_path, where)
+    if not update:
+        return False
     from depotdelivery.node.locks import hydration_lock
 
     cache.ensure()
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    with hydration_lock(cache.locks / f"trust-{repo_id}-{facts.channel}.lock", timeout=60):
+    os.makedirs(os.path.dirname(state_path), exist_ok=True)
+    with hydration_lock(os.path.join(cache.locks, f"trust-{repo_id}-{facts.channel}.lock"), timeout=60):
         state = cache.read_json(state_path)
         if isinstance(state, dict) and isinstance(state.get("seq"), int):
             if facts.seq < state["seq"]:
-                raise TrustError(
-                    f"{where}: channel {facts.channel!r} went back from seq {state['seq']} "
-                    f"({state.get('release')}) to seq {facts.seq} ({facts.release}): refusing a downgrade "
-                    f"(rollback attack?). A publisher's rollback is a new channel document with a higher seq; "
-                    f"to accept this one, remove {state_path}")
+                _refuse_downgrade(facts, state, state_path, where)
             if facts.seq == state["seq"] and facts.release_hash != state.get("release_hash"):
                 raise TrustError(
                     f"{where}: channel {facts.channel!r} seq {facts.seq} now names release {facts.release} "
                     f"({facts.release_hash[:16]}...) but this node accepted {state.get('release')} under the same "
                     "seq: refusing two documents with one seq")
             if facts.seq == state["seq"]:
-                return
+                return True
         cache.write_json(state_path, {"seq": facts.seq, "release": facts.release,
                                       "release_hash": facts.release_hash, "accepted": time.time()})
+    return True
 
 
-def remembered_release_id(cache: NodeCache, root: Path, repo_id: str, ref: str, trusted_keys: str) -> str | None:
+def _refuse_downgrade(facts: ChannelFacts, state: dict[str, Any], state_path: str, where: str) -> None:
+    raise TrustError(
+        f"{where}: channel {facts.channel!r} went back from seq {state['seq']} ({state.get('release')}) "
+        f"to seq {facts.seq} ({facts.release}): refusing a downgrade (rollback attack?). A publisher's "
+        f"rollback is a new channel document with a higher seq; to accept this one, remove {state_path}")
+
+
+def remembered_release_id(cache: NodeCache, root: str, repo_id: str, ref: str, trusted_keys: str) -> str | None:
     """The id of pinned release ``ref`` if this node already verified its exact bytes and
     signature under the current trust state (the hot path), else None."""
     name, _, version = ref.partition("/")
-    path = root / "releases" / name / version / "release.json"
-    raw, sig = _read(path), _read(path.with_name("release.json.sig"))
-    record = cache.read_json(cache.verified / f"{repo_id}-pinned-{name}-{version}.json")
+    path = os.path.join(root, "releases", name, version, "release.json")
+    raw, sig = _read(path), _read(path + ".sig")
+    record = cache.read_json(os.path.join(cache.verified, f"{repo_id}-pinned-{name}-{version}.json"))
     if _remembered(record, raw, sig, keys_fingerprint(trusted_keys)) and isinstance(record.get("id"), str):
         return str(record["id"])
     return None
 
 
-def load_release(cache: NodeCache, root: Path, repo_id: str, ref: str, trusted_keys: str,
+def load_release(cache: NodeCache, root: str, repo_id: str, ref: str, trusted_keys: str,
                  *, expected_id: str | None) -> "Release":
     """Read and verify release ``ref`` (NAME/VERSION): against the hash a verified channel
     names (``expected_id``), or, pinned, by its own signature (then remembered)."""
@@ -177,7 +189,7 @@ def load_release(cache: NodeCache, root: Path, repo_id: str, ref: str, trusted_k
     fp = keys_fingerprint(trusted_keys)
     rel = repo.read_release(name, version, TrustStore.from_dir(trusted_keys))
     cache.ensure()
-    cache.write_json(cache.verified / f"{repo_id}-pinned-{name}-{version}.json", {
+    cache.write_json(os.path.join(cache.verified, f"{repo_id}-pinned-{name}-{version}.json"), {
         "trust": fp, "raw": rel.raw.decode("utf-8"),
         "sig": None if rel.sig_raw is None else rel.sig_raw.decode("utf-8", "replace"), "id": rel.id})
     return rel
