@@ -1,1 +1,0 @@
-"""Adversarial repositories: hostile bytes, paths and documents against verify and prepare."""
