@@ -7,13 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from depotdelivery.errors import DepotDeliveryError, FormatError, IntegrityError
+from depotdelivery.errors import DepotDeliveryError, FormatError, IntegrityError, RepositoryUnavailableError
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time, parse_time
 from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.keys import Signature, encode_signatures, parse_signatures
 from depotdelivery.store.listing import ListingEntry, encode_listing, parse_listing, resolve_inside
 from depotdelivery.store.release import Clone, Release, SysimageModule, SysimageRef, Tree, Variant
+from depotdelivery.store.repo import Repository
 
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 NAME = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,20}", fullmatch=True)
@@ -283,3 +284,23 @@ def test_signatures_arbitrary_bytes(raw):
 def test_signatures_reject(raw, message):
     with pytest.raises(DepotDeliveryError, match=message):
         parse_signatures(raw, where="s")
+
+
+@pytest.mark.parametrize("content, exc, message", [
+    (b'{"format":2,"id":"ab"}', FormatError, "unsupported format version 2"),
+    (b'{"format":1,"id":"XYZ"}', FormatError, "field id: expected lowercase hex"),
+    (b'{"format":1}', FormatError, "field id: missing"),
+    (b'{"id":"ab","format":1}', FormatError, "not canonical"),
+    (None, RepositoryUnavailableError, "not a depotdelivery repository"),
+])
+def test_repository_document(tmp_path, content, exc, message):
+    if content is not None:
+        (tmp_path / "depotdelivery-repo.json").write_bytes(content)
+    with pytest.raises(exc, match=message):
+        Repository.open(tmp_path)
+
+
+def test_repository_document_ok(tmp_path):
+    (tmp_path / "depotdelivery-repo.json").write_bytes(b'{"format":1,"id":"00ff"}')
+    repo = Repository.open(tmp_path)
+    assert (repo.repo_id, repo.releases(), repo.channels()) == ("00ff", [], [])
