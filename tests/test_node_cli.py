@@ -95,6 +95,8 @@ exit 3
 def test_exec_without_a_command_is_a_usage_error(node_repo, env):
     done = _dd(node_repo, env, "exec")
     assert done.returncode == 2 and "exec needs a command" in done.stderr
+    done = _dd(node_repo, env, "exec", "--", "no-such-julia-binary")
+    assert done.returncode == 127 and "cannot run 'no-such-julia-binary'" in done.stderr
 
 
 def test_select_json_explains_every_variant(node_repo, env):
@@ -125,8 +127,12 @@ def test_check_warns_that_copy_breaks_julia_110_caches(tmp_path):
 
     repo = build_repo(tmp_path / "r110", targets=("haswell",), packages=2, julia_version="1.10.5")
     env = node_env(repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
-    doc = json.loads(_dd(repo, env, "check", "--mode", "copy", "--json").stdout)
+    done = _dd(repo, env, "check", "--mode", "copy", "--json")
+    doc = json.loads(done.stdout)
     assert doc["warnings"] and "absolute" in doc["warnings"][0]
+    assert "depotdelivery: warning: copy mode with Julia 1.10.5" in done.stderr
+    # and Julia's own rule agrees: the copied depot's caches name the repository's sources
+    assert any(p["verdict"] != "load" for p in doc["report"]["packages"]), doc["report"]["packages"]
     stack = json.loads(_dd(repo, env, "check", "--json").stdout)
     assert stack["warnings"] == []
 

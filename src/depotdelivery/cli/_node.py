@@ -42,7 +42,10 @@ def _config(args: argparse.Namespace) -> Any:
 def _prepare(args: argparse.Namespace) -> Any:
     from depotdelivery.node.prepare import prepare_config
 
-    return prepare_config(_config(args))
+    prepared = prepare_config(_config(args))
+    for warning in prepared.warnings:
+        print(f"depotdelivery: warning: {warning}", file=sys.stderr)
+    return prepared
 
 
 def _emit(obj: dict[str, Any]) -> None:
@@ -141,8 +144,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
-        raise UsageError(f"cannot run {command[0]!r}: {exc.strerror}") from None
-    return 127  # pragma: no cover - execvpe does not return
+        # what a shell does: 127 for a command not found, 126 for one that cannot run
+        print(f"depotdelivery: cannot run {command[0]!r}: {exc.strerror}", file=sys.stderr)
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return 0  # pragma: no cover - execvpe does not return
 
 
 # ---- check ------------------------------------------------------------------------------------------
@@ -163,10 +168,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                      sysimage_modules=[m.to_dict() for m in variant.sysimage_modules],
                      host=detect_host(cfg), jit_target=variant.cpu_target,
                      project=prepared.env.get("JULIA_PROJECT"))
-    warnings = []
-    if prepared.mode == "copy" and _minor(release.julia_version) <= (1, 10):
-        warnings.append(f"copy mode with Julia {release.julia_version}: its caches record the absolute "
-                        "paths of the published sources, so a copy makes them stale; use stack or symlink mode")
+    warnings = list(prepared.warnings)
     if args.json:
         _emit({"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings})
     else:
@@ -174,11 +176,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
         for w in warnings:
             print(f"warning: {w}")
     return 0
-
-
-def _minor(version: str) -> tuple[int, int]:
-    major, minor = version.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
 # ---- status / gc -----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Prepared", "depot_key", "detect_host", "julia_index", "layers", "prepare", "prepare_config", "repo_id_of"]
+__all__ = ["Prepared", "copy_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare", "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
 
@@ -37,11 +37,12 @@ class Prepared:
     more to import than a warm prepare() takes.)"""
 
     __slots__ = ("depot_path", "env", "julia_args", "release", "release_id", "variant", "mode", "key", "depot",
-                 "why", "hydrated", "timings", "lease")
+                 "why", "hydrated", "warnings", "timings", "lease")
 
     def __init__(self, *, depot_path: tuple[str, ...], env: dict[str, str], julia_args: tuple[str, ...],
                  release: str, release_id: str, variant: str, mode: str, key: str, depot: str, why: str,
-                 hydrated: bool, timings: dict[str, float] | None = None, lease: Lease | None = None) -> None:
+                 hydrated: bool, warnings: tuple[str, ...] = (), timings: dict[str, float] | None = None,
+                 lease: Lease | None = None) -> None:
         self.depot_path = depot_path
         self.env = env  # JULIA_DEPOT_PATH, JULIA_PROJECT, JULIA_PKG_OFFLINE, JULIA_CPU_TARGET, ...
         self.julia_args = julia_args  # ("--sysimage", path)
@@ -53,6 +54,7 @@ class Prepared:
         self.depot = depot  # the writable first depot
         self.why = why
         self.hydrated = hydrated  # True if this call built the depot
+        self.warnings = warnings
         self.timings = {} if timings is None else timings  # milliseconds per phase
         self.lease = lease
 
@@ -78,7 +80,7 @@ class Prepared:
         return {"depot_path": list(self.depot_path), "env": dict(self.env), "julia_args": list(self.julia_args),
                 "release": self.release, "release_id": self.release_id, "variant": self.variant,
                 "mode": self.mode, "key": self.key, "depot": self.depot, "why": self.why,
-                "hydrated": self.hydrated, "timings": dict(self.timings),
+                "hydrated": self.hydrated, "warnings": list(self.warnings), "timings": dict(self.timings),
                 "lease": None if self.lease is None else str(self.lease.path)}
 
 
@@ -214,7 +216,7 @@ def _attempt(cfg: Config, cache: NodeCache, repo_id: str, host: "HostCPU | None"
                     julia_args=tuple(record["julia_args"]), release=record["release"]["ref"],
                     release_id=record["release"]["id"], variant=record["variant"], mode=record["mode"],
                     key=key, depot=record["depot"], why=chosen.get("why", ""), hydrated=hydrated,
-                    timings=timings, lease=lease)
+                    warnings=tuple(record.get("warnings", ())), timings=timings, lease=lease)
 
 
 def _select(cfg: Config, cache: NodeCache, release: "Release", host: "HostCPU | None",
@@ -354,13 +356,25 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
         "DEPOTDELIVERY_RELEASE": release.ref,
         "DEPOTDELIVERY_VARIANT": variant.target,
     }
+    warnings = []
+    if cfg.mode == "copy" and copy_breaks_caches(release.julia_version):
+        warnings.append(f"copy mode with Julia {release.julia_version}: its caches record the absolute paths of "
+                        "the published sources, so Julia will find them stale and recompile; use stack or symlink "
+                        "mode (`depotdelivery check` shows the prediction)")
     return {
-        "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target,
+        "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target, "warnings": warnings,
         "release": {"ref": release.ref, "id": release.id, "julia_version": release.julia_version},
         "repo": cfg.repo, "depot_path": list(done.depot_path), "depot": done.depot, "mount": done.mount,
         "env": env, "julia_args": ["--sysimage", sysimage] if sysimage else [], "sysimage": sysimage,
         "files": done.files, "created": time.time(),
     }
+
+
+def copy_breaks_caches(julia_version: str) -> bool:
+    """Julia <= 1.10 caches record absolute source paths (julia-formats.md "Staleness"): a copy
+    moves the sources, so its caches go stale. 1.11+ records ``@depot/`` paths (relocatable)."""
+    major, minor = julia_version.split(".")[:2]
+    return (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) <= (1, 10)
 
 
 def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
