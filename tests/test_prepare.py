@@ -97,6 +97,27 @@ def test_hot_path_imports_nothing_heavy(node_repo, tmp_path):
                        "depotdelivery.node.hydrate", "depotdelivery.julia"}, sorted(ours)
 
 
+def test_pinned_release_shares_the_channel_depot_and_its_hot_path(node_repo, tmp_path):
+    env = node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")))
+    out = _ok(run_ro(node_repo, """
+        import json, sys
+        import depotdelivery
+        a = depotdelivery.prepare()
+        b = depotdelivery.prepare(release=sys.argv[1])
+        c = depotdelivery.prepare(release=sys.argv[1])
+        print(json.dumps([a.key, b.key, c.key, a.hydrated, b.hydrated, c.hydrated]))
+    """, node_repo.ref, env=env))
+    a, b, c, *hydrated = json.loads(out)
+    assert a == b == c and hydrated == [True, False, False]
+    out = _ok(run_ro(node_repo, """
+        import json, sys
+        import depotdelivery
+        p = depotdelivery.prepare(release=sys.argv[1])
+        print(json.dumps({"hydrated": p.hydrated, "crypto": "cryptography" in sys.modules}))
+    """, node_repo.ref, env=env))
+    assert json.loads(out) == {"hydrated": False, "crypto": False}  # its signature was verified once
+
+
 def test_hot_path_ignores_a_held_hydration_lock(node_repo, tmp_path):
     env = node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")))
     first = json.loads(_ok(run_ro(node_repo, "import json, depotdelivery; print(json.dumps(depotdelivery.prepare().to_dict()))", env=env)))

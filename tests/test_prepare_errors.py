@@ -179,3 +179,19 @@ def test_channel_downgrade_and_expiry_are_refused(own_repo, tmp_path):
     set_channel(own_repo.root, "stable", own_repo.ref, key, expires=-60)  # seq 3, already expired
     _fails(cli(own_repo, ["prepare"], env), 5, "expired", "re-sign")
     assert_clean(cache, before)
+
+
+def test_revoking_the_key_is_noticed_by_the_hot_path(node_repo, tmp_path):
+    trusted = tmp_path / "trusted"
+    shutil.copytree(node_repo.trusted, trusted)
+    cache = tmp_path / "cache"
+    env = node_env(node_repo, cache, DEPOTDELIVERY_CPUINFO=HASWELL, DEPOTDELIVERY_TRUSTED_KEYS=str(trusted))
+    assert cli(node_repo, ["prepare"], env).returncode == 0
+    assert cli(node_repo, ["prepare", "--release", node_repo.ref], env).returncode == 0
+    before = snapshot(cache)
+    keyid = json.loads((node_repo.root / "channels/stable.json.sig").read_text())["signatures"][0]["keyid"]
+    (trusted / "revoked").write_text(f"{keyid}  # compromised\n")
+    # the documents are byte-identical, but the trust state changed: verified again, and refused
+    _fails(cli(node_repo, ["prepare"], env), 5, "revoked", keyid)
+    _fails(cli(node_repo, ["prepare", "--release", node_repo.ref], env), 5, "revoked")
+    assert_clean(cache, before)

@@ -51,7 +51,7 @@ class Selection:
     @property
     def why(self) -> str:
         chosen = self.verdicts[0]
-        others = [v for v in self.verdicts[1:]]
+        others = self.verdicts[1:]
         text = (f"variant {chosen.target} of {self.release}: Julia {self.julia_version} on host CPU "
                 f"{self.host_cpu} ({self.host_arch}) picks its clone {chosen.clone_name!r}; {chosen.reason}")
         if others:
