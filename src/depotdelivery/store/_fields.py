@@ -33,6 +33,10 @@ def load_canonical(raw: bytes, where: str) -> Any:
         raise FormatError(f"{where}: not UTF-8 at byte {exc.start}") from None
     except json.JSONDecodeError as exc:
         raise FormatError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        # hostile bytes: an integer of more than 4300 digits (CPython's int_max_str_digits) or
+        # nesting deeper than the recursion limit; neither is in any document we write
+        raise FormatError(f"{where}: unparseable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
     try:
         canonical = canonical_json(obj)
     except ValueError as exc:  # NaN / Infinity
