@@ -130,8 +130,8 @@ def parse_signatures(raw: bytes, *, where: str) -> tuple[Signature, ...]:
     """Parse a ``.sig`` file: ``{"signatures": [{"keyid", "sig"}, ...]}`` (at least one)."""
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{where}: unreadable signature file (truncated or not JSON: {exc})") from None
+    except (ValueError, RecursionError) as exc:  # also a >4300-digit integer or hostile nesting depth
+        raise FormatError(f"{where}: unreadable signature file (truncated or not JSON: {str(exc)[:120]})") from None
     f = Fields(obj, where)
     f.only(frozenset({"signatures"}))
     out = []
