@@ -108,6 +108,8 @@ def parse_listing(data: bytes, *, where: str, tree: str | None = None) -> tuple[
             obj = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FormatError(f"{at}: invalid JSON at column {exc.colno}: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # a >4300-digit integer, hostile nesting depth
+            raise FormatError(f"{at}: unparseable JSON ({type(exc).__name__})") from None
         entry = ListingEntry.from_dict(obj, at)
         try:
             canonical = canonical_json(obj)
