@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Prepared", "copy_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare", "prepare_config", "repo_id_of"]
+__all__ = ["Prepared", "copy_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare",
+           "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
 
@@ -118,7 +119,7 @@ def repo_id_of(root: str) -> str:
             repo_id = json.loads(f.read()).get("id")
         if isinstance(repo_id, str) and repo_id.isalnum():
             return repo_id
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # the store reader names the problem
         pass
     from depotdelivery.store.repo import Repository
 
