@@ -1,0 +1,1 @@
+"""Adversarial repositories: hostile bytes, paths and documents against verify and prepare."""
