@@ -13,7 +13,7 @@ from depotdelivery.node.cache import NodeCache
 if TYPE_CHECKING:
     from depotdelivery.store.release import Release
 
-__all__ = ["ChannelFacts", "keys_fingerprint", "load_release", "remembered_release_id", "verified_channel"]
+__all__ = ["ChannelFacts", "keys_fingerprint", "load_release", "remembered_release_id", "state_key", "verified_channel"]
 
 
 def keys_fingerprint(directory: str) -> str:
@@ -90,7 +90,7 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
         raise TrustError(
             f"{path}: channel {channel!r} expired at {facts.expires_text} (seq {facts.seq}); "
             "the publisher must re-sign it (`depotdelivery channel set`)")
-    if not _check_seq(cache, repo_id, facts, where=path, update=not remembered_only):
+    if not _check_seq(cache, state_key(root), facts, where=path, update=not remembered_only):
         return None
     return facts
 
@@ -116,11 +116,21 @@ def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str
     return facts
 
 
-def _check_seq(cache: NodeCache, repo_id: str, facts: ChannelFacts, *, where: str, update: bool) -> bool:
+def state_key(root: str) -> str:
+    """Which trust state a repository uses: its root *as configured on this node*. Not the id in
+    depotdelivery-repo.json: that file is unsigned, so a hostile mirror could change the id to
+    start a fresh state and replay an old, validly signed channel document (rollback attack;
+    tests/adversarial/test_replay_and_keys.py)."""
+    import zlib
+
+    return f"root-{zlib.crc32(os.path.abspath(root).encode()):08x}"
+
+
+def _check_seq(cache: NodeCache, key: str, facts: ChannelFacts, *, where: str, update: bool) -> bool:
     """Refuse a channel older than the newest this node accepted (rollback attack) or a second
     document with the same ``seq`` naming another release; remember a newer one (``update``;
     without it, return False when the state would change)."""
-    state_path = os.path.join(cache.trust, repo_id, f"{facts.channel}.json")
+    state_path = os.path.join(cache.trust, key, f"{facts.channel}.json")
     state = cache.read_json(state_path)
     if isinstance(state, dict) and state.get("seq") == facts.seq and state.get("release_hash") == facts.release_hash:
         return True  # the hot path: nothing new
@@ -132,7 +142,7 @@ def _check_seq(cache: NodeCache, repo_id: str, facts: ChannelFacts, *, where: st
 
     cache.ensure()
     os.makedirs(os.path.dirname(state_path), exist_ok=True)
-    with hydration_lock(os.path.join(cache.locks, f"trust-{repo_id}-{facts.channel}.lock"), timeout=60):
+    with hydration_lock(os.path.join(cache.locks, f"trust-{key}-{facts.channel}.lock"), timeout=60):
         state = cache.read_json(state_path)
         if isinstance(state, dict) and isinstance(state.get("seq"), int):
             if facts.seq < state["seq"]:
