@@ -58,6 +58,12 @@ def test_listing_round_trip(entries):
     assert encode_listing(parsed) == data
 
 
+@given(listings())
+def test_listing_lines_are_exactly_canonical_json(entries):
+    expected = b"".join(canonical_json(e.to_dict()) + b"\n" for e in sorted(entries, key=lambda e: e.path))
+    assert encode_listing(entries) == expected
+
+
 @given(listings(), st.data())
 def test_listing_any_corruption_is_a_format_or_integrity_error(entries, data):
     raw = bytearray(encode_listing(entries) or b'{"x":1}\n')
