@@ -233,13 +233,14 @@ def test_in_place_publishes_content_already_at_its_final_path(env):
                 s = Path(dirpath) / n
                 os.utime(dst / s.relative_to(src), ns=(os.stat(s).st_mtime_ns,) * 2)
     content_before = tree_digest(final / "depot")
-    r = publish(env.repo, "hep", "1", None, {"haswell": VariantInput(dir=final / "variants" / "haswell")}, env.key,
-                in_place=True)
+    r = publish(env.repo, "hep", "1", None, {}, env.key, in_place=True)  # variants found in place
     assert r.created and tree_digest(final / "depot") == content_before, "the content is hashed, never touched"
     assert r.release_id == env.publish("1").release_id, "same content, same id as a normal publish"
     verify(env.repo, trust=TrustStore.from_dir(env.trust))
     with pytest.raises(UsageError, match="--in-place publishes the content already at"):
         publish(env.repo, "hep", "1", env.depot, {}, env.key, in_place=True)
+    with pytest.raises(UsageError, match="variant haswell must be at"):
+        publish(env.repo, "hep", "1", None, {"haswell": VariantInput(dir=env.variant)}, env.key, in_place=True)
 
 
 def test_leftover_directory_without_release_is_not_overwritten(env):
@@ -357,3 +358,14 @@ def test_concurrent_publishers(env):
     assert Repository.open(env.repo).releases() == [("hep", "1"), ("hep", "2"), ("hep", "3")]
     verify(env.repo, trust=TrustStore.from_dir(env.trust))
     assert not [p for p in (env.repo / "releases" / "hep").iterdir() if p.name.startswith(".")]
+
+
+def test_cli_in_place_discovers_variants(env, capsys):
+    final = env.repo / "releases" / "hep" / "7"
+    shutil.copytree(env.depot, final / "depot", symlinks=True)
+    shutil.copytree(env.variant, final / "variants" / "haswell", symlinks=True)
+    assert main(["publish", "--in-place", "--repo", str(env.repo), "--name", "hep", "--version", "7", "--key",
+                 str(env.key_path), "--cpu-target", "haswell=haswell,-rdrnd", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["created"]
+    v = Repository.open(env.repo).read_release("hep", "7").variant("haswell")
+    assert (v.cpu_target, v.clones_source) == ("haswell,-rdrnd", "image")

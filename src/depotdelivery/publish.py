@@ -588,6 +588,12 @@ def publish(
             if vi.dir.resolve() != (final / "variants" / target).resolve():
                 raise UsageError(f"--in-place: variant {target} must be at {final}/variants/{target}, not {vi.dir}")
         depot = final / "depot"
+        # every variant already built in place is part of the release, named or not
+        vroot = final / "variants"
+        found = sorted(e.name for e in os.scandir(vroot) if e.is_dir(follow_symlinks=False)) if vroot.is_dir() else []
+        variants = {**{t: VariantInput(dir=vroot / t) for t in found}, **variants}
+        for target in variants:
+            check_name("variant target", target)
     if depot is None:
         raise UsageError("publish needs --depot DIR")
     if not root.is_dir():

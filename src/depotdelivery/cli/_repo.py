@@ -38,7 +38,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--expires", default="90d", metavar="DURATION", help="channel expiry: 30d, 12h, never (default 90d)")
     p.add_argument("--cvmfs", metavar="FQRN", help="write inside `cvmfs_server transaction FQRN` ... `publish`")
     p.add_argument("--in-place", action="store_true",
-                   help="the content already sits at releases/NAME/VERSION (built at its final path): only hash, sign, commit")
+                   help="the content already sits at releases/NAME/VERSION (built at its final path, variants "
+                        "included): only hash, sign, commit")
     p.add_argument("--julia-version", help="Julia version (default: from the depot's compiled/vX.Y)")
     p.add_argument("--project", help="environment to activate, relative to the depot (default: environments/NAME)")
     p.add_argument("--no-hash-cache", action="store_true", help="re-hash every file instead of trusting unchanged stat data")
@@ -107,7 +108,7 @@ def _keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_variants(specs: list[str], cpu_targets: list[str]) -> dict[str, Any]:
+def _parse_variants(specs: list[str], cpu_targets: list[str], in_place_dir: Path | None = None) -> dict[str, Any]:
     from depotdelivery.publish import VariantInput
 
     targets: dict[str, str] = {}
@@ -132,7 +133,9 @@ def _parse_variants(specs: list[str], cpu_targets: list[str]) -> dict[str, Any]:
             raise UsageError(f"--variant {target} given twice")
         out[target] = VariantInput(dir=Path(directory), sysimage=Path(extra["sysimage"]) if "sysimage" in extra else None,
                                    arch=extra.get("arch"), cpu_target=targets.pop(target, None))
-    if targets:
+    if in_place_dir is not None:  # --in-place: the variants already sit under releases/N/V/variants/
+        out.update({t: VariantInput(dir=in_place_dir / t, cpu_target=c) for t, c in targets.items()})
+    elif targets:
         raise UsageError(f"--cpu-target for {', '.join(targets)} which is not a --variant")
     return out
 
@@ -144,7 +147,8 @@ def _publish(args: argparse.Namespace) -> int:
     from depotdelivery.publish import publish
     from depotdelivery.store.keys import load_private_key
 
-    variants = _parse_variants(args.variant, args.cpu_target)
+    in_place_dir = Path(args.repo) / "releases" / args.name / args.version / "variants" if args.in_place else None
+    variants = _parse_variants(args.variant, args.cpu_target, in_place_dir)
     key = load_private_key(args.key)
     progress = None if args.quiet or args.json else ProgressLine(sys.stderr)
     r = publish(args.repo, args.name, args.version, args.depot, variants, key, channel=args.channel,
