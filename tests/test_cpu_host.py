@@ -42,3 +42,26 @@ def test_registers_are_the_source_of_truth():
     rebuilt = detect(dict(host.registers), xcr0=host.xcr0).replace(source="file")
     assert rebuilt == host
     assert isinstance(HostCPU(arch="x86_64", vendor="", source="cpuid").features, frozenset)
+
+
+@pytest.mark.parametrize(
+    ("microarch", "cpu_target"),
+    [
+        ("haswell", "generic;haswell,-rdrnd"),
+        ("skylake_avx512", "generic;skylake-avx512"),
+        ("zen4", "generic;znver4"),
+        ("neoverse_v1", "generic;neoverse-v1"),
+        ("a64fx", "generic;a64fx"),
+    ],
+)
+def test_override_host_accepts_the_clone_julia_names_for_it(microarch, cpu_target):
+    # DEPOTDELIVERY_MICROARCH=haswell stands for a typical Haswell: Julia's own haswell clone
+    # must be usable on it (archspec's minimal feature lists alone would reject it).
+    from depotdelivery.julia.clones import match_targets
+    from depotdelivery.julia.cputarget import parse_cpu_target
+
+    host = detect(microarch=microarch)
+    targets = parse_cpu_target(cpu_target, host.arch, "1.11")
+    match = match_targets(host.julia_features("1.11"), host.julia_cpu("1.11"), targets,
+                          host.arch, "1.11")
+    assert match.accepted and match.index == 1, match.reason

@@ -75,6 +75,19 @@ def _arm_cpu(host: HostCPU) -> tuple[str, str]:
 
 def julia_features(host: HostCPU, version: str) -> frozenset[str]:
     """The feature names Julia's ``native`` target has on this host (after its host masking)."""
+    names = _measured_features(host, version)
+    if host.source != "override":
+        return names
+    # An override (``DEPOTDELIVERY_MICROARCH=haswell``) stands for a typical CPU of that name,
+    # but archspec's feature lists are minimal (its haswell lacks fsgsbase, its skylake_avx512
+    # lacks pku and xsaves): Julia's own table for the CPU name it would give such a host is
+    # what a real one of them has, so a ``haswell`` clone is usable on a ``haswell`` override.
+    from depotdelivery.julia.cputarget import cpu_features
+
+    return names | (cpu_features(julia_cpu(host, version), host.arch, version) or frozenset())
+
+
+def _measured_features(host: HostCPU, version: str) -> frozenset[str]:
     if host.arch == "x86_64":
         return _x86_host_names(dict(host.registers), host.xcr0, version)
     from depotdelivery.julia import features as jf
