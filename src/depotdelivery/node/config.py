@@ -34,6 +34,16 @@ def _opt_str(value: Any) -> str | None:
     return _str(value)
 
 
+def _path(value: Any) -> str:
+    # absolute: the path ends up in JULIA_DEPOT_PATH and in cached records that jobs started
+    # from other working directories read
+    return os.path.abspath(os.path.expanduser(_str(value)))
+
+
+def _opt_path(value: Any) -> str | None:
+    return None if value is None or value == "" else _path(value)
+
+
 def _mode(value: Any) -> str:
     if value not in MODES:
         raise ValueError(f"expected one of {', '.join(MODES)}")
@@ -74,7 +84,7 @@ class Key(Record):
 
 
 KEYS: tuple[Key, ...] = (
-    Key(name="repo", parse=_opt_str, default=lambda: None,
+    Key(name="repo", parse=_opt_path, default=lambda: None,
         doc="Repository root (a CVMFS mount such as `/cvmfs/sw.example.org/depots`, a shared "
             "filesystem or a local directory). Required."),
     Key(name="channel", parse=_str, default=lambda: "stable",
@@ -84,7 +94,7 @@ KEYS: tuple[Key, ...] = (
             "is verified)."),
     Key(name="mode", parse=_mode, default=lambda: "stack",
         doc="Hydration mode: `stack` (O(1) depot stacking), `symlink`, `copy` or `overlay`."),
-    Key(name="cache", parse=_str, default=default_cache,
+    Key(name="cache", parse=_path, default=default_cache,
         doc="Node cache directory (hydrated depots, locks, leases, trust state). Must be on a "
             "local filesystem with working `flock`."),
     Key(name="trusted_keys", parse=_str, default=lambda: "/etc/depotdelivery/keys",
