@@ -72,7 +72,7 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
     as verified for these exact bytes under this trust state), not expired, and not older than
     the highest ``seq`` this node accepted. With ``remembered_only`` (the hot path), None
     when that needs a signature check or a trust-state update."""
-    path = os.path.join(root, "channels", f"{channel}.json")
+    path = _path_of(root, channel)
     raw, sig = _read(path), _read(path + ".sig")
     fp = keys_fingerprint(trusted_keys)
     record_path = os.path.join(cache.verified, f"{repo_id}-channel-{channel}.json")
@@ -95,6 +95,10 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
     return facts
 
 
+def _path_of(root: str, channel: str) -> str:
+    return os.path.join(root, "channels", f"{channel}.json")
+
+
 def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str, fp: str,
                     record_path: str, now: float | None) -> ChannelFacts:
     from depotdelivery.store.channel import parse_time
@@ -106,6 +110,17 @@ def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str
     expires = None if ch.expires is None else float(parse_time(ch.expires) or 0)
     facts = ChannelFacts(channel=channel, seq=ch.seq, release=ch.release, release_hash=ch.release_hash,
                          expires=expires, expires_text=ch.expires)
+    # A channel names its release twice, by ref and by hash: check they agree before remembering
+    # the document, or a warm cache holding the hash's depot would serve it under the other name
+    # (mix-and-match; tests/adversarial/test_paths_and_mixing.py). One small read per new document.
+    name, _, version = ch.release.partition("/")
+    rel = repo.read_release(name, version)
+    if rel.id != ch.release_hash:
+        from depotdelivery.errors import IntegrityError
+
+        raise IntegrityError(
+            f"{_path_of(root, channel)}: names release {ch.release} with hash {ch.release_hash[:16]}..., but that "
+            f"release's release.json hashes to {rel.id[:16]}... (a mixed-up mirror, or a stale CVMFS catalog)")
     cache.ensure()
     cache.write_json(record_path, {
         "trust": fp, "raw": ch.raw.decode("utf-8"),
