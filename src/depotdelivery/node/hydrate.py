@@ -129,7 +129,16 @@ def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> 
                 os.symlink(entry.target, dest)
             else:
                 src = layer.root / entry.path
-                digest, size = copy_with_hash(src, dest, limit=entry.size)
+                try:
+                    digest, size = copy_with_hash(src, dest, limit=entry.size)
+                except OSError as exc:
+                    if exc.filename is None or os.fspath(exc.filename) != os.fspath(src):
+                        raise  # the cache side (ENOSPC, EACCES): the caller's CacheError
+                    # the repository side: a listed file missing or unreadable (a CVMFS catalog
+                    # changing under the job, a mixed-up tree) is not a problem of the node cache
+                    raise IntegrityError(f"{src}: listed in the signed listing of {layer.name} but cannot be "
+                                         f"read: {exc.strerror} (a changing CVMFS catalog? run again, or "
+                                         "`depotdelivery verify`)") from None
                 if digest != entry.blake3 or size != entry.size:
                     raise IntegrityError(
                         f"{src}: content does not match the signed listing of {layer.name} "
