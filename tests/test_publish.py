@@ -369,3 +369,10 @@ def test_cli_in_place_discovers_variants(env, capsys):
     assert json.loads(capsys.readouterr().out)["created"]
     v = Repository.open(env.repo).read_release("hep", "7").variant("haswell")
     assert (v.cpu_target, v.clones_source) == ("haswell,-rdrnd", "image")
+
+
+def test_hard_links_across_release_names(env):
+    env.publish("1")
+    other = publish(env.repo, "hep-gpu", "1", env.depot, {}, env.key, project="environments/hep")
+    assert other.linked_files == other.files and other.copied_bytes == 0
+    verify(env.repo, trust=TrustStore.from_dir(env.trust))

@@ -338,21 +338,44 @@ def _sysimage_modules(t: _TreeIn, si: _Item | None) -> tuple[SysimageModule, ...
 
 # ---- writing -----------------------------------------------------------------------------------
 
+# Hard links come from the newest few releases (same name first): indexing every listing of a
+# long-lived repository would cost more than it saves; a file absent from all of them is rare.
+_LINK_HORIZON = 4
+
+
+def _link_sources(repo: Repository, name: str) -> list[Path]:
+    def newest(refs: list[tuple[str, str]]) -> list[Path]:
+        dirs = [repo.release_dir(n, v) for n, v in refs]
+        return sorted(dirs, key=lambda d: _mtime(d / "release.json"), reverse=True)
+
+    refs = repo.releases()
+    ours = newest([r for r in refs if r[0] == name])
+    return (ours + newest([r for r in refs if r[0] != name]))[:_LINK_HORIZON]
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return os.stat(p).st_mtime_ns
+    except OSError:
+        return 0
+
+
 class _LinkIndex:
     """Files of earlier releases by (BLAKE3, size, mode, mtime): a hard link to one of them
     shares the inode, and an inode carries mode and mtime, so all four must be equal."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, name: str) -> None:
         self._by_key: dict[tuple[str, int, int, int], Path] = {}
         self.listings: dict[str, Path] = {}  # tree hash -> an earlier release's listing file
-        for name, version in repo.releases():
-            d = repo.release_dir(name, version)
+        for d in _link_sources(repo, name):
             try:
                 rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
                 for tree in rel.trees():
+                    if tree.tree in self.listings:
+                        continue  # the same tree (a shared listing): its files are indexed already
                     listing = d / "listings" / f"{tree.tree}.jsonl"
                     data = listing.read_bytes()
-                    self.listings.setdefault(tree.tree, listing)
+                    self.listings[tree.tree] = listing
                     for line in data.splitlines():
                         e = json.loads(line)
                         if e.get("type") == "file":
@@ -668,7 +691,7 @@ def publish(
                 elif in_place:
                     _write_documents(final, trees, release, key, created)
                 else:
-                    links = _LinkIndex(repo) if cvmfs is None else None  # CVMFS deduplicates itself
+                    links = _LinkIndex(repo, name) if cvmfs is None else None  # CVMFS deduplicates itself
                     tmp = temp_name(final)
                     os.mkdir(tmp, 0o755)
                     created.append(tmp)
