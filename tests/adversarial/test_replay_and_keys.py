@@ -11,7 +11,7 @@ import shutil
 
 from hypothesis import given, strategies as st
 
-from adversarial.world import A, B, Scene, World
+from adversarial.world import heavy, A, B, Scene, World
 
 DISGUISES = ("none", "new-repo-id", "root-symlink")
 
@@ -52,6 +52,7 @@ def _disguise(scene: Scene, how: str) -> None:
         os.symlink(copy, scene.root)
 
 
+@heavy(3)
 @given(moves=st.lists(st.sampled_from(["A", "B", "rollback"]), min_size=1, max_size=5),
        data=st.data(), disguise=st.sampled_from(DISGUISES))
 def test_replayed_older_channel_is_refused(world: World, moves: list[str], data: st.DataObject,
@@ -80,6 +81,7 @@ def test_replayed_older_channel_is_refused(world: World, moves: list[str], data:
     assert {k_: scene.depots().get(k_) for k_ in depots} == depots
 
 
+@heavy(3)
 @given(resign=st.sampled_from(["channel", "release", "both"]), hot=st.booleans())
 def test_documents_signed_only_by_a_revoked_key(world: World, resign: str, hot: bool) -> None:
     from depotdelivery.store.keys import keygen, load_private_key, sign

@@ -5,24 +5,33 @@ hydrated before the attack byte-for-byte intact."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from node_fixtures import NodeRepo, build_repo, captured_cpu
-from repo_fixtures import tree_digest
 
 from depotdelivery.cli import main
 from depotdelivery.errors import DepotDeliveryError
 
-__all__ = ["A", "B", "HASWELL", "Outcome", "Scene", "World", "build_world", "cli", "resign_release"]
+__all__ = ["A", "B", "HASWELL", "heavy", "Outcome", "Scene", "World", "build_world", "cli", "resign_release"]
 
 A, B = "hep/2026.11", "hep/2026.12"  # the channel went A (seq 1) -> B (seq 2)
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 TARGETS = ("generic", "haswell")
+
+
+def heavy(divisor: int):
+    """Settings for tests whose examples each run several commands: a fraction of the profile's
+    max_examples (so HYPOTHESIS_PROFILE=thorough still scales them), at least 10."""
+    from hypothesis import settings
+
+    return settings(max_examples=max(10, settings.default.max_examples // divisor))
 
 
 @dataclass(frozen=True)
@@ -110,9 +119,26 @@ class Scene:
         return {k: tree_digest(d / k) for k in sorted(os.listdir(d))} if d.is_dir() else {}
 
 
+def tree_digest(top: Path) -> str:
+    """Names (as bytes: hostile ones need not be UTF-8), types, modes, mtimes, sizes, contents
+    and link targets of everything below ``top``."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(top)):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(b"%s\0%d\0%d\0%d\0" % (os.path.relpath(p, os.fsencode(top)), st.st_mode, st.st_mtime_ns, st.st_size))
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as fh:
+                    h.update(fh.read())
+    return h.hexdigest()
+
+
 def tree_digest_except(top: Path, skip: set[str]) -> str:
-    parts = [f"{name}={tree_digest(top / name) if (top / name).is_dir() else (top / name).read_bytes().hex()}"
-             for name in sorted(os.listdir(top)) if name not in skip]
+    parts = [f"{name}={tree_digest(top / name)}" for name in sorted(os.listdir(top)) if name not in skip]
     return "|".join(parts)
 
 
@@ -171,9 +197,11 @@ def resign_release(scene: Scene, ref: str, doc: dict, listings: Iterable[bytes] 
     key = load_private_key(scene.repo.key)
     d = scene.release_dir(ref)
     for data in listings:
-        (d / "listings" / f"{hash_bytes(data)}.jsonl").write_bytes(data)
+        path = d / "listings" / f"{hash_bytes(data)}.jsonl"
+        if not path.exists():  # an existing one is hard-linked to the pristine copy
+            path.write_bytes(data)
     raw = canonical_json(doc)
-    (d / "release.json").write_bytes(raw)
-    (d / "release.json.sig").write_bytes(sign(raw, key))
+    scene.rewrite(d / "release.json", raw)
+    scene.rewrite(d / "release.json.sig", sign(raw, key))
     set_channel(scene.root, "stable", ref, key)
     return hash_bytes(raw)
