@@ -300,7 +300,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     selection = select(release, host)
     story.say(f"host CPU: {host.brand or host.vendor} ({host.arch}), detected from {host.source}; "
               f"Julia {release.julia_version} calls it {selection.host_cpu}")
-    story.say(f"selected {selection.target} (JULIA_CPU_TARGET={selection.variant.cpu_target})")
+    story.say(f"selected {selection.target} (JULIA_CPU_TARGET={selection.variant.cpu_target}); "
+              "* selected, + Julia would accept it too, - Julia would refuse it:")
     for v in selection.verdicts:
         mark = "*" if v.target == selection.target else ("+" if v.accepted else "-")
         story.say(f"  {mark} {v.target:<15} {v.reason}")
