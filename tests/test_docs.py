@@ -118,6 +118,9 @@ def docs_env(tmp_path_factory):
     yield {"base": base, "env": env}
     # overlay mounts made by a snippet live under base: gc unmounts them
     subprocess.run([sys.executable, "-m", "depotdelivery", "gc", "--keep", "0"], env=env, capture_output=True)
+    with open("/proc/self/mounts") as f:
+        left = [line.split()[1] for line in f if line.split()[1].startswith(str(base))]
+    assert not left, f"documentation snippets left mounts behind: {left}"
 
 
 def _run(block: Block, cwd: Path, env: dict[str, str], n: int) -> subprocess.CompletedProcess[str]:
