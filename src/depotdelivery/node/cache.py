@@ -214,7 +214,10 @@ class NodeCache:
         go). Never a depot with a held lease or one being hydrated. Also reaps stale leases
         and build directories of killed jobs."""
         now = time.time() if now is None else now
-        by_use = sorted(self.keys(), key=self.last_use, reverse=True)
+        # read before reaping: unlinking a dead job's lease file touches the leases directory,
+        # which would make a long-unused depot look used just now
+        used = {key: self.last_use(key) for key in self.keys()}
+        by_use = sorted(used, key=used.__getitem__, reverse=True)
         removed: list[str] = []
         leased: list[str] = []
         busy: list[str] = []
@@ -225,7 +228,7 @@ class NodeCache:
             wanted = not complete
             if complete and (keep is not None or older_than is not None):
                 wanted = (keep is None or rank >= keep) and (
-                    older_than is None or now - self.last_use(key) > older_than
+                    older_than is None or now - used[key] > older_than
                 )
             if not wanted:
                 continue
