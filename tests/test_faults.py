@@ -260,3 +260,130 @@ def test_warm_cache_turned_read_only(repo, tmp_path):
     assert done.returncode == 8, done.stderr
     _one_line(done.stderr, str(cache))
     assert _depots(cache) == before
+
+
+# ---- locks and leases of killed processes ------------------------------------------------------------
+
+def _holder(code: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A Python process that runs ``code`` then prints "ready" and sleeps (to be SIGKILLed)."""
+    p = subprocess.Popen([sys.executable, "-c", code + "\nprint('ready', flush=True)\nimport time; time.sleep(600)"],
+                         stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def test_locks_and_leases_of_killed_processes_do_not_block(repo, tmp_path):
+    """SIGKILL a job holding its lease, a process holding the hydration lock, the cold-path gate
+    and the trust-state lock, and a hydration in the middle of its copy: the next prepare
+    proceeds (flock dies with its holder; the lock files stay, as they must), gc reaps the dead
+    lease and the build leftovers, and removes the no-longer-leased depot."""
+    cache = tmp_path / "cache"
+    env = node_env(repo, cache, DEPOTDELIVERY_CPUINFO=HASWELL)
+    key = f"{repo.release_id[:16]}-haswell-symlink"
+    job = _holder("import depotdelivery; p = depotdelivery.prepare(mode='symlink')", env)
+    copier = subprocess.Popen(_cli("prepare", "--mode", "copy"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, **env, "DEPOTDELIVERY_HYDRATE_DELAY": "0.05"})
+    deadline = time.monotonic() + 30
+    while not list((cache / "tmp").glob("*-copy.*/depot/*")) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(copier.pid, signal.SIGKILL)
+    copier.wait()
+    # then every lock file there is (hydration locks, the cold-path gate, the trust lock) held
+    # by one process that dies without releasing anything
+    locker = _holder(textwrap.dedent(f"""
+        import os, filelock
+        held = []
+        for name in sorted(set(os.listdir({str(cache / 'locks')!r})) | {{{key + '.lock'!r}}}):
+            l = filelock.FileLock(os.path.join({str(cache / 'locks')!r}, name), is_singleton=False)
+            l.acquire(timeout=5)
+            held.append(l)
+    """), env)
+    for p in (job, locker):
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    assert list((cache / "tmp").iterdir()), "the killed copy left no build directory to clean"
+    assert list((cache / "leases" / key).glob("*.lease")), "the killed job's lease file is gone already"
+    # the next job: lock files of dead holders are free, the stale lease is ignored
+    done = _run(_cli("prepare", "--mode", "symlink", "--json", "--lock-timeout", "5"), env)
+    assert done.returncode == 0, done.stderr
+    status = json.loads(_run(_cli("status", "--json", "--cache", str(cache)), env).stdout)
+    held = {d["key"]: d["leases"] for d in status["depots"]}
+    assert held[key] == []  # the dead job's lease is not counted as held
+    gc = _run(_cli("gc", "--keep", "0", "--json", "--cache", str(cache)), env)
+    assert gc.returncode == 0, gc.stderr
+    report = json.loads(gc.stdout)
+    assert key in report["removed"] and report["leases_reaped"] >= 1 and report["tmp_removed"] >= 1, report
+    assert os.listdir(cache / "tmp") == []
+    again = _run(_cli("prepare", "--mode", "copy", "--json", "--lock-timeout", "5"), env)
+    assert again.returncode == 0 and json.loads(again.stdout)["hydrated"], again.stderr
+
+
+# ---- clock jumps ------------------------------------------------------------------------------------
+
+YEAR = 365 * 86400.0
+
+
+def test_clock_jumps_never_remove_a_leased_depot(repo, tmp_path):
+    """mtimes far in the future (the clock jumped back) and far in the past (it jumped forward):
+    gc by age only removes unleased depots whose last use is really old, never a leased one,
+    whatever the clock says; a live lease whose file looks ancient is not reaped."""
+    from depotdelivery.node.cache import NodeCache
+
+    cache = tmp_path / "cache"
+    env = node_env(repo, cache, DEPOTDELIVERY_CPUINFO=HASWELL)
+    live = _holder("import depotdelivery; p = depotdelivery.prepare(mode='symlink')", env)
+    try:
+        assert _run(_cli("prepare"), env).returncode == 0  # stack: unleased after exit
+        assert _run(_cli("prepare", "--mode", "copy"), env).returncode == 0
+        nc = NodeCache(str(cache))
+        keys = {k.rsplit("-", 1)[1]: k for k in nc.keys()}
+        now = time.time()
+        for mode, when in (("symlink", now - 10 * YEAR), ("stack", now - 10 * YEAR), ("copy", now + 10 * YEAR)):
+            for p in (cache / "depots" / keys[mode], cache / "depots" / keys[mode] / "complete.json",
+                      cache / "leases" / keys[mode]):
+                if p.exists():
+                    os.utime(p, (when, when))
+            for lease in (cache / "leases" / keys[mode]).glob("*"):
+                os.utime(lease, (when, when))
+        report = nc.gc(older_than=86400.0)
+        assert keys["symlink"] in report.kept_leased  # ancient mtimes, but a live job holds it
+        assert keys["stack"] in report.removed
+        assert keys["copy"] not in report.removed  # last use "in the future": not old
+        assert (cache / "leases" / keys["symlink"]).is_dir() and list((cache / "leases" / keys["symlink"]).glob("*.lease"))
+        # the clock jumps forward by a decade: still never the leased depot
+        later = nc.gc(older_than=86400.0, now=now + 20 * YEAR)
+        assert keys["copy"] in later.removed and keys["symlink"] in later.kept_leased
+    finally:
+        os.kill(live.pid, signal.SIGKILL)
+        live.wait()
+
+
+def test_channel_expiry_follows_the_clock_even_when_remembered(repo, tmp_path):
+    """The node's trust record remembers a verified channel, but expiry is judged on every call
+    with the current clock (injectable: ``now``); a publisher whose clock ran ahead issues a
+    document "from the future", which is accepted (only expiry and seq matter), and one whose
+    clock ran behind issues an already expired document, which is refused."""
+    from depotdelivery.channels import set_channel
+    from depotdelivery.errors import TrustError
+    from depotdelivery.node import trust
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.prepare import repo_id_of
+    from depotdelivery.store.channel import parse_time
+    from depotdelivery.store.keys import load_private_key
+
+    own = build_repo(tmp_path / "own", targets=("haswell",), packages=2)
+    cache = NodeCache(str(tmp_path / "cache"))
+    root, rid = str(own.root), repo_id_of(str(own.root))
+    facts = trust.verified_channel(cache, root, rid, "stable", str(own.trusted))
+    expires = parse_time(facts.expires_text)
+    assert trust.verified_channel(cache, root, rid, "stable", str(own.trusted), now=expires - 1).seq == facts.seq
+    with pytest.raises(TrustError, match="expired"):
+        trust.verified_channel(cache, root, rid, "stable", str(own.trusted), now=expires + 1)
+    key = load_private_key(own.key)
+    set_channel(own.root, "stable", own.ref, key, now=time.time() + 5 * YEAR, expires=30 * 86400.0)
+    assert trust.verified_channel(cache, root, rid, "stable", str(own.trusted)).seq == facts.seq + 1
+    set_channel(own.root, "stable", own.ref, key, now=time.time() - YEAR, expires=30 * 86400.0)
+    env = node_env(own, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
+    done = _run(_cli("prepare"), env)
+    assert done.returncode == 5, done.stderr
+    _one_line(done.stderr, "expired", "re-sign")
