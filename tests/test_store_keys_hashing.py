@@ -7,7 +7,6 @@ import stat
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import blake3
 import pytest

@@ -27,11 +27,11 @@ from depotdelivery.progress import ProgressLine
 from depotdelivery.store._fields import check_name
 from depotdelivery.store.atomic import dir_times_restored_on_error, fsync_dir, syncfs, temp_name, write_atomic
 from depotdelivery.store.canonical import canonical_json
-from depotdelivery.store.hashing import FileChangedError, HashCache, hash_bytes, hash_file
+from depotdelivery.store.hashing import FileChangedError, HashCache, hash_file
 from depotdelivery.store.keys import PrivateKey, sign
-from depotdelivery.store.listing import ListingEntry, encode_listing, parse_listing, resolve_inside
+from depotdelivery.store.listing import ListingEntry, encode_listing_files, resolve_inside
 from depotdelivery.store.release import Release, SysimageModule, SysimageRef, Tree, Variant
-from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
+from depotdelivery.store.repo import REPO_FILE, Repository, listing_bytes, repo_document, repo_unavailable
 from depotdelivery.store.walk import walk
 
 __all__ = [
@@ -154,7 +154,7 @@ class _TreeIn:
     src: Path
     dest: str  # "depot" or "variants/<target>"
     items: list[_Item] = field(default_factory=list)
-    listing: bytes = b""
+    listing_files: dict[str, bytes] = field(default_factory=dict)  # listings/<hash>.jsonl (chunks + index)
     tree: str = ""
 
     def entries(self) -> list[ListingEntry]:
@@ -366,16 +366,19 @@ class _LinkIndex:
 
     def __init__(self, repo: Repository, name: str) -> None:
         self._by_key: dict[tuple[str, int, int, int], Path] = {}
-        self.listings: dict[str, Path] = {}  # tree hash -> an earlier release's listing file
+        self.listings: dict[str, Path] = {}  # listing/chunk hash -> an earlier release's file
+        seen: set[str] = set()
         for d in _link_sources(repo, name):
             try:
                 rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
+                with os.scandir(d / "listings") as it:
+                    for f in it:
+                        self.listings.setdefault(f.name.removesuffix(".jsonl"), Path(f.path))
                 for tree in rel.trees():
-                    if tree.tree in self.listings:
+                    if tree.tree in seen:
                         continue  # the same tree (a shared listing): its files are indexed already
-                    listing = d / "listings" / f"{tree.tree}.jsonl"
-                    data = listing.read_bytes()
-                    self.listings[tree.tree] = listing
+                    seen.add(tree.tree)
+                    data = listing_bytes(d / "listings", tree.tree, f"release {rel.ref}")
                     for line in data.splitlines():
                         e = json.loads(line)
                         if e.get("type") == "file":
@@ -476,17 +479,17 @@ def _write_tree(t: _TreeIn, dest: Path, links: _LinkIndex | None, ws: _WriteStat
 def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: PrivateKey, created: list[Path],
                      links: _LinkIndex | None = None) -> None:
     """listings/, then release.json.sig, then release.json last: a reader that sees
-    release.json finds everything it refers to. A listing is named by its own hash, so an
-    unchanged tree's listing is a hard link to the earlier release's."""
+    release.json finds everything it refers to. Listing files (and chunks) are named by their
+    own hash, so an unchanged one is a hard link to the earlier release's."""
     listings = d / "listings"
     if not listings.exists():
         os.mkdir(listings, 0o755)
         created.append(listings)
-    for t in trees:
-        p = listings / f"{t.tree}.jsonl"
+    for name, data in ((h, b) for t in trees for h, b in t.listing_files.items()):
+        p = listings / f"{name}.jsonl"
         if p.exists():
             continue
-        old = links.listings.get(t.tree) if links is not None else None
+        old = links.listings.get(name) if links is not None else None
         try:
             if old is None:
                 raise FileNotFoundError
@@ -494,7 +497,7 @@ def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: Priva
         except OSError as exc:
             if exc.errno not in (None, errno.ENOENT, errno.EMLINK, errno.EXDEV):
                 raise
-            write_atomic(p, t.listing)
+            write_atomic(p, data)
         created.append(p)
     sig = d / "release.json.sig"
     write_atomic(sig, sign(release.raw, key))
@@ -553,7 +556,7 @@ def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list
                 before = {e.path: e for e in repo.read_listing(old, ot.tree)}
             except DepotDeliveryError:
                 before = {}
-            after = {e.path: e for e in parse_listing(t.listing, where=t.dest)}
+            after = {e.path: e for e in t.entries()}
             changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
             diffs.append(f"{t.dest}: {len(changed)} paths differ ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
     diffs += [f"tree {p} missing" for p in old_trees]
@@ -630,8 +633,7 @@ def publish(
     hashed = _hash_trees(trees, cache, progress)
     cache.save()
     for t in trees:
-        t.listing = encode_listing(t.entries())
-        t.tree = hash_bytes(t.listing)
+        t.tree, t.listing_files = encode_listing_files(t.entries())
 
     warnings: list[str] = []
     jv = julia_version or _infer_julia_version(trees)

@@ -1,7 +1,9 @@
-"""Listings (``listings/<tree>.jsonl``): one record per tree entry, parsed with path-safety checks."""
+"""Listings (``listings/<tree>.jsonl``): one record per tree entry, parsed with path-safety checks;
+large trees split into content-defined chunks under an index."""
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
 from typing import Iterable
@@ -12,8 +14,12 @@ from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
 
 __all__ = [
+    "CHUNK_ABOVE",
     "ListingEntry",
     "encode_listing",
+    "encode_listing_files",
+    "is_chunk_index",
+    "parse_chunk_index",
     "parse_listing",
     "resolve_inside",
 ]
@@ -26,6 +32,16 @@ _FIELDS = {
 }
 # Linux SYMLOOP_MAX: the kernel gives up after 40 links in one lookup (path_resolution(7)).
 _MAX_HOPS = 40
+
+# A tree with more entries than this is stored as chunks of its listing plus an index, so a
+# release that changes one package adds a few chunks (~50 KB each), not a new multi-megabyte
+# listing (~200 bytes per file). Boundaries depend on the paths only (content-defined, like
+# CVMFS's file chunking): after an entry whose CRC-32 of the path has its low 8 bits zero
+# (256 entries on average), or after _CHUNK_MAX entries.
+CHUNK_ABOVE = 4096
+_CHUNK_MASK = 0xFF
+_CHUNK_MAX = 1024
+_INDEX_PREFIX = b'{"chunk":'
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +94,63 @@ class ListingEntry:
 def encode_listing(entries: Iterable[ListingEntry]) -> bytes:
     """The listing bytes: canonical JSON lines sorted by path; its BLAKE3 is the tree hash."""
     return "".join(_line(e) for e in sorted(entries, key=_sort_key)).encode("utf-8")
+
+
+def encode_listing_files(entries: Iterable[ListingEntry]) -> tuple[str, dict[str, bytes]]:
+    """``(tree, {hash: bytes})``: the files ``listings/<hash>.jsonl`` that store a tree.
+
+    Up to :data:`CHUNK_ABOVE` entries: one listing, ``tree`` its hash. Above: chunks (each a
+    listing fragment, same line format) and an index, one canonical line per chunk,
+    ``{"chunk": "<blake3>", "entries": n}`` in order; ``tree`` is the index's hash.
+    """
+    ordered = sorted(entries, key=_sort_key)
+    if len(ordered) <= CHUNK_ABOVE:
+        data = "".join(_line(e) for e in ordered).encode("utf-8")
+        h = hash_bytes(data)
+        return h, {h: data}
+    chunks: list[list[str]] = [[]]
+    for e in ordered:
+        chunks[-1].append(_line(e))
+        if len(chunks[-1]) >= _CHUNK_MAX or zlib.crc32(e.path.encode("utf-8")) & _CHUNK_MASK == 0:
+            chunks.append([])
+    files: dict[str, bytes] = {}
+    index = []
+    for lines in filter(None, chunks):
+        data = "".join(lines).encode("utf-8")
+        h = hash_bytes(data)
+        files[h] = data
+        index.append(f'{{"chunk":"{h}","entries":{len(lines)}}}\n')
+    raw = "".join(index).encode("utf-8")
+    tree = hash_bytes(raw)
+    files[tree] = raw
+    return tree, files
+
+
+def is_chunk_index(data: bytes) -> bool:
+    """Whether listing bytes are a chunk index (entry lines never start with ``"chunk"``)."""
+    return data.startswith(_INDEX_PREFIX)
+
+
+def parse_chunk_index(data: bytes, *, where: str) -> tuple[tuple[str, int], ...]:
+    """The ``(chunk hash, entries)`` pairs of a chunk index, in order."""
+    if not data.endswith(b"\n"):
+        raise FormatError(f"{where}: truncated (no final newline)")
+    out = []
+    for lineno, line in enumerate(data.split(b"\n")[:-1], start=1):
+        at = f"{where}:{lineno}"
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (ValueError, RecursionError) as exc:  # also UnicodeDecodeError, >4300-digit integers
+            raise FormatError(f"{at}: unparseable chunk index line ({type(exc).__name__})") from None
+        f = Fields(obj, at)
+        f.only(frozenset({"chunk", "entries"}))
+        chunk, n = f.hex64("chunk"), f.int("entries", minimum=1)
+        if canonical_json(obj) != line:
+            raise FormatError(f"{at}: not canonical JSON")
+        out.append((chunk, n))
+    if not out:
+        raise FormatError(f"{where}: empty chunk index")
+    return tuple(out)
 
 
 def _line(e: ListingEntry) -> str:

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depotdelivery.errors import FormatError, NotFoundError, RepositoryUnavailableError
+from depotdelivery.errors import FormatError, IntegrityError, NotFoundError, RepositoryUnavailableError
 from depotdelivery.store._fields import FORMAT, Fields, check_format, check_name, load_canonical
 from depotdelivery.store.channel import Channel
-from depotdelivery.store.listing import ListingEntry, parse_listing
+from depotdelivery.store.hashing import hash_bytes
+from depotdelivery.store.listing import ListingEntry, is_chunk_index, parse_chunk_index, parse_listing
 from depotdelivery.store.release import Release
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REPO_FILE",
     "Repository",
+    "listing_bytes",
     "repo_document",
     "repo_unavailable",
 ]
@@ -125,12 +127,11 @@ class Repository:
         return self.release_dir(name, version) / "listings" / f"{tree}.jsonl"
 
     def read_listing(self, release: Release, tree: str) -> tuple[ListingEntry, ...]:
-        """The entries of one of ``release``'s trees, checked against the tree hash and for path safety."""
+        """The entries of one of ``release``'s trees (its chunks joined when the listing is a
+        chunk index), checked against the tree hash and for path safety."""
         p = self.listing_path(release.name, release.version, tree)
-        raw = _read(p, "listing")
-        if raw is None:
-            raise FormatError(f"listing {p} of release {release.ref} is missing")
-        return parse_listing(raw, where=str(p), tree=tree)
+        return parse_listing(listing_bytes(p.parent, tree, f"release {release.ref}"), where=str(p))
+
 
     # ---- enumeration -------------------------------------------------------------------------
     def releases(self) -> list[tuple[str, str]]:
@@ -161,3 +162,32 @@ def _subdirs(p: Path) -> list[str]:
 def repo_document(repo_id: str) -> dict[str, object]:
     """The content of ``depotdelivery-repo.json`` for a new repository."""
     return {"format": FORMAT, "id": repo_id}
+
+
+def listing_bytes(listings: Path, tree: str, owner: str) -> bytes:
+    """The listing of ``tree`` from directory ``listings``: the file itself, or the chunks a
+    chunk index names, concatenated; every file checked against the hash it is named by."""
+    p = listings / f"{tree}.jsonl"
+    raw = _read(p, "listing")
+    if raw is None:
+        raise FormatError(f"listing {p} of {owner} is missing")
+    actual = hash_bytes(raw)
+    if actual != tree:
+        raise IntegrityError(f"{p}: listing hash {actual} does not match the tree {tree} it is filed under")
+    if not is_chunk_index(raw):
+        return raw
+    parts = []
+    for chunk, entries in parse_chunk_index(raw, where=str(p)):
+        cp = listings / f"{chunk}.jsonl"
+        data = _read(cp, "listing chunk")
+        if data is None:
+            raise FormatError(f"listing chunk {cp} named by {p} is missing")
+        actual = hash_bytes(data)
+        if actual != chunk:
+            raise IntegrityError(f"{cp}: listing chunk hash {actual} does not match its name")
+        lines = data.count(b"\n")
+        if lines != entries or not data.endswith(b"\n"):
+            raise FormatError(f"{cp}: {lines} complete lines, the index {p} says {entries} entries")
+        parts.append(data)
+    return b"".join(parts)
+
