@@ -160,3 +160,20 @@ def test_rerun_on_the_same_directory(demo_run, monkeypatch):
     assert "was already published with identical content" in narrative
     assert f"selected {first['selected']}" in narrative and "== timings ==" in narrative
     assert "$ depotdelivery check" in narrative
+
+
+def test_julia_1_10_depot_shows_what_relocation_breaks(tmp_path, monkeypatch):
+    """Julia 1.10 caches record absolute source paths: the modes that keep the published paths
+    load every cache, copy (and overlay, at a node-local mount point) would recompile them."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for k in [k for k in os.environ if k.startswith("DEPOTDELIVERY_")]:
+        monkeypatch.delenv(k)
+    r = run_demo(tmp_path / "out", out=None, julia_version="1.10.5").to_dict()
+    modes = {m["mode"]: m for m in r["modes"]}
+    for mode in ("stack", "symlink"):
+        assert modes[mode]["check"].startswith("8 of 8 packages will load"), modes[mode]
+    assert modes["copy"]["check"].startswith("0 of 8 packages will load")
+    assert any("Julia 1.10.5" in w for w in modes["copy"]["warnings"])
+    if modes["overlay"]["prepared"]:
+        assert modes["overlay"]["check"].startswith("0 of 8 packages will load")
+    assert not (tmp_path / "home").exists()

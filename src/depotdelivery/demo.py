@@ -40,11 +40,12 @@ class ModeOutcome:
     cold_ms: float | None = None
     warm_ms: float | None = None
     check: str = ""  # the staleness prediction's summary line for this depot
+    warnings: tuple[str, ...] = ()  # what prepare() warns about (copy mode with Julia 1.10 caches)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "prepared": self.prepared, "reason": self.reason, "key": self.key,
                 "depot_path": list(self.depot_path), "hydrated": self.hydrated, "cold_ms": self.cold_ms,
-                "warm_ms": self.warm_ms, "check": self.check}
+                "warm_ms": self.warm_ms, "check": self.check, "warnings": list(self.warnings)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,8 +205,11 @@ def _prepare_mode(story: _Story, node: dict[str, str], mode: str, held: list["Pr
     verb = "hydrated" if cold.hydrated else "already in the cache"
     story.say(f"  {mode:<8} {verb}: {cold.timings['total']:.1f} ms; warm prepare {warm.timings['total']:.2f} ms; "
               f"JULIA_DEPOT_PATH={story.short(cold.env['JULIA_DEPOT_PATH'])}")
+    for w in cold.warnings:
+        story.say(f"  {'':<8} warning: {w}")
     return ModeOutcome(mode=mode, prepared=True, reason="", key=cold.key, depot_path=cold.depot_path,
-                       hydrated=cold.hydrated, cold_ms=cold.timings["total"], warm_ms=warm.timings["total"]), cold
+                       hydrated=cold.hydrated, cold_ms=cold.timings["total"], warm_ms=warm.timings["total"],
+                       warnings=tuple(cold.warnings)), cold
 
 
 def _check(node: dict[str, str], prepared: "Prepared", host: Any) -> Any:
