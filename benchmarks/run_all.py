@@ -45,9 +45,9 @@ SIZES: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
-def discover() -> list[Path]:
-    """The benchmark scripts: every top-level ``*.py`` here except this one and helpers (``_*``)."""
-    return sorted(p for p in HERE.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
+def discover(directory: Path = HERE) -> list[Path]:
+    """The benchmark scripts: every top-level ``*.py`` except this one and helpers (``_*``)."""
+    return sorted(p for p in directory.glob("*.py") if p.name != Path(__file__).name and not p.name.startswith("_"))
 
 
 def split_output(stdout: str) -> tuple[Any, str]:
@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", default=[], metavar="NAME", help="run only this benchmark (repeatable)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="report directory (default benchmarks/results)")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per benchmark (default 1800)")
+    ap.add_argument("--benchmarks", type=Path, default=HERE, metavar="DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    scripts = discover()
+    scripts = discover(args.benchmarks)
     unknown = set(args.only) - {s.stem for s in scripts}
     if unknown:
         ap.error(f"no benchmark named {', '.join(sorted(unknown))} (have: {', '.join(s.stem for s in scripts)})")
