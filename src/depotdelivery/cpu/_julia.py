@@ -73,10 +73,14 @@ def _arm_cpu(host: HostCPU) -> tuple[str, str]:
     return _ARM_CPUS.get((fields.implementer, fields.part), ("generic", ""))
 
 
-def julia_features(host: HostCPU, version: str) -> frozenset[str]:
-    """The feature names Julia's ``native`` target has on this host (after its host masking)."""
+def julia_features(host: HostCPU, version: str, *, guaranteed: bool = False) -> frozenset[str]:
+    """The feature names Julia's ``native`` target has on this host (after its host masking).
+
+    ``guaranteed`` only matters for an override host: then only the features its archspec
+    microarchitecture guarantees (what a CPU target must limit itself to), not those of a
+    typical CPU of that name (what selection for an override assumes)."""
     names = _measured_features(host, version)
-    if host.source != "override":
+    if host.source != "override" or guaranteed:
         return names
     # An override (``DEPOTDELIVERY_MICROARCH=haswell``) stands for a typical CPU of that name,
     # but archspec's feature lists are minimal (its haswell lacks fsgsbase, its skylake_avx512

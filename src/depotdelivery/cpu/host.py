@@ -128,12 +128,16 @@ class HostCPU:
 
     # -- Julia's view ------------------------------------------------------------------------
 
-    def julia_features(self, julia_version: str = DEFAULT_JULIA_VERSION) -> frozenset[str]:
+    def julia_features(self, julia_version: str = DEFAULT_JULIA_VERSION, *,
+                       guaranteed: bool = False) -> frozenset[str]:
         """Julia's feature names for the ``native`` target on this host, host-masked as Julia
-        does (OS state for AVX/AVX-512/AMX; rdrnd, rdseed, rtm, xsaveopt cleared)."""
+        does (OS state for AVX/AVX-512/AMX; rdrnd, rdseed, rtm, xsaveopt cleared). For an
+        override host these are a typical CPU's of that name, or with ``guaranteed`` only
+        what its archspec microarchitecture guarantees."""
         from depotdelivery.cpu._julia import julia_features
 
-        return self._memoized(("jf", julia_version), lambda: julia_features(self, julia_version))
+        return self._memoized(("jf", julia_version, guaranteed),
+                              lambda: julia_features(self, julia_version, guaranteed=guaranteed))
 
     def julia_words(self, julia_version: str = DEFAULT_JULIA_VERSION) -> tuple[int, ...]:
         """The same features as Julia's u32 feature words (``32 * word + bit``)."""

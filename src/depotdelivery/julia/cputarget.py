@@ -566,7 +566,7 @@ def _microarch_token(microarch: str, arch: str, julia_version: str) -> str:
         warnings.warn(f"{microarch}: Julia {julia_version} does not recognise this CPU and "
                       f"names it 'generic': such hosts run the generic clone (name match)",
                       UserWarning, stacklevel=3)
-    guaranteed = host.julia_features(julia_version)
+    guaranteed = host.julia_features(julia_version, guaranteed=True)
     extra = sorted(parse_cpu_target(name, arch, julia_version)[0].enabled - guaranteed)
     return ",".join([name, *(f"-{f}" for f in extra)])
 
