@@ -192,7 +192,8 @@ def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "Private
     return r
 
 
-def _prepare_mode(story: _Story, node: dict[str, str], mode: str, held: list["Prepared"]) -> tuple[ModeOutcome, "Prepared | None"]:
+def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
+                  held: list["Prepared"]) -> tuple[ModeOutcome, "Prepared | None"]:
     from depotdelivery.node.prepare import prepare
 
     try:
