@@ -38,7 +38,7 @@ _MAX_HOPS = 40
 # listing (~200 bytes per file). Boundaries depend on the paths only (content-defined, like
 # CVMFS's file chunking): after an entry whose CRC-32 of the path has its low 8 bits zero
 # (256 entries on average), or after _CHUNK_MAX entries.
-CHUNK_ABOVE = 4096
+CHUNK_ABOVE = 1024
 _CHUNK_MASK = 0xFF
 _CHUNK_MAX = 1024
 _INDEX_PREFIX = b'{"chunk":'
