@@ -225,3 +225,45 @@ def test_mix_and_match(world: World, piece: str) -> None:
         assert hot.code == 4, hot
     assert scene.outside() == outside
     assert {k: scene.depots().get(k) for k in depots} == depots
+
+
+@heavy(6)
+@given(target=st.sampled_from(["stranger-signed", "dangling", "loop", "file", "faithful-copy"]))
+def test_repository_root_replaced_by_a_symlink(world: World, target: str) -> None:
+    """The configured root becomes a symlink: to a copy re-signed by an untrusted key (5), to
+    nothing or a loop or a file (3, unavailable), or to a faithful copy (accepted: the bytes are
+    what was signed, and the node's trust state, keyed by the configured root, still applies)."""
+    from depotdelivery.channels import set_channel
+    from depotdelivery.store.keys import keygen, load_private_key, sign
+
+    scene = world.fresh()
+    depots = scene.depots()
+    copy = scene.dir / "elsewhere"
+    shutil.copytree(scene.root, copy, symlinks=True)
+    shutil.rmtree(scene.root)
+    if target == "stranger-signed":
+        keygen(scene.dir / "stranger.key")
+        stranger = load_private_key(scene.dir / "stranger.key")
+        set_channel(copy, "stable", A, stranger)  # a newer seq, but by a key the node does not trust
+        for d in (copy / "releases" / A, copy / "releases" / B):
+            (d / "release.json.sig").write_bytes(sign((d / "release.json").read_bytes(), stranger))
+        os.symlink(copy, scene.root)
+    elif target == "dangling":
+        os.symlink(scene.dir / "nowhere", scene.root)
+    elif target == "loop":
+        os.symlink(scene.root, scene.root)
+    elif target == "file":
+        (scene.dir / "a-file").write_text("not a repository\n")
+        os.symlink(scene.dir / "a-file", scene.root)
+    else:
+        os.symlink(copy, scene.root)
+    outside = scene.outside()
+    want = {"stranger-signed": 5, "dangling": 3, "loop": 3, "file": 3, "faithful-copy": 0}[target]
+    hot, cold = scene.prepare(), scene.prepare(mode="copy", cache=scene.cold)
+    assert (hot.code, cold.code) == (want, want), (hot, cold)
+    assert "internal error" not in hot.err + cold.err
+    v = scene.verify()
+    assert v.code == (want if target != "stranger-signed" else 5), v
+    assert scene.api_prepare() == want
+    assert scene.outside() == outside
+    assert {k: scene.depots().get(k) for k in depots} == depots
