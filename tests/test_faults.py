@@ -123,8 +123,6 @@ def test_enospc_during_copy_hydration_at_several_fill_levels(repo, tmp_path):
 def test_enospc_during_publish_keeps_the_repository_and_its_nodes_working(tmp_path):
     """A repository on a real tmpfs that holds release 1 (channel stable) but not release 2:
     publishing 2 exits 9, the repository is byte-for-byte as before, and a node still prepares 1."""
-    from repo_fixtures import tree_digest  # noqa: F401 - imported inside the namespace script
-
     base = tmp_path / "pub"
     first = build_repo(base, targets=("haswell",), packages=2, version="1")
     staging = tmp_path / "staging"

@@ -23,7 +23,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from node_fixtures import build_repo, captured_cpu, node_env, ro_command
+from node_fixtures import build_repo, captured_cpu, node_env
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 FLOCKING = ("nfs", "nfs4", "cifs", "smb3", "9p", "gfs2", "ocfs2", "ceph")

@@ -28,7 +28,7 @@ def _target(scene, which: str):
 @heavy(2)
 @given(which=st.sampled_from(DOCUMENTS), payload=hostile_json)
 def test_hostile_document_is_a_format_error_for_verify(world: World, which: str, payload: bytes) -> None:
-    from depotdelivery.errors import FormatError, IntegrityError
+    from depotdelivery.errors import IntegrityError
     from depotdelivery.store.keys import TrustStore
     from depotdelivery.store.verify import verify
 

@@ -154,15 +154,11 @@ class World:
     def fresh(self) -> Scene:
         assert self.scene is not None
         if self.work.exists():
-            _rmtree(self.work)
+            shutil.rmtree(self.work)
         # hard links: cheap, and safe because attacks go through Scene.rewrite (a new inode)
         # and nothing under test may write into the repository or an existing depot (checked)
         shutil.copytree(self.pristine, self.work, symlinks=True, copy_function=os.link)
         return self.scene
-
-
-def _rmtree(path: Path) -> None:
-    shutil.rmtree(path)
 
 
 def build_world(base: Path) -> World:
@@ -178,7 +174,7 @@ def build_world(base: Path) -> World:
     for mode in ("stack", "copy"):
         assert (o := scene.prepare(mode=mode)).code == 0, o
     assert (o := scene.prepare("--release", A)).code == 0, o
-    _rmtree(scene.cold) if scene.cold.exists() else None
+    shutil.rmtree(scene.cold, ignore_errors=True)
     os.rename(work, world.pristine)
     world.scene = scene
     world.fresh()
