@@ -115,3 +115,30 @@ def test_hydration_lock_times_out_with_exit_code_7(tmp_path):
     with locks.try_hydration_lock(lock_file) as got:
         assert got is True
     assert lock_file.exists()  # lock files are never deleted (filelock 3.13.1's rule)
+
+
+def test_gate_has_one_leader_and_releases_all_waiters_at_once(tmp_path):
+    gate_file = str(tmp_path / "locks" / "prepare.lock")
+    proc = _child("""
+        import sys, time
+        from depotdelivery.node.locks import Gate
+        with Gate(sys.argv[1]) as gate:
+            assert gate.try_lead()
+            print("leading", flush=True)
+            time.sleep(float(sys.argv[2]))
+    """, gate_file, "0.6")
+    try:
+        assert proc.stdout.readline().strip() == "leading"
+        with locks.Gate(gate_file) as gate:
+            assert not gate.try_lead()  # one leader at a time
+            with pytest.raises(LockTimeoutError, match="DEPOTDELIVERY_LOCK_TIMEOUT"):
+                gate.wait_free(time.monotonic() + 0.05, 0.05)
+            with locks.Gate(gate_file) as other:
+                gate.wait_free(time.monotonic() + 30, 30)  # returns when the leader is done
+                other.wait_free(time.monotonic() + 30, 30)  # waiters do not exclude each other
+            assert proc.poll() is not None or proc.wait(timeout=5) == 0
+            assert gate.try_lead()
+            gate.unlock()
+    finally:
+        proc.kill()
+        proc.wait()

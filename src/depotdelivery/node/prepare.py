@@ -15,7 +15,7 @@ from depotdelivery.errors import CacheError, UsageError
 from depotdelivery.node import trust
 from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, rmtree
 from depotdelivery.node.config import Config, resolve
-from depotdelivery.node.locks import Lease, acquire_lease, flock_wait, hydration_lock
+from depotdelivery.node.locks import Gate, Lease, acquire_lease, hydration_lock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -158,11 +158,23 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
     except _Cold:
         pass
     t = time.perf_counter()
+    deadline = time.monotonic() + cfg.lock_timeout
     what = cfg.release.replace("/", "+") if cfg.release else cfg.channel
-    with flock_wait(os.path.join(cache.locks, f"prepare-{repo_id}-{what}.lock"), cfg.lock_timeout):
-        waited = _ms(t)
-        prepared = _attempt(cfg, cache, repo_id, host, t0, cold=True)
-    prepared.timings["wait"] = waited
+    with Gate(os.path.join(cache.locks, f"prepare-{repo_id}-{what}.lock")) as gate:
+        while True:
+            if gate.try_lead():
+                try:
+                    prepared = _attempt(cfg, cache, repo_id, host, t0, cold=True)
+                finally:
+                    gate.unlock()
+                break
+            gate.wait_free(deadline, cfg.lock_timeout)
+            try:
+                prepared = _attempt(cfg, cache, repo_id, host, t0, cold=False)
+                break
+            except _Cold:
+                continue  # the leader failed or did other work: lead ourselves
+    prepared.timings["cold"] = _ms(t)  # behind the gate: waiting for a leader, or leading
     return prepared
 
 
