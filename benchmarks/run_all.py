@@ -42,6 +42,8 @@ SIZES: dict[str, tuple[list[str], list[str]]] = {
     "julia_formats": (["--files", "100", "--image-mb", "64"], ["--files", "300", "--image-mb", "256"]),
     "julia_synth_stale": (["--packages", "30", "--files", "3000", "--artifact-mb", "32"],
                           ["--packages", "300", "--files", "50000", "--artifact-mb", "2048"]),
+    "soak": (["--procs", "4", "--iterations", "20", "--seconds", "20"],
+             ["--procs", "16", "--iterations", "200", "--seconds", "600"]),
 }
 
 

@@ -175,7 +175,7 @@ def test_every_block_is_tagged_and_skips_say_why(block):
 def test_pages_exist_and_readme_links_them():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme
-    for name in OWN_PAGES[1:] + ("architecture.md", "configuration.md"):
+    for name in OWN_PAGES[1:] + ("architecture.md", "configuration.md", "reliability.md"):
         assert (ROOT / "docs" / name).is_file(), name
         assert f"docs/{name}" in readme, f"README.md does not link docs/{name}"
 
