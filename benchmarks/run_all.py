@@ -70,7 +70,9 @@ def ratios(obj: Any, path: str = "") -> list[tuple[str, Any]]:
     if isinstance(obj, dict):
         for k, v in obj.items():
             p = f"{path}.{k}" if path else str(k)
-            if re.search(r"ratio|speed.?up|_over_|_vs_", str(k)) and isinstance(v, (int, float)) and not isinstance(v, bool):
+            # whole words only: "iterations" and "operations" contain "ratio"
+            if re.search(r"(^|_)ratios?($|_)|speed.?up|_over_|_vs_", str(k)) and isinstance(v, (int, float)) \
+                    and not isinstance(v, bool):
                 out.append((p, v))
             else:
                 out += ratios(v, p)

@@ -25,6 +25,7 @@ def test_collects_results_ratios_and_failures(tmp_path):
     _script(bench / "bench_ok.py", """
         import json, sys
         print(json.dumps({"ratios": {"ours_over_baseline": 0.5}, "results": [{"what": "crc", "speedup": 40.0}],
+                          "iterations": 20, "operations": 80, "ratio_vs_cp": 1.25,
                           "argv": sys.argv[1:]}, indent=1))
         print()
         print("| measurement | ours | baseline | ratio |")
@@ -51,7 +52,8 @@ def test_collects_results_ratios_and_failures(tmp_path):
     assert broken["returncode"] == 1 and broken["result"] is None
     assert broken["stderr_tail"] == ["bench_broken: b3sum is not installed"]
     md = report_md.read_text()
-    assert "ratios.ours_over_baseline = 0.5" in md and "results[crc].speedup = 40" in md
+    assert "ratios.ours_over_baseline = 0.5" in md and "results[crc].speedup = 40" in md and "ratio_vs_cp = 1.25" in md
+    assert "iterations" not in md and "operations" not in md  # counts, not ratios
     assert "| bench_broken | FAILED (exit 1) |" in md and "| crc | 1 ms | 40 ms | 40x |" in md
     assert doc["machine"]["cpus"] and doc["command"].startswith("benchmarks/run_all.py")
 
