@@ -29,9 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 OWN_PAGES = ("README.md", "quickstart.md", "site-admin.md", "publisher.md", "launchers.md", "format.md",
              "security.md", "troubleshooting.md")
-# Pages whose ```python blocks are interface sketches (signatures with `...` bodies), not
-# programs: their blocks are checked for tags and links but not run. Owned by the lead.
-SKETCH_PAGES = {"architecture.md": "module contracts written as Python signatures, not runnable code"}
 EXECUTED = frozenset({"sh", "bash", "python"})
 NEEDS_MARKER = frozenset({"julia"})
 DATA = frozenset({"", "text", "toml", "json", "jsonl"})  # "": an untagged fence is plain text
@@ -133,15 +130,15 @@ def _run(block: Block, cwd: Path, env: dict[str, str], n: int) -> subprocess.Com
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def _runnable(page: Path) -> list[Block]:
+    return [b for b in parse_blocks(page) if b.lang in EXECUTED and b.skip is None]
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if _runnable(p)], ids=lambda p: p.name)
 def test_code_blocks_run(page, docs_env):
     import json
 
-    if page.name in SKETCH_PAGES:
-        pytest.skip(f"{page.name}: {SKETCH_PAGES[page.name]}")
-    blocks = [b for b in parse_blocks(page) if b.lang in EXECUTED and b.skip is None]
-    if not blocks:
-        pytest.skip(f"{page.name} has no runnable blocks")
+    blocks = _runnable(page)
     cwd = docs_env["base"] / f"work-{page.stem}"
     cwd.mkdir()
     env = {**docs_env["env"], "DOCS_JULIA_LOG": str(cwd / ".julia-calls.jsonl")}
