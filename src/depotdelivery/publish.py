@@ -543,6 +543,13 @@ def _mkdirs(p: Path, created: list[Path]) -> None:
         created.append(m)
 
 
+def _brief(value: object, limit: int = 80) -> str:
+    # a conflict message stays one readable line: long values (clone lists, sysimage
+    # module build ids) are cut, the full documents are in the repository for diffing
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
 def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list[_TreeIn]) -> str:
     diffs = [f"{k} {getattr(old, k)!r} -> {getattr(new, k)!r}" for k in ("julia_version", "project")
              if getattr(old, k) != getattr(new, k)]
@@ -565,7 +572,7 @@ def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list
         before = old_variants.get(v.target)
         if before is not None:
             after = v.to_dict()
-            diffs += [f"variant {v.target} {k} {before[k]!r} -> {after[k]!r}" for k in sorted(after)
+            diffs += [f"variant {v.target} {k} {_brief(before[k])} -> {_brief(after[k])}" for k in sorted(after)
                       if k not in ("tree", "files", "bytes", "sysimage") and before[k] != after[k]]
     if not diffs:
         diffs.append("variant metadata differs")
