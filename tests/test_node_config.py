@@ -53,6 +53,9 @@ def test_default_config_files_are_the_documented_ones():
     ("lock_timeout", "-1", ">= 0"),
     ("release", "hep", "expected NAME/VERSION"),
     ("release", "hep/", "expected NAME/VERSION"),
+    ("release", "hep/..", "invalid release version"),
+    ("channel", "../../etc/passwd", "invalid channel"),
+    ("channel", ".hidden", "invalid channel"),
 ])
 def test_bad_environment_values_name_the_variable(key, raw, fragment):
     env = {f"DEPOTDELIVERY_{key.upper()}": raw}

@@ -6,6 +6,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node._record import Record
+from depotdelivery.store._fields import check_name
 
 __all__ = ["KEYS", "MODES", "Config", "Key", "config_files", "default_cache", "resolve"]
 
@@ -62,10 +63,19 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _channel(value: Any) -> str:
+    # names become path components (channels/<c>.json, lock and record files): the store's rule
+    return check_name("channel", _str(value))
+
+
 def _release(value: Any) -> str | None:
     text = _opt_str(value)
-    if text is not None and (text.count("/") != 1 or "" in text.split("/")):
-        raise ValueError("expected NAME/VERSION")
+    if text is not None:
+        if text.count("/") != 1 or "" in text.split("/"):
+            raise ValueError("expected NAME/VERSION")
+        name, version = text.split("/")
+        check_name("release name", name)
+        check_name("release version", version)
     return text
 
 
@@ -87,7 +97,7 @@ KEYS: tuple[Key, ...] = (
     Key(name="repo", parse=_opt_path, default=lambda: None,
         doc="Repository root (a CVMFS mount such as `/cvmfs/sw.example.org/depots`, a shared "
             "filesystem or a local directory). Required."),
-    Key(name="channel", parse=_str, default=lambda: "stable",
+    Key(name="channel", parse=_channel, default=lambda: "stable",
         doc="Channel to follow when no release is pinned."),
     Key(name="release", parse=_release, default=lambda: None,
         doc="Pin a release `NAME/VERSION` instead of following a channel (its own signature "
