@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import textwrap
 
-import pytest
 from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.node.prepare import Prepared
