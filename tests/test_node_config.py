@@ -94,3 +94,33 @@ def test_parse_age_units(value, unit):
 def test_parse_age_rejects_garbage(text):
     with pytest.raises(ValueError, match="bad age"):
         parse_age(text)
+
+
+LAYERS = ("argument", "env", "system", "user")
+
+
+@given(st.dictionaries(st.sampled_from(["channel", "cache", "microarch", "lock_timeout"]),
+                       st.sets(st.sampled_from(LAYERS))))
+def test_highest_layer_that_sets_a_key_wins(tmp_path_factory, placement):
+    tmp = tmp_path_factory.mktemp("cfg")
+    value = {"channel": lambda layer: f"ch-{layer}", "cache": lambda layer: f"/cache/{layer}",
+             "microarch": lambda layer: f"arch-{layer}", "lock_timeout": lambda layer: float(LAYERS.index(layer) + 1)}
+    args, env, files = {}, {}, {"system": [], "user": []}
+    for key, layers in placement.items():
+        for layer in layers:
+            v = value[key](layer)
+            if layer == "argument":
+                args[key] = v
+            elif layer == "env":
+                env[f"DEPOTDELIVERY_{key.upper()}"] = str(v)
+            else:
+                files[layer].append(f"{key} = {v!r}" if key != "lock_timeout" else f"{key} = {v}")
+    system = _write(tmp / "system.toml", "\n".join(files["system"]) + "\n")
+    user = _write(tmp / "user.toml", "\n".join(files["user"]) + "\n")
+    cfg = config.resolve(args, environ=env, files=[system, user])
+    for key, layers in placement.items():
+        if layers:
+            winner = min(layers, key=LAYERS.index)
+            assert getattr(cfg, key) == value[key](winner), (key, layers)
+        else:
+            assert cfg.sources[key] == "default"
