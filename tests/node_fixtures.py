@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
+from captured_cpus import captured_cpu  # noqa: F401 - re-exported for the node tests
 
 ALL_TARGETS = ("generic", "haswell", "skylake-avx512", "znver4", "neoverse-v1", "a64fx")
 
@@ -124,10 +125,3 @@ def node_env(repo: NodeRepo, cache: Path, **extra: str) -> dict[str, str]:
 def node_repo(tmp_path_factory: pytest.TempPathFactory) -> NodeRepo:
     """One small release with every synth target (x86_64 and aarch64), channel ``stable``."""
     return build_repo(tmp_path_factory.mktemp("node-repo"))
-
-
-def captured_cpu(name: str) -> Path:
-    """A real machine's /proc/cpuinfo captured by archspec (``archspec/json/tests/targets``)."""
-    from depotdelivery.cpu._archspec import archspec_json_dir
-
-    return Path(archspec_json_dir()) / "tests" / "targets" / name

@@ -6,32 +6,17 @@ import os
 
 import pytest
 
-from depotdelivery.cpu import detect
 from depotdelivery.cpu._aarch64 import IMPLEMENTERS, decode_hwcaps, hwcaps_from_features, midr_fields, midr_from_fields
-from depotdelivery.cpu._archspec import archspec_json, archspec_json_dir
+from depotdelivery.cpu._archspec import archspec_json
 from depotdelivery.cpu._parse import parse_cpuid_dump, read_text
 from depotdelivery.errors import UnsupportedError
 from depotdelivery.julia.features import feature_table
 
-TARGETS_DIR = os.path.join(archspec_json_dir(), "tests", "targets")
-FILES = sorted(os.listdir(TARGETS_DIR))
+from captured_cpus import ALL, TARGETS_DIR, UNSUPPORTED, detect_captured
 
-# Captures we do not model, asserted to fail with UnsupportedError (not skipped): POWER,
-# RISC-V, and macOS sysctl dumps (not /proc/cpuinfo files; Apple hosts are out of scope).
-EXPECTED_UNSUPPORTED = {
-    "bgq-rhel6-power7", "linux-centos7-power8le", "linux-rhel8-power9", "linux-unknown-power10",
-    "linux-debian13-x60", "linux-sifive-u74mc", "linux-spacemit-x60",
-    "darwin-bigsur-m1", "darwin-mojave-haswell", "darwin-mojave-ivybridge",
-    "darwin-mojave-skylake", "darwin-monterey-m1", "darwin-monterey-m2", "darwin-sequoia-m3",
-    "darwin-sequoia-m4",
-}
-
-
-def _detect(name: str):
-    path = os.path.join(TARGETS_DIR, name)
-    if name.startswith("windows-cpuid-"):
-        return detect(cpuid_dump=path)
-    return detect(cpuinfo=path)
+FILES = ALL
+EXPECTED_UNSUPPORTED = UNSUPPORTED  # asserted to fail with UnsupportedError, not skipped
+_detect = detect_captured
 
 
 def test_archspec_ships_captures():

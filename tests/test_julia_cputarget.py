@@ -5,6 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from captured_cpus import SUPPORTED, detect_captured
+
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.cputarget import (
     CLONE_ALL,
@@ -315,26 +317,14 @@ def test_recommended_aarch64():
         assert spec.enabled <= detect(microarch=m).julia_features("1.11"), m
 
 
-def _captured_machines():
-    archspec = pytest.importorskip("archspec")
-    from pathlib import Path
-    d = Path(archspec.__file__).parent / "json" / "tests" / "targets"
-    return sorted(p for p in d.iterdir() if p.name.startswith(("linux-", "windows-cpuid-")))
-
-
-@pytest.mark.parametrize("path", _captured_machines(), ids=lambda p: p.name)
-def test_recommended_clone_is_accepted_on_captured_machines(path):
+@pytest.mark.parametrize("name", SUPPORTED)  # the others: test_cpu_targets.py asserts the refusal
+def test_recommended_clone_is_accepted_on_captured_machines(name):
     """Real machines (archspec's captured /proc/cpuinfo and CPUID dumps): the clone recommended
     for the machine's own microarchitecture is never rejected, and wins unless Julia names
     the host 'generic' (then the generic clone wins by name, as in Julia)."""
-    from depotdelivery.cpu import detect
-    from depotdelivery.errors import UnsupportedError
     from depotdelivery.julia.clones import match_targets
 
-    try:
-        host = detect(cpuid_dump=path) if path.name.startswith("windows-") else detect(cpuinfo=path)
-    except UnsupportedError:
-        pytest.skip("not an x86_64/aarch64 machine")
+    host = detect_captured(name)
     for version in VERSIONS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -2,15 +2,15 @@
 target; the expected choice is Julia's rule implemented again here, from julia-formats.md."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from node_fixtures import captured_cpu, node_repo  # noqa: F401 - node_repo is a fixture
+from captured_cpus import SUPPORTED, detect_captured
+from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
-from depotdelivery.errors import NoCompatibleVariantError, UnsupportedError
+from depotdelivery.errors import NoCompatibleVariantError
 from depotdelivery.select import select
 
 JULIA = "1.11.1"
@@ -75,25 +75,9 @@ def release(node_repo):
     return rel
 
 
-def _captured() -> list[str]:
-    directory = captured_cpu("")
-    return sorted(n for n in os.listdir(directory) if n.startswith(("linux-", "windows-cpuid-")))
-
-
-def _detect(name: str):
-    from depotdelivery.cpu import detect
-
-    path = captured_cpu(name)
-    return detect(cpuid_dump=path) if name.startswith("windows-cpuid-") else detect(cpuinfo=path)
-
-
-@pytest.mark.parametrize("machine", _captured())
+@pytest.mark.parametrize("machine", SUPPORTED)  # the others: test_cpu_targets.py asserts the refusal
 def test_choice_on_captured_cpu_equals_julias_rule(release, machine):
-    try:
-        host = _detect(machine)
-    except UnsupportedError as exc:
-        assert not any(a in machine for a in ("x86", "zen", "lake", "well", "bridge", "neoverse", "a64fx"))
-        pytest.skip(f"not an x86_64/aarch64 machine: {exc}")
+    host = detect_captured(machine)
     features, cpu = host.julia_features(JULIA), host.julia_cpu(JULIA)
     expected = expected_choice(release, features, cpu, host.arch)
     if expected is None:
@@ -123,15 +107,15 @@ def test_choice_on_captured_cpu_equals_julias_rule(release, machine):
 
 def test_known_machines_get_the_expected_variant(release):
     # a few anchors a reader can check by hand against the CPU tables
-    assert select(release, _detect("linux-rhel7-haswell")).target == "haswell"
-    assert select(release, _detect("linux-rocky8-a64fx")).target == "a64fx"
-    assert select(release, _detect("linux-rhel8-neoverse_v1")).target == "neoverse-v1"
-    assert select(release, _detect("linux-rhel7-ivybridge")).target == "generic"  # no avx2
+    assert select(release, detect_captured("linux-rhel7-haswell")).target == "haswell"
+    assert select(release, detect_captured("linux-rocky8-a64fx")).target == "a64fx"
+    assert select(release, detect_captured("linux-rhel8-neoverse_v1")).target == "neoverse-v1"
+    assert select(release, detect_captured("linux-rhel7-ivybridge")).target == "generic"  # no avx2
 
 
 def test_no_variant_message_lists_each_variant_and_what_it_lacks(release):
     with pytest.raises(NoCompatibleVariantError) as err:
-        select(release, _detect("linux-amazon-cortex_a72"))
+        select(release, detect_captured("linux-amazon-cortex_a72"))
     msg = str(err.value)
     assert "a64fx: Julia would refuse it" in msg and "sve" in msg
     assert "haswell: built for x86_64, host is aarch64" in msg
