@@ -215,16 +215,11 @@ def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
 
 def _check(node: dict[str, str], prepared: "Prepared", host: Any) -> Any:
     """Julia's staleness verdict for every package in the prepared depot (``depotdelivery check``)."""
-    from depotdelivery.julia.stale import predict
+    from depotdelivery.node.check import check
     from depotdelivery.store.repo import Repository
 
     name, _, version = prepared.release.partition("/")
-    release = Repository.open(node["repo"]).read_release(name, version)
-    variant = release.variant(prepared.variant)
-    return predict(prepared.depot_path, julia_version=release.julia_version,
-                   sysimage_modules=[m.to_dict() for m in variant.sysimage_modules],
-                   host=host,
-                   jit_target=variant.cpu_target, project=prepared.env.get("JULIA_PROJECT"))
+    return check(prepared, Repository.open(node["repo"]).read_release(name, version), host)
 
 
 def _summary(report: Any) -> str:

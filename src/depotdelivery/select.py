@@ -9,9 +9,10 @@ from depotdelivery.errors import NoCompatibleVariantError
 
 if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
+    from depotdelivery.julia.targetdata import ImageTarget
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Selection", "Verdict", "select"]
+__all__ = ["Selection", "Verdict", "image_targets", "select"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,10 +92,18 @@ def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: 
                      variant=release.variant(accepted[0].target), verdicts=(*accepted, *rejected))
 
 
+def image_targets(variant: "Variant") -> list["ImageTarget"]:
+    """The variant's sysimage clone targets as Julia stores them (release.json ``clones``)."""
+    from depotdelivery.julia.targetdata import ImageTarget
+
+    return [ImageTarget(flags=c.flags, en_words=c.en, dis_words=c.dis, name=c.name, ext=c.ext)
+            for c in variant.clones]
+
+
 def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: frozenset[str],
            julia_version: str) -> Verdict:
     from depotdelivery.julia import clones
-    from depotdelivery.julia.targetdata import CLONE_ALL, ImageTarget
+    from depotdelivery.julia.targetdata import CLONE_ALL
 
     if variant.arch != host_arch:
         return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
@@ -102,9 +111,7 @@ def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: fro
     if not variant.clones:
         return Verdict(target=variant.target, accepted=False, clone_index=None, clone_name=None, rank=None,
                        reason="records no clone targets (cannot tell whether Julia accepts it)", missing=())
-    images = [ImageTarget(flags=c.flags, en_words=c.en, dis_words=c.dis, name=c.name, ext=c.ext)
-              for c in variant.clones]
-    match = clones.match_targets(host_features, host_cpu, images, variant.arch, julia_version)
+    match = clones.match_targets(host_features, host_cpu, image_targets(variant), variant.arch, julia_version)
     missing = tuple((r.name, r.missing) for r in match.rejections)
     if not match.accepted:
         lacks = "; ".join(f"clone {name!r} needs {', '.join(feats)}" for name, feats in missing)

@@ -153,9 +153,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 # ---- check ------------------------------------------------------------------------------------------
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from depotdelivery.julia.stale import format_report, predict
+    from depotdelivery.julia.stale import format_report
     from depotdelivery.node import trust
     from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.check import check
     from depotdelivery.node.prepare import detect_host, repo_id_of
 
     cfg = _config(args)
@@ -163,11 +164,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     root = cfg.repo
     release = trust.load_release(NodeCache(cfg.cache), root, repo_id_of(root), prepared.release, cfg.trusted_keys,
                                  expected_id=prepared.release_id)
-    variant = release.variant(prepared.variant)
-    report = predict(prepared.depot_path, julia_version=release.julia_version,
-                     sysimage_modules=[m.to_dict() for m in variant.sysimage_modules],
-                     host=detect_host(cfg), jit_target=variant.cpu_target,
-                     project=prepared.env.get("JULIA_PROJECT"))
+    report = check(prepared, release, detect_host(cfg))
     warnings = list(prepared.warnings)
     if args.json:
         _emit({"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings})

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Prepared", "copy_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare",
+__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare",
            "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
@@ -370,10 +370,11 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
         "DEPOTDELIVERY_VARIANT": variant.target,
     }
     warnings = []
-    if cfg.mode == "copy" and copy_breaks_caches(release.julia_version):
-        warnings.append(f"copy mode with Julia {release.julia_version}: its caches record the absolute paths of "
-                        "the published sources, so Julia will find them stale and recompile; use stack or symlink "
-                        "mode (`depotdelivery check` shows the prediction)")
+    if cfg.mode in RELOCATING_MODES and relocation_breaks_caches(release.julia_version):
+        warnings.append(f"{cfg.mode} mode with Julia {release.julia_version}: its caches record the absolute paths "
+                        "of the published sources, and the sources Julia finds through this depot are other files, "
+                        "so Julia will find the caches stale and recompile; use stack or symlink mode "
+                        "(`depotdelivery check` shows the prediction)")
     return {
         "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target, "warnings": warnings,
         "release": {"ref": release.ref, "id": release.id, "julia_version": release.julia_version},
@@ -383,9 +384,16 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
     }
 
 
-def copy_breaks_caches(julia_version: str) -> bool:
-    """Julia <= 1.10 caches record absolute source paths (julia-formats.md "Staleness"): a copy
-    moves the sources, so its caches go stale. 1.11+ records ``@depot/`` paths (relocatable)."""
+# Modes whose depot presents the sources as other files than the published ones: a copy, or
+# an overlay mount (another st_dev/st_ino, so Julia's ``samefile`` check of the first include
+# fails); stack and symlink modes reach the published inodes themselves.
+RELOCATING_MODES = frozenset({"copy", "overlay"})
+
+
+def relocation_breaks_caches(julia_version: str) -> bool:
+    """Julia <= 1.10 caches record absolute source paths (julia-formats.md "Staleness"): a depot
+    whose sources are other files than the published ones makes them stale. 1.11+ records
+    ``@depot/`` paths (relocatable)."""
     major, minor = julia_version.split(".")[:2]
     return (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) <= (1, 10)
 

@@ -1,0 +1,28 @@
+"""What Julia will do with a prepared depot: which caches load, which recompile and why."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from depotdelivery.cpu import HostCPU
+    from depotdelivery.julia.stale import StalenessReport
+    from depotdelivery.node.prepare import Prepared
+    from depotdelivery.store.release import Release
+
+__all__ = ["check"]
+
+
+def check(prepared: "Prepared", release: "Release", host: "HostCPU") -> "StalenessReport":
+    """Julia's staleness verdict for every package of ``prepared``'s environment, on its depot
+    stack, with the variant's sysimage (its modules' build ids and clone targets) and the
+    session's ``JULIA_CPU_TARGET`` (``depotdelivery check``). ``release`` is the verified
+    release ``prepared`` came from; ``host`` the CPU it was selected for."""
+    from depotdelivery.julia.stale import predict
+    from depotdelivery.select import image_targets
+
+    variant = release.variant(prepared.variant)
+    return predict(prepared.depot_path, julia_version=release.julia_version,
+                   sysimage_modules=[m.to_dict() for m in variant.sysimage_modules], host=host,
+                   jit_target=prepared.env.get("JULIA_CPU_TARGET") or variant.cpu_target,
+                   project=prepared.env.get("JULIA_PROJECT"),
+                   sysimage_targets=image_targets(variant) or None)
