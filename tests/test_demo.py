@@ -176,4 +176,7 @@ def test_julia_1_10_depot_shows_what_relocation_breaks(tmp_path, monkeypatch):
     assert any("Julia 1.10.5" in w for w in modes["copy"]["warnings"])
     if modes["overlay"]["prepared"]:
         assert modes["overlay"]["check"].startswith("0 of 8 packages will load")
+        assert any("overlay mode with Julia 1.10.5" in w for w in modes["overlay"]["warnings"])
+    for mode in ("stack", "symlink"):  # the warning names only the modes that break caches
+        assert not modes[mode]["warnings"], modes[mode]
     assert not (tmp_path / "home").exists()
