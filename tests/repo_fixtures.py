@@ -1,14 +1,22 @@
 """Small depots and repositories for the store/publish tests: files, executables, symlinks,
-nested directories, nanosecond mtimes, and a variant with a real ELF sysimage."""
+nested directories, nanosecond mtimes, a variant with a real ELF sysimage, a trusted signing key
+with an empty repository, a series of small releases, and a file a real writer keeps growing."""
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from depotdelivery.julia.elfimage import write_image
 from depotdelivery.julia.features import feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
+from depotdelivery.publish import publish
+from depotdelivery.store.keys import PrivateKey, keygen, load_private_key
 
 BASE_NS = 1_730_419_200_123_456_789  # 2024-11-01, with a nanosecond part Julia 1.10 would compare
 
@@ -90,3 +98,52 @@ def build_variant(root: Path, *, arch: str = "x86_64", julia: str = "1.11", sysi
     write(root / "depot" / "compiled" / f"v{julia}" / "Foo" / "x0_y.so", b"pkgimage" * 64, mode=0o755,
           mtime_ns=BASE_NS + 71)
     return root
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publisher:
+    """A signing key whose public half is the only trusted key, and an empty repository."""
+
+    key_path: Path
+    key: PrivateKey
+    trust: Path
+    repo: Path
+
+
+def make_publisher(base: Path) -> Publisher:
+    """``base/key`` (its ``key.pub`` copied into ``base/trust``) and an empty ``base/repo``."""
+    keygen(base / "key")
+    trust = base / "trust"
+    trust.mkdir()
+    shutil.copy(base / "key.pub", trust)
+    repo = base / "repo"
+    repo.mkdir()
+    return Publisher(key_path=base / "key", key=load_private_key(base / "key"), trust=trust, repo=repo)
+
+
+def publish_series(pub: Publisher, depot: Path, versions: Iterable[str]) -> None:
+    """Releases ``hep/<v>`` of ``depot`` without variants, one per version, each differing from
+    the one before in a single file (the registry names the version)."""
+    for v in versions:
+        write(depot / "registries" / "General.toml", f"[General] # {v}\n")
+        publish(pub.repo, "hep", v, depot, {}, pub.key, use_hash_cache=False)
+
+
+@contextmanager
+def growing(path: Path, chunk: bytes) -> Iterator[None]:
+    """While the block runs, a real writer thread keeps appending ``chunk`` to ``path``."""
+    stop = threading.Event()
+
+    def writer() -> None:
+        with open(path, "ab") as fh:
+            while not stop.is_set():
+                fh.write(chunk)
+                fh.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join()

@@ -2,35 +2,24 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import pytest
-from repo_fixtures import build_depot, tree_digest, write
+from repo_fixtures import build_depot, make_publisher, publish_series, tree_digest
 
 from depotdelivery.channels import channel_history, parse_duration, rollback_channel, set_channel
 from depotdelivery.cli import main
 from depotdelivery.errors import NotFoundError, TrustError, UsageError
-from depotdelivery.publish import publish
-from depotdelivery.store.keys import TrustStore, keygen, load_private_key
+from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository
 
 
 @pytest.fixture
 def three(tmp_path):
     """A repository with releases hep/1..3 (one file differs) and no channel yet."""
-    keygen(tmp_path / "key")
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    shutil.copy(tmp_path / "key.pub", trust)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    key = load_private_key(tmp_path / "key")
-    depot = build_depot(tmp_path / "depot")
-    for v in ("1", "2", "3"):
-        write(depot / "registries" / "General.toml", f"[General] # {v}\n")
-        publish(repo, "hep", v, depot, {}, key, use_hash_cache=False)
-    return repo, trust, key, tmp_path
+    pub = make_publisher(tmp_path)
+    publish_series(pub, build_depot(tmp_path / "depot"), ("1", "2", "3"))
+    return pub.repo, pub.trust, pub.key, tmp_path
 
 
 def test_set_history_rollback(three):

@@ -7,19 +7,18 @@ import pty
 import shutil
 import socket
 import stat
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from repo_fixtures import BASE_NS, build_depot, build_variant, tree_digest, write
+from repo_fixtures import BASE_NS, build_depot, build_variant, growing, make_publisher, tree_digest, write
 
 from depotdelivery.cli import main
 from depotdelivery.errors import ConflictError, InputError, PublishError, RepositoryUnavailableError, UsageError
 from depotdelivery.progress import ProgressLine
 from depotdelivery.publish import PublishResult, VariantInput, init_repository, publish
 from depotdelivery.store import hashing
-from depotdelivery.store.keys import PrivateKey, TrustStore, keygen, load_private_key
+from depotdelivery.store.keys import PrivateKey, TrustStore, load_private_key
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
 
@@ -43,15 +42,9 @@ class Env:
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPOTDELIVERY_PUBLISH_CACHE", str(tmp_path / "hash-cache"))
-    keygen(tmp_path / "key")
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    shutil.copy(tmp_path / "key.pub", trust)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    return Env(base=tmp_path, repo=repo, depot=build_depot(tmp_path / "depot"),
-               variant=build_variant(tmp_path / "haswell"), key=load_private_key(tmp_path / "key"),
-               key_path=tmp_path / "key", trust=trust)
+    p = make_publisher(tmp_path)
+    return Env(base=tmp_path, repo=p.repo, depot=build_depot(tmp_path / "depot"),
+               variant=build_variant(tmp_path / "haswell"), key=p.key, key_path=p.key_path, trust=p.trust)
 
 
 def _stats(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -170,22 +163,9 @@ def test_refuses_non_utf8_names(env):
 def test_file_changing_during_publish_is_detected(env):
     big = env.depot / "artifacts" / "growing.bin"
     big.write_bytes(os.urandom(16 << 20))
-    stop = threading.Event()
-
-    def writer() -> None:
-        with open(big, "ab") as fh:
-            while not stop.is_set():
-                fh.write(b"y" * 65536)
-                fh.flush()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        with pytest.raises(PublishError, match="growing.bin changed while it was being (hashed|published)"):
-            env.publish(use_hash_cache=False)
-    finally:
-        stop.set()
-        t.join()
+    with growing(big, b"y" * 65536), \
+            pytest.raises(PublishError, match="growing.bin changed while it was being (hashed|published)"):
+        env.publish(use_hash_cache=False)
     assert os.listdir(env.repo) == []
 
 

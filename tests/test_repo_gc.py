@@ -3,36 +3,26 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
-from repo_fixtures import build_depot, tree_digest, write
+from repo_fixtures import build_depot, make_publisher, publish_series, tree_digest
 
 from depotdelivery.channels import rollback_channel, set_channel
 from depotdelivery.cli import main
 from depotdelivery.errors import PublishError, UsageError
-from depotdelivery.publish import publish
 from depotdelivery.repogc import repo_gc
-from depotdelivery.store.keys import TrustStore, keygen, load_private_key
+from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
 
 
 @pytest.fixture
 def six(tmp_path):
-    keygen(tmp_path / "key")
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    shutil.copy(tmp_path / "key.pub", trust)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    key = load_private_key(tmp_path / "key")
-    depot = build_depot(tmp_path / "depot", big=256 * 1024)
+    pub = make_publisher(tmp_path)
+    publish_series(pub, build_depot(tmp_path / "depot", big=256 * 1024), [str(i) for i in range(1, 7)])
     for i in range(1, 7):
-        write(depot / "registries" / "General.toml", f"[General] # {i}\n")
-        publish(repo, "hep", str(i), depot, {}, key, use_hash_cache=False)
-        os.utime(repo / "releases" / "hep" / str(i) / "release.json", ns=(i * 10**18, i * 10**18))
-    return repo, trust, key
+        os.utime(pub.repo / "releases" / "hep" / str(i) / "release.json", ns=(i * 10**18, i * 10**18))
+    return pub.repo, pub.trust, pub.key
 
 
 def test_gc_keeps_channels_and_history(six):

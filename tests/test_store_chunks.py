@@ -3,13 +3,12 @@ and an index), every chunk checked against its name."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from unittest import mock
 
 import pytest
 from hypothesis import given
-from repo_fixtures import build_depot, write
+from repo_fixtures import build_depot, make_publisher, write
 from test_store_formats import listings
 
 from depotdelivery.errors import FormatError, IntegrityError
@@ -17,7 +16,7 @@ from depotdelivery.publish import publish
 from depotdelivery.store import listing as listing_mod
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
-from depotdelivery.store.keys import TrustStore, keygen, load_private_key, sign
+from depotdelivery.store.keys import TrustStore, sign
 from depotdelivery.store.listing import encode_listing, encode_listing_files, is_chunk_index, parse_chunk_index
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
@@ -47,16 +46,11 @@ def test_chunks_join_to_the_plain_listing(entries):
 
 @pytest.fixture
 def big(tmp_path):
-    keygen(tmp_path / "key")
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    shutil.copy(tmp_path / "key.pub", trust)
+    pub = make_publisher(tmp_path)
     depot = build_depot(tmp_path / "depot")
     for i in range(60):
         write(depot / "packages" / f"Pkg{i:02d}" / "src" / f"Pkg{i:02d}.jl", f"module Pkg{i:02d} end\n")
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    return repo, trust, load_private_key(tmp_path / "key"), depot
+    return pub.repo, pub.trust, pub.key, depot
 
 
 def _new_listing_files(repo: Path, version: str) -> list[str]:

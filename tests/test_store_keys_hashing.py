@@ -5,11 +5,11 @@ import os
 import shutil
 import stat
 import subprocess
-import threading
 import time
 
 import blake3
 import pytest
+from repo_fixtures import growing
 
 from depotdelivery.cli import main
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
@@ -115,23 +115,9 @@ def test_hash_file_detects_a_concurrent_writer(tmp_path):
     """A real writer appending while a large file is hashed: the change must be caught."""
     p = tmp_path / "growing"
     p.write_bytes(os.urandom(64 * LARGE_FILE))
-    stop = threading.Event()
-
-    def writer() -> None:
-        with open(p, "ab") as fh:
-            while not stop.is_set():
-                fh.write(b"x" * 4096)
-                fh.flush()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        with pytest.raises(FileChangedError):
-            for _ in range(50):
-                hash_file(p, os.lstat(p))
-    finally:
-        stop.set()
-        t.join()
+    with growing(p, b"x" * 4096), pytest.raises(FileChangedError):
+        for _ in range(50):
+            hash_file(p, os.lstat(p))
 
 
 def test_hash_file_refuses_symlinks(tmp_path):

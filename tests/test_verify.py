@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from repo_fixtures import build_depot, build_variant, tree_digest
+from repo_fixtures import build_depot, build_variant, make_publisher, tree_digest
 
 from depotdelivery.cli import main
 from depotdelivery.errors import FormatError, IntegrityError, TrustError
@@ -24,17 +24,11 @@ REL = Path("releases/hep/1")
 
 @pytest.fixture
 def pub(tmp_path):
-    keygen(tmp_path / "key")
+    p = make_publisher(tmp_path)
     keygen(tmp_path / "stranger")
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    shutil.copy(tmp_path / "key.pub", trust)
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    publish(repo, "hep", "1", build_depot(tmp_path / "depot"),
-            {"haswell": VariantInput(dir=build_variant(tmp_path / "haswell"))},
-            load_private_key(tmp_path / "key"), use_hash_cache=False)
-    return repo, trust, tmp_path
+    publish(p.repo, "hep", "1", build_depot(tmp_path / "depot"),
+            {"haswell": VariantInput(dir=build_variant(tmp_path / "haswell"))}, p.key, use_hash_cache=False)
+    return p.repo, p.trust, tmp_path
 
 
 def _cli_verify(repo: Path, trust: Path, capsys, *extra: str) -> tuple[int, str, str]:
