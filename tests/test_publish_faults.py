@@ -3,14 +3,13 @@ bind mount), a full filesystem (a real tiny tmpfs). Clear error, exit 9 (3 for a
 and the repository byte-for-byte as before."""
 from __future__ import annotations
 
-import functools
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from node_fixtures import ro_command
 from repo_fixtures import build_depot
 
 from depotdelivery.cli import main
@@ -31,30 +30,14 @@ print(json.dumps({{"before": before, "after": tree_digest(repo), "code": p.retur
 """
 
 
-@functools.lru_cache(maxsize=None)
-def _namespace_problem(kind: str) -> str | None:
-    if shutil.which("unshare") is None:
-        return "unshare(1) is not installed"
-    probe = Path(f"/tmp/depotdelivery-faults-probe-{kind}")
-    probe.mkdir(exist_ok=True)
-    cmd = {"tmpfs": ["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {probe}"],
-           "ro": ["unshare", "-rm", "sh", "-c", f"mount --bind {probe} {probe} && mount -o remount,bind,ro {probe}"
-                  f" && ! touch {probe}/x 2>/dev/null"]}[kind]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
-    if done.returncode != 0:
-        return f"cannot {'mount a tmpfs' if kind == 'tmpfs' else 'make a read-only bind mount'} in a private " \
-               f"mount namespace here: {done.stderr.strip() or done.returncode}"
-    return None
-
-
-def _in_namespace(setup: list[str], repo: Path, args: list[str]) -> dict:
+def _in_namespace(repo: Path, args: list[str], *, readonly: tuple[Path, ...] = (),
+                  tmpfs: tuple[tuple[Path, str], ...] = (), before: tuple[str, ...] = ()) -> dict:
+    """Run ``_SCRIPT`` in a private mount namespace (node_fixtures.ro_command), after the shell
+    steps ``before``; skips where such a namespace cannot be made."""
     script = repo.parent / "in_namespace.py"
     script.write_text(_SCRIPT.format(tests=str(TESTS), repo=str(repo), args=args))
-    shell = " && ".join([*setup, f"exec {sys.executable} {script}"])
-    done = subprocess.run(["unshare", *(["-m"] if "tmpfs" in setup[0] else ["-rm"]), "sh", "-c", shell],
+    shell = " && ".join([*before, f"exec {sys.executable} {script}"])
+    done = subprocess.run(ro_command(readonly, ["sh", "-c", shell], tmpfs=tmpfs),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
@@ -80,33 +63,25 @@ def test_missing_repo_root(inputs, capsys):
 
 
 def test_read_only_repo_root(inputs):
-    problem = _namespace_problem("ro")
-    if problem:
-        pytest.skip(problem)
     base, depot = inputs
     repo = base / "repo"
     repo.mkdir()
     assert main(_args(repo, "1", depot, base / "key")) == 0
     (depot / "registries" / "General.toml").write_text("[changed]\n")
-    result = _in_namespace([f"mount --bind {repo} {repo}", f"mount -o remount,bind,ro {repo}"], repo,
-                           _args(repo, "2", depot, base / "key"))
+    result = _in_namespace(repo, _args(repo, "2", depot, base / "key"), readonly=(repo,))
     assert result["code"] == 9, result["err"]
     assert "is read-only" in result["err"] and "left as it was" in result["err"] and "Traceback" not in result["err"]
     assert result["before"] == result["after"]
 
 
 def test_enospc_mid_publish(inputs):
-    problem = _namespace_problem("tmpfs")
-    if problem:
-        pytest.skip(problem)
     base, depot = inputs
     repo = base / "repo"
     repo.mkdir()
     # a small first release fits; the second carries 2 MiB more than the 1 MiB tmpfs holds
-    setup = [f"mount -t tmpfs -o size=1m tmpfs {repo}",
-             f"{sys.executable} -m depotdelivery {' '.join(_args(repo, '1', depot, base / 'key'))}",
-             f"head -c 2097152 /dev/urandom > {depot}/artifacts/big.bin"]
-    result = _in_namespace(setup, repo, _args(repo, "2", depot, base / "key"))
+    before = (f"{sys.executable} -m depotdelivery {' '.join(_args(repo, '1', depot, base / 'key'))}",
+              f"head -c 2097152 /dev/urandom > {depot}/artifacts/big.bin")
+    result = _in_namespace(repo, _args(repo, "2", depot, base / "key"), tmpfs=((repo, "size=1m"),), before=before)
     assert result["code"] == 9, result["err"]
     assert "is full (no space left on device)" in result["err"] and "Traceback" not in result["err"]
     assert result["before"] == result["after"], "the half-written release must be gone"
