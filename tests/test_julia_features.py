@@ -107,10 +107,12 @@ def test_tables_are_cached():
 
 
 _TABLES = st.sampled_from([(a, k) for a in ("x86_64", "aarch64") for k in TABLE_VERSIONS])
+# a table and a set of its feature names
+_TABLE_AND_NAMES = _TABLES.flatmap(lambda ak: st.tuples(
+    st.just(ak), st.frozensets(st.sampled_from(sorted(feature_table(*ak).all)))))
 
 
-@given(_TABLES.flatmap(lambda ak: st.tuples(
-    st.just(ak), st.frozensets(st.sampled_from(sorted(feature_table(*ak).all))))))
+@given(_TABLE_AND_NAMES)
 def test_words_names_round_trip(case):
     (arch, key), names = case
     t = feature_table(arch, key)
@@ -130,8 +132,7 @@ def test_names_never_fails_on_arbitrary_words(case):
     assert len(names) + len(unknown) == sum(bin(w).count("1") for w in words)
 
 
-@given(_TABLES.flatmap(lambda ak: st.tuples(
-    st.just(ak), st.frozensets(st.sampled_from(sorted(feature_table(*ak).all))))))
+@given(_TABLE_AND_NAMES)
 def test_dependency_closures(case):
     (arch, key), names = case
     t = feature_table(arch, key)
