@@ -1,8 +1,6 @@
 """x86_64 decoding: CPUID registers + XCR0 -> vendor, family/model/stepping, brand, Linux flag names."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 __all__ = [
     "EAX",
     "EBX",
@@ -15,6 +13,8 @@ __all__ = [
     "registers_from_flags",
 ]
 
+# no `typing` at run time: detect() imports this module (see cpu/detection.py)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

@@ -3,13 +3,17 @@ a named microarchitecture (DEPOTDELIVERY_MICROARCH)."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from depotdelivery.cpu import _x86
 from depotdelivery.cpu.host import HostCPU
 from depotdelivery.errors import UnsupportedError, UsageError
 
+# `typing` (with re, enum, collections, functools) costs more to import than the whole first
+# detect(): type checkers treat a module-level TYPE_CHECKING name as typing.TYPE_CHECKING.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Mapping, Optional, Union
+
     from depotdelivery.cpu._parse import CpuInfo
 
     PathArg = Union[str, os.PathLike[str]]

@@ -1,7 +1,10 @@
 """HostCPU: the immutable record of one CPU (identity, Linux feature names, raw registers)."""
 from __future__ import annotations
 
-from typing import Any
+# no `typing` at run time: detect() imports this module (see cpu/detection.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["DEFAULT_JULIA_VERSION", "HostCPU"]
 
