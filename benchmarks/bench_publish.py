@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from repo_fixtures import unique_bytes  # noqa: E402 - the test suite's hard-link-aware size
+
 
 def _timed(fn):  # type: ignore[no-untyped-def]
     t = time.perf_counter()
@@ -44,18 +47,6 @@ def _files(root: Path) -> list[tuple[str, os.stat_result]]:
     from depotdelivery.store.walk import walk
 
     return [(e.path, e.st) for e in walk(root) if stat.S_ISREG(e.st.st_mode)]
-
-
-def _unique_bytes(root: Path) -> int:
-    seen: set[int] = set()
-    total = 0
-    for dirpath, _, names in os.walk(root):
-        for n in names:
-            st = os.lstat(os.path.join(dirpath, n))
-            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += st.st_size
-    return total
 
 
 def _b3sum(paths: list[str]) -> None:
@@ -147,10 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             with open(p, "ab") as fh:
                 fh.write(b"\n# patched\n")
             changed_bytes += os.path.getsize(p)
-        before = _unique_bytes(work / "repo")
+        before = unique_bytes(work / "repo")
         second_s, second = _timed(lambda: publish(work / "repo", "hep", "2", inputs.depot, variants, key,
                                                   project=inputs.project, hash_cache_dir=cache))
-        growth = _unique_bytes(work / "repo") - before
+        growth = unique_bytes(work / "repo") - before
         # listing files release 2 does not share with release 1 (unchanged chunks are hard links)
         listings = sum(st.st_size for p in (work / "repo" / "releases" / "hep" / "2" / "listings").iterdir()
                        if (st := p.stat()).st_nlink == 1)

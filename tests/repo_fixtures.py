@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +40,19 @@ def tree_digest(root: Path) -> str:
     st = os.stat(root)
     h.update(f"{st.st_mode}".encode())
     return h.hexdigest()
+
+
+def unique_bytes(root: Path) -> int:
+    """Bytes of the regular files below ``root``, each inode once: what hard links cost."""
+    seen: set[int] = set()
+    total = 0
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
+                seen.add(st.st_ino)
+                total += st.st_size
+    return total
 
 
 def write(path: Path, data: bytes | str, *, mode: int = 0o644, mtime_ns: int = BASE_NS) -> Path:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from repo_fixtures import BASE_NS, build_depot, build_variant, growing, make_publisher, tree_digest, write
+from repo_fixtures import BASE_NS, build_depot, build_variant, growing, make_publisher, tree_digest, unique_bytes, write
 
 from depotdelivery.cli import main
 from depotdelivery.errors import ConflictError, InputError, PublishError, RepositoryUnavailableError, UsageError
@@ -169,17 +169,6 @@ def test_file_changing_during_publish_is_detected(env):
     assert os.listdir(env.repo) == []
 
 
-def _du(root: Path) -> int:
-    seen, total = set(), 0
-    for dirpath, _, filenames in os.walk(root):
-        for n in filenames:
-            st = os.lstat(os.path.join(dirpath, n))
-            if stat.S_ISREG(st.st_mode) and st.st_ino not in seen:
-                seen.add(st.st_ino)
-                total += st.st_size
-    return total
-
-
 def test_hard_links_make_a_one_package_change_cost_that_package(env, tmp_path):
     depot1 = build_depot(tmp_path / "d1", big=1 << 20)
     depot2 = build_depot(tmp_path / "d2", big=0, salt="new")
@@ -188,9 +177,9 @@ def test_hard_links_make_a_one_package_change_cost_that_package(env, tmp_path):
     shutil.copy2(depot1 / big, depot2 / big)
     os.utime((depot2 / big).parent, ns=(BASE_NS + 60, BASE_NS + 60))
     env.publish("1", depot=depot1)
-    size1 = _du(env.repo)
+    size1 = unique_bytes(env.repo)
     r2 = env.publish("2", depot=depot2)
-    growth = _du(env.repo) - size1
+    growth = unique_bytes(env.repo) - size1
     changed = (depot2 / "packages" / "Foo" / "Ab0cD" / "src" / "Foo.jl").stat().st_size
     assert r2.linked_files == r2.files - 1 and r2.copied_bytes == changed
     assert growth < 16 * 1024, f"one small source file changed but the repository grew by {growth} bytes"
