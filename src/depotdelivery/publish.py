@@ -450,15 +450,9 @@ def _write_tree(t: _TreeIn, dest: Path, links: _LinkIndex | None, ws: _WriteStat
             os.symlink(it.target or "", dst)
             os.utime(dst, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns), follow_symlinks=False)
         else:
-            old = links.find(it) if links is not None else None
-            try:
-                if old is None:
-                    raise FileNotFoundError
-                os.link(old, dst)
+            if _link(links.find(it) if links is not None else None, dst):
                 ws.linked += 1
-            except OSError as exc:
-                if exc.errno not in (None, errno.ENOENT, errno.EMLINK, errno.EXDEV):
-                    raise
+            else:
                 _copy_file(t.src / it.rel, dst, it)
                 os.chmod(dst, stat.S_IMODE(it.st.st_mode))
                 os.utime(dst, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
@@ -476,6 +470,20 @@ def _write_tree(t: _TreeIn, dest: Path, links: _LinkIndex | None, ws: _WriteStat
     os.chmod(dest, stat.S_IMODE(top_st.st_mode))
 
 
+def _link(old: Path | None, dst: Path) -> bool:
+    """Hard-link the earlier release's ``old`` as ``dst``. False, with nothing made, where there
+    is none or it cannot be linked (removed since, too many links, another filesystem)."""
+    if old is None:
+        return False
+    try:
+        os.link(old, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EMLINK, errno.EXDEV):
+            raise
+        return False
+    return True
+
+
 def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: PrivateKey, created: list[Path],
                      links: _LinkIndex | None = None) -> None:
     """listings/, then release.json.sig, then release.json last: a reader that sees
@@ -489,14 +497,7 @@ def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: Priva
         p = listings / f"{name}.jsonl"
         if p.exists():
             continue
-        old = links.listings.get(name) if links is not None else None
-        try:
-            if old is None:
-                raise FileNotFoundError
-            os.link(old, p)
-        except OSError as exc:
-            if exc.errno not in (None, errno.ENOENT, errno.EMLINK, errno.EXDEV):
-                raise
+        if not _link(links.listings.get(name) if links is not None else None, p):
             write_atomic(p, data)
         created.append(p)
     sig = d / "release.json.sig"
