@@ -163,10 +163,6 @@ class TrustStore:
         self.revoked = revoked
         self.source = source
 
-    @property
-    def keyids(self) -> frozenset[str]:
-        return frozenset(self._keys)
-
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str]) -> "TrustStore":
         from cryptography.hazmat.primitives import serialization
