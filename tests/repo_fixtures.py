@@ -23,22 +23,24 @@ BASE_NS = 1_730_419_200_123_456_789  # 2024-11-01, with a nanosecond part Julia 
 
 
 def tree_digest(root: Path) -> str:
-    """A hash of everything observable in a directory tree: names, types, modes, mtimes,
-    sizes, contents, link targets. Equal digests = byte-for-byte the same repository."""
+    """A hash of everything observable in a directory tree: names (as bytes: hostile ones need
+    not be UTF-8), types, modes, mtimes, sizes, contents, link targets, and the root's own mode
+    (lstat: a root that is a symlink, even a dangling one, is hashed as the link).
+    Equal digests = byte-for-byte the same tree."""
+    top = os.fsencode(root)
     h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            h.update(f"{os.path.relpath(p, root)}\0{st.st_mode}\0{st.st_mtime_ns}\0{st.st_size}\0".encode())
-            if os.path.islink(p):
-                h.update(os.readlink(p).encode())
-            elif os.path.isfile(p):
+            h.update(b"%s\0%d\0%d\0%d\0" % (os.path.relpath(p, top), st.st_mode, st.st_mtime_ns, st.st_size))
+            if stat.S_ISLNK(st.st_mode):
+                h.update(os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
                 with open(p, "rb") as fh:
                     h.update(fh.read())
-    st = os.stat(root)
-    h.update(f"{st.st_mode}".encode())
+    h.update(b"%d" % os.lstat(top).st_mode)
     return h.hexdigest()
 
 

@@ -5,16 +5,15 @@ hydrated before the attack byte-for-byte intact."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from node_fixtures import NodeRepo, build_repo, captured_cpu
+from repo_fixtures import tree_digest
 
 from depotdelivery.cli import main
 from depotdelivery.errors import DepotDeliveryError
@@ -117,24 +116,6 @@ class Scene:
     def depots(self) -> dict[str, str]:
         d = self.cache / "depots"
         return {k: tree_digest(d / k) for k in sorted(os.listdir(d))} if d.is_dir() else {}
-
-
-def tree_digest(top: Path) -> str:
-    """Names (as bytes: hostile ones need not be UTF-8), types, modes, mtimes, sizes, contents
-    and link targets of everything below ``top``."""
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(top)):
-        dirnames.sort()
-        for name in sorted(dirnames + filenames):
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            h.update(b"%s\0%d\0%d\0%d\0" % (os.path.relpath(p, os.fsencode(top)), st.st_mode, st.st_mtime_ns, st.st_size))
-            if stat.S_ISLNK(st.st_mode):
-                h.update(os.readlink(p))
-            elif stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as fh:
-                    h.update(fh.read())
-    return h.hexdigest()
 
 
 def tree_digest_except(top: Path, skip: set[str]) -> str:
