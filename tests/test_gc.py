@@ -22,6 +22,14 @@ def test_gc_keep_older_than_leases_and_leftovers(node_repo, tmp_path):
         from depotdelivery.errors import UnsupportedError
         from depotdelivery.node.cache import NodeCache
         cache = NodeCache(os.environ["DEPOTDELIVERY_CACHE"])
+
+        def lease_holder():  # a job holding a lease on the copy-mode depot until it is killed
+            child = subprocess.Popen([sys.executable, "-c",
+                "import depotdelivery, time; depotdelivery.prepare(mode='copy'); print('ok', flush=True); time.sleep(60)"],
+                stdout=subprocess.PIPE, text=True)
+            assert child.stdout.readline().strip() == "ok"
+            return child
+
         keys = {}
         for mode, age in (("stack", 10 * 86400), ("symlink", 3600), ("copy", 0)):
             p = depotdelivery.prepare(mode=mode)
@@ -31,10 +39,7 @@ def test_gc_keep_older_than_leases_and_leftovers(node_repo, tmp_path):
             os.utime(os.path.join(cache.leases, p.key), (t, t))
         out = {"keys": keys}
         # a job killed while holding a lease, and one killed while building
-        child = subprocess.Popen([sys.executable, "-c",
-            "import depotdelivery, time; depotdelivery.prepare(mode='copy'); print('ok', flush=True); time.sleep(60)"],
-            stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ok"
+        child = lease_holder()
         out["status_leased"] = [d.to_dict() for d in cache.status()]
         child.kill(); child.wait()
         os.utime(os.path.join(cache.leases, keys["copy"]), None)
@@ -45,10 +50,7 @@ def test_gc_keep_older_than_leases_and_leftovers(node_repo, tmp_path):
         out["gc_older"] = cache.gc(older_than=2 * 86400).to_dict()
         out["gc_keep"] = cache.gc(keep=1).to_dict()
         # a held lease protects a depot from everything
-        child = subprocess.Popen([sys.executable, "-c",
-            "import depotdelivery, time; depotdelivery.prepare(mode='copy'); print('ok', flush=True); time.sleep(60)"],
-            stdout=subprocess.PIPE, text=True)
-        assert child.stdout.readline().strip() == "ok"
+        child = lease_holder()
         out["gc_leased"] = cache.gc(keep=0, older_than=0).to_dict()
         child.kill(); child.wait()
         try:
