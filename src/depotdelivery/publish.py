@@ -370,22 +370,25 @@ class _LinkIndex:
         seen: set[str] = set()
         for d in _link_sources(repo, name):
             try:
-                rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
-                with os.scandir(d / "listings") as it:
-                    for f in it:
-                        self.listings.setdefault(f.name.removesuffix(".jsonl"), Path(f.path))
-                for tree in rel.trees():
-                    if tree.tree in seen:
-                        continue  # the same tree (a shared listing): its files are indexed already
-                    seen.add(tree.tree)
-                    data = listing_bytes(d / "listings", tree.tree, f"release {rel.ref}")
-                    for line in data.splitlines():
-                        e = json.loads(line)
-                        if e.get("type") == "file":
-                            self._by_key.setdefault((e["blake3"], e["size"], e["mode"], e["mtime_ns"]),
-                                                    d / tree.path / e["path"])
+                self._add(d, seen)
             except (OSError, ValueError, KeyError, DepotDeliveryError):
                 continue  # an unreadable old release only loses deduplication; verify reports it
+
+    def _add(self, d: Path, seen: set[str]) -> None:
+        """Index the listings and files of the release in directory ``d``; ``seen``: the trees
+        already indexed."""
+        rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
+        with os.scandir(d / "listings") as it:
+            for f in it:
+                self.listings.setdefault(f.name.removesuffix(".jsonl"), Path(f.path))
+        for tree in rel.trees():
+            if tree.tree in seen:
+                continue  # the same tree (a shared listing): its files are indexed already
+            seen.add(tree.tree)
+            for line in listing_bytes(d / "listings", tree.tree, f"release {rel.ref}").splitlines():
+                e = json.loads(line)
+                if e.get("type") == "file":
+                    self._by_key.setdefault((e["blake3"], e["size"], e["mode"], e["mtime_ns"]), d / tree.path / e["path"])
 
     def find(self, it: _Item) -> Path | None:
         p = self._by_key.get((it.digest or "", it.st.st_size, stat.S_IMODE(it.st.st_mode), it.st.st_mtime_ns))
@@ -702,21 +705,8 @@ def publish(
                     _write_documents(final, trees, release, key, created)
                 else:
                     links = _LinkIndex(repo, name) if cvmfs is None else None  # CVMFS deduplicates itself
-                    tmp = temp_name(final)
-                    os.mkdir(tmp, 0o755)
-                    created.append(tmp)
-                    if progress is not None:
-                        progress.start("writing", total_files, total_bytes)
-                    for t in trees:
-                        _mkdirs((tmp / t.dest).parent, [])
-                        _write_tree(t, tmp / t.dest, links, ws, progress)
-                    if progress is not None:
-                        progress.finish()
-                    _write_documents(tmp, trees, release, key, [], links)
-                    syncfs(tmp)
-                    os.rename(tmp, final)
-                    created[-1] = final
-                    fsync_dir(final.parent)
+                    _write_release(final, trees, release, key, links, created, ws, progress,
+                                   (total_files, total_bytes))
             seq = _point_channel(root, channel, release, key, expires, None)
         except BaseException as exc:
             if progress is not None:
@@ -726,6 +716,28 @@ def publish(
                 raise _os_error(exc, root, f"publishing {release.ref}") from None
             raise
     return result(not raced, ws, seq)
+
+
+def _write_release(final: Path, trees: list[_TreeIn], release: Release, key: PrivateKey,
+                   links: _LinkIndex | None, created: list[Path], ws: _WriteStats,
+                   progress: ProgressLine | None, totals: tuple[int, int]) -> None:
+    """Write the whole release into a temporary directory next to ``final``, then rename it
+    into place: a reader never sees a half-written release. ``totals``: (files, bytes)."""
+    tmp = temp_name(final)
+    os.mkdir(tmp, 0o755)
+    created.append(tmp)
+    if progress is not None:
+        progress.start("writing", *totals)
+    for t in trees:
+        _mkdirs((tmp / t.dest).parent, [])
+        _write_tree(t, tmp / t.dest, links, ws, progress)
+    if progress is not None:
+        progress.finish()
+    _write_documents(tmp, trees, release, key, [], links)
+    syncfs(tmp)
+    os.rename(tmp, final)
+    created[-1] = final
+    fsync_dir(final.parent)
 
 
 def _point_channel(root: Path, channel: str | None, release: Release, key: PrivateKey, expires: float | None,
