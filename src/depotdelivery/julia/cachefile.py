@@ -506,23 +506,30 @@ def find_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     src/staticdata.c). Other copies of the magic (e.g. a ``.ji`` header with pkgimage = 0)
     are skipped; the first valid pkgimage header wins."""
     name = os.fspath(path)
-    first_error: FormatError | None = None
     try:
         with open(path, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size:
-                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-                    at = data.find(MAGIC)
-                    while at >= 0:
-                        try:
-                            header = read_image_header(data, where=name, start=at)
-                        except FormatError as exc:
-                            first_error = first_error or exc
-                        else:
-                            if header.pkgimage == 1:
-                                return header
-                        at = data.find(MAGIC, at + 1)
+            if not os.fstat(handle.fileno()).st_size:
+                return _first_pkgimage_header(b"", name)  # mmap refuses an empty file
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _first_pkgimage_header(data, name)
     except OSError as exc:
         raise FormatError(f"{name}: cannot read image: {exc.strerror or exc}") from None
+
+
+def _first_pkgimage_header(data: bytes | mmap.mmap, name: str) -> ImageHeader:
+    """The first valid header with pkgimage = 1 at a copy of the magic in ``data``; else the
+    first copy's error, or that there is none."""
+    first_error: FormatError | None = None
+    at = data.find(MAGIC)
+    while at >= 0:
+        try:
+            header = read_image_header(data, where=name, start=at)
+        except FormatError as exc:
+            first_error = first_error or exc
+        else:
+            if header.pkgimage == 1:
+                return header
+        at = data.find(MAGIC, at + 1)
     if first_error is not None:
         raise first_error
     raise FormatError(f"{name}: offset 0: expected an embedded cache header with pkgimage = 1 "
