@@ -44,8 +44,7 @@ def _refused(scene: Scene, outside: str, depots: dict[str, str]) -> None:
     assert not (scene.cold / "depots").is_dir() or not os.listdir(scene.cold / "depots")
     for mode in ("stack", "symlink"):  # they never read listings: whatever they answer, no escape
         scene.prepare(mode=mode, cache=scene.cold)
-    assert scene.outside() == outside
-    assert {k: scene.depots().get(k) for k in depots} == depots
+    scene.assert_intact(outside, depots)
 
 
 @heavy(4)
@@ -173,8 +172,7 @@ def test_published_tree_with_escapes(world: World, data: st.DataObject, how: str
     assert cold.code == (0 if copy_ok else 4), cold
     assert "internal error" not in cold.err + v.err
     assert scene.prepare().code == 0  # stack mode hands the tree to Julia unread: documented
-    assert scene.outside() == outside
-    assert {k: scene.depots().get(k) for k in depots} == depots
+    scene.assert_intact(outside, depots)
 
 
 @heavy(4)
@@ -223,8 +221,7 @@ def test_mix_and_match(world: World, piece: str) -> None:
         # a re-verified channel must still be checked against the release it names.
         hot = scene.prepare()
         assert hot.code == 4, hot
-    assert scene.outside() == outside
-    assert {k: scene.depots().get(k) for k in depots} == depots
+    scene.assert_intact(outside, depots)
 
 
 @heavy(6)
@@ -265,5 +262,4 @@ def test_repository_root_replaced_by_a_symlink(world: World, target: str) -> Non
     v = scene.verify()
     assert v.code == (want if target != "stranger-signed" else 5), v
     assert scene.api_prepare() == want
-    assert scene.outside() == outside
-    assert {k: scene.depots().get(k) for k in depots} == depots
+    scene.assert_intact(outside, depots)

@@ -77,8 +77,7 @@ def test_replayed_older_channel_is_refused(world: World, moves: list[str], data:
     else:
         assert got.code == 0, got
     assert scene.verify().code == 0  # each document on its own is valid: only the node's memory tells
-    assert scene.outside() == outside
-    assert {k_: scene.depots().get(k_) for k_ in depots} == depots
+    scene.assert_intact(outside, depots)
 
 
 @heavy(3)
@@ -107,5 +106,4 @@ def test_documents_signed_only_by_a_revoked_key(world: World, resign: str, hot: 
     assert scene.prepare(*pin, mode="copy", cache=scene.cold).code == 5
     v = scene.verify()
     assert v.code == 5 and "revoked" in v.err, v
-    assert scene.outside() == outside
-    assert {k: scene.depots().get(k) for k in depots} == depots
+    scene.assert_intact(outside, depots)

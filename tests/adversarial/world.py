@@ -117,6 +117,14 @@ class Scene:
         d = self.cache / "depots"
         return {k: tree_digest(d / k) for k in sorted(os.listdir(d))} if d.is_dir() else {}
 
+    def assert_intact(self, outside: str, depots: dict[str, str]) -> None:
+        """Nothing outside the node caches changed since ``outside`` was taken, and every depot
+        of ``depots`` (taken before the attack) is still there, byte-for-byte the same."""
+        assert self.outside() == outside, "the attack changed something outside the node caches"
+        now = self.depots()
+        changed = sorted(k for k, digest in depots.items() if now.get(k) != digest)
+        assert not changed, f"depots hydrated before the attack changed or vanished: {changed}"
+
 
 def tree_digest_except(top: Path, skip: set[str]) -> str:
     parts = [f"{name}={tree_digest(top / name)}" for name in sorted(os.listdir(top)) if name not in skip]
