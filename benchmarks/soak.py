@@ -3,7 +3,7 @@ publisher process keeps publishing new releases and rolling the channel back and
 
 Every job's `exec` runs a tiny command that reads marker files through the prepared depot
 stack (one in the shared depot, one in the variant depot, one beside the activated project)
-and checks that they and DEPOTDELIVERY_RELEASE name the same release: a job that saw files
+and checks that they and DEPOTDELIVERY_PREPARED_RELEASE name the same release: a job that saw files
 of two releases is a consistency violation. Reports prepares/s, p50/p99 latency (in-process
 and as a process, against `python3 -c pass` measured in the same run), failures (must be 0),
 violations (must be 0), and what the publisher did. Bounded in time by --seconds.
@@ -33,7 +33,7 @@ VARIANT_MARKER = "soak-variant.txt"
 # the environment says it is, and the release must be one the publisher published.
 CHECK = r"""
 import json, os, sys
-rel = os.environ["DEPOTDELIVERY_RELEASE"]
+rel = os.environ["DEPOTDELIVERY_PREPARED_RELEASE"]
 stack = [p for p in os.environ["JULIA_DEPOT_PATH"].split(":") if p]
 def first(name):
     for p in stack:

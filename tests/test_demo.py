@@ -121,7 +121,7 @@ def test_job_environment_and_check(demo_run):
     r = demo_run["result"]
     env = r["env"]
     assert env["JULIA_PKG_OFFLINE"] == "true" and env["JULIA_DEPOT_PATH"].endswith(":")
-    assert env["DEPOTDELIVERY_VARIANT"] == r["selected"] and env["DEPOTDELIVERY_RELEASE"] == r["releases"][0]
+    assert env["DEPOTDELIVERY_PREPARED_VARIANT"] == r["selected"] and env["DEPOTDELIVERY_PREPARED_RELEASE"] == r["releases"][0]
     assert r["julia_args"][0] == "--sysimage" and Path(r["julia_args"][1]).is_file()
     assert r["check"]["packages"] and all(p["verdict"] == "load" for p in r["check"]["packages"])
 

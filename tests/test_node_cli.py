@@ -146,3 +146,20 @@ def test_status_json_lists_depots_and_leases(node_repo, env):
     assert depot["complete"] and depot["mode"] == "symlink" and depot["variant"] == "haswell"
     assert depot["leases"] == []  # the prepare process has exited
     assert depot["files"] > 0 and depot["last_use"] > 0
+
+
+def test_env_output_does_not_pin_later_calls_of_the_job(tmp_path):
+    from node_fixtures import build_repo
+
+    build_repo(tmp_path / "r", targets=("haswell",), packages=1, version="2026.11", channel="stable")
+    repo = build_repo(tmp_path / "r", targets=("haswell",), packages=1, version="2026.12", channel="testing")
+    env = node_env(repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
+    dd = f"{sys.executable} -m depotdelivery"
+    # a job script: the environment of `env`, then later depotdelivery calls in the same job
+    argv = ro_command([repo.root], ["sh", "-c", f'eval "$({dd} env)" && env | grep ^DEPOTDELIVERY_PREPARED_ && '
+                                                f'{dd} prepare --json --channel testing'])
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exported, _, later = done.stdout.partition("{")
+    assert sorted(exported.split()) == ["DEPOTDELIVERY_PREPARED_RELEASE=hep/2026.11", "DEPOTDELIVERY_PREPARED_VARIANT=haswell"]
+    assert json.loads("{" + later)["release"] == "hep/2026.12"

@@ -124,3 +124,17 @@ def test_highest_layer_that_sets_a_key_wins(tmp_path_factory, placement):
             assert getattr(cfg, key) == value[key](winner), (key, layers)
         else:
             assert cfg.sources[key] == "default"
+
+
+def test_a_channel_above_a_release_pin_unpins(tmp_path):
+    pinned = {"DEPOTDELIVERY_RELEASE": "hep/2026.11"}
+    cfg = config.resolve({"channel": "testing"}, environ=pinned, files=[])
+    assert (cfg.channel, cfg.release) == ("testing", None)
+    assert cfg.sources["release"] == "unset by channel from argument"
+    assert config.resolve({}, environ=pinned, files=[]).release == "hep/2026.11"
+    # the same level: the pin wins; a lower channel never unpins
+    both = _write(tmp_path / "both.toml", 'channel = "testing"\nrelease = "hep/2026.11"\n')
+    assert config.resolve({}, environ={}, files=[both]).release == "hep/2026.11"
+    channel_file = _write(tmp_path / "ch.toml", 'channel = "testing"\n')
+    assert config.resolve({}, environ=pinned, files=[channel_file]).release == "hep/2026.11"
+    assert config.resolve({"channel": "x"}, environ={"DEPOTDELIVERY_CHANNEL": "y"}, files=[both]).release is None

@@ -179,7 +179,8 @@ def resolve(
     files: Sequence[str] | None = None,
 ) -> Config:
     """Resolve every key: ``overrides`` (arguments; None means unset) > ``DEPOTDELIVERY_*``
-    variables > config ``files`` (default :func:`config_files`, first wins) > defaults."""
+    variables > config ``files`` (default :func:`config_files`, first wins) > defaults; a
+    ``channel`` set at a higher level than ``release`` clears that release pin."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for name in overrides:
         if name not in _BY_NAME:
@@ -188,22 +189,30 @@ def resolve(
     docs = [(p, d) for p in (config_files() if files is None else files) if (d := _read_file(p)) is not None]
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    levels: dict[str, int] = {}  # 0 arguments, 1 environment, 2... files, len(docs) + 2 default
     for key in KEYS:
         if key.name in overrides:
-            raw, where = overrides[key.name], "argument"
+            raw, where, levels[key.name] = overrides[key.name], "argument", 0
         elif key.env in environ:
-            raw, where = environ[key.env], f"environment variable {key.env}"
+            raw, where, levels[key.name] = environ[key.env], f"environment variable {key.env}", 1
         else:
-            for path, doc in docs:
+            for level, (path, doc) in enumerate(docs, start=2):
                 if key.name in doc:
-                    raw, where = doc[key.name], f"config file {path}"
+                    raw, where, levels[key.name] = doc[key.name], f"config file {path}", level
                     break
             else:
                 values[key.name], sources[key.name] = key.default(), "default"
+                levels[key.name] = len(docs) + 2
                 continue
         try:
             values[key.name] = key.parse(raw)
         except ValueError as exc:
             raise UsageError(f"configuration key {key.name!r} from {where}: {exc} (got {raw!r})") from None
         sources[key.name] = where
+    # channel and release are one choice ("follow this channel" or "pin this release") made at
+    # one level: a channel chosen above a lower level's pin (`--channel testing` with
+    # DEPOTDELIVERY_RELEASE set) unpins; within one level the pin wins.
+    if values["release"] is not None and levels["channel"] < levels["release"]:
+        values["release"] = None
+        sources["release"] = f"unset by channel from {sources['channel']}"
     return Config(**values, sources=sources)

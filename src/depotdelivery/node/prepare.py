@@ -366,8 +366,10 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
         "JULIA_PKG_OFFLINE": "true",
         "JULIA_PKG_PRECOMPILE_AUTO": "0",
         "JULIA_CPU_TARGET": variant.cpu_target,
-        "DEPOTDELIVERY_RELEASE": release.ref,
-        "DEPOTDELIVERY_VARIANT": variant.target,
+        # informational, for logs: not DEPOTDELIVERY_RELEASE, which would pin every later
+        # depotdelivery call of the job (docs/configuration.md)
+        "DEPOTDELIVERY_PREPARED_RELEASE": release.ref,
+        "DEPOTDELIVERY_PREPARED_VARIANT": variant.target,
     }
     warnings = []
     if cfg.mode in RELOCATING_MODES and relocation_breaks_caches(release.julia_version):
