@@ -138,3 +138,25 @@ def test_parse_duration(text, seconds):
 def test_parse_duration_rejects(text):
     with pytest.raises(UsageError):
         parse_duration(text)
+
+
+def test_concurrent_updates_are_serialised(three):
+    """Real processes updating one channel at once: every update gets its own seq, the history
+    holds all of them in order, and the final document matches its signature."""
+    import subprocess
+    import sys
+
+    repo, trust, key, base = three
+    script = (
+        "import sys\n"
+        "from depotdelivery.channels import set_channel\n"
+        "from depotdelivery.store.keys import load_private_key\n"
+        "key = load_private_key(sys.argv[2])\n"
+        "for i in range(6):\n"
+        "    set_channel(sys.argv[1], 'stable', f'hep/{(int(sys.argv[3]) + i) % 3 + 1}', key)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(repo), str(base / "key"), str(n)])
+             for n in range(4)]
+    assert [p.wait() for p in procs] == [0] * 4
+    ch = Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
+    seqs = [e.seq for e in ch.history()]
+    assert seqs == list(range(24, 0, -1)), "each update read the seq the one before it wrote"

@@ -4,19 +4,25 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from depotdelivery.errors import NotFoundError, UsageError
-from depotdelivery.store.atomic import dir_times_restored_on_error, write_atomic
+from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
 from depotdelivery.store.keys import PrivateKey, Signature, encode_signatures, parse_signatures
+from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository
+
+if TYPE_CHECKING:
+    from depotdelivery.cvmfs import Commit
 
 __all__ = [
     "DEFAULT_EXPIRY",
     "channel_history",
     "parse_duration",
+    "repository_lock",
     "rollback_channel",
     "set_channel",
 ]
@@ -58,11 +64,9 @@ def _current(repo: Repository, channel: str) -> Channel | None:
         return None
 
 
-def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None, cvmfs: str | None) -> Channel:
+def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None) -> Channel:
     """Write ``.sig`` first, then the document. The new ``.sig`` keeps our signature over the
     old document too, so a reader between the two renames still verifies (docs/architecture.md)."""
-    from depotdelivery.cvmfs import transaction
-
     raw = doc.to_bytes()
     sigs = [Signature(key.keyid, key.key.sign(raw))]
     if old is not None and old.sig_raw is not None:
@@ -72,11 +76,7 @@ def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None,
                 sigs.append(s)
                 break
     path = repo.channel_path(doc.channel)
-    with ExitStack() as stack:
-        if cvmfs is not None:
-            stack.enter_context(transaction(cvmfs, tag=f"channel-{doc.channel}-{doc.seq}",
-                                            message=f"depotdelivery: channel {doc.channel} seq {doc.seq} -> {doc.release}"))
-        stack.enter_context(dir_times_restored_on_error(repo.root, path.parent))
+    with dir_times_restored_on_error(repo.root, path.parent):
         made_dir = not path.parent.exists()
         if made_dir:
             path.parent.mkdir()
@@ -106,6 +106,44 @@ def _valid(public: object, sig: bytes, doc: bytes) -> bool:
     return True
 
 
+@contextmanager
+def repository_lock(root: Path, cvmfs: str | None, *, tag: str, message: str) -> Iterator[Commit | None]:
+    """Hold the lock that serialises every change of the repository's channels (channel set,
+    rollback, publish --channel, repo-gc), inside a CVMFS transaction when ``cvmfs`` is given:
+    what the body reads (the current seq, what the channels point at) is still true when it
+    writes. The transaction is opened first, so the body reads the state it will publish over."""
+    from depotdelivery.cvmfs import transaction
+
+    with ExitStack() as stack:
+        commit = stack.enter_context(transaction(cvmfs, tag=tag, message=message)) if cvmfs is not None else None
+        stack.enter_context(dir_lock(root))
+        yield commit
+
+
+def _update(root: str | Path, channel: str, key: PrivateKey, cvmfs: str | None,
+            make: Callable[[Repository, Channel | None], Channel | None]) -> Channel:
+    """Read the channel, let ``make`` build its next document from it (None: leave it as it
+    is), sign and write that, all under the repository lock."""
+    repo = Repository.open(root)
+    with repository_lock(repo.root, cvmfs, tag=f"channel-{channel}", message=f"depotdelivery: channel {channel}") as commit:
+        old = _current(repo, channel)
+        doc = make(repo, old)
+        if doc is None:
+            assert old is not None
+            return old
+        if commit is not None:
+            commit.tag = f"channel-{doc.channel}-{doc.seq}"
+            commit.message = f"depotdelivery: channel {doc.channel} seq {doc.seq} -> {doc.release}"
+        return _write(repo, doc, key, old)
+
+
+def _next(old: Channel | None, channel: str, rel: Release, expires: float | None, t: float) -> Channel:
+    return Channel(
+        channel=channel, seq=1 if old is None else old.seq + 1, release=rel.ref, release_hash=rel.id,
+        issued=format_time(t), expires=None if expires is None else format_time(t + expires),
+        previous=() if old is None else old.history())
+
+
 def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *,
                 expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
                 if_changed: bool = False, now: float | None = None) -> Channel:
@@ -114,17 +152,18 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
     ``expires``: seconds from now (None: never). ``if_changed``: do nothing when the channel
     already points at exactly this release and has not expired (an identical re-publish).
     """
-    repo = Repository.open(root)
-    rel = repo.read_release(*_split_ref(release))
-    old = _current(repo, channel)
     t = time.time() if now is None else now
-    if if_changed and old is not None and old.release_hash == rel.id and not old.expired(t):
-        return old
-    doc = Channel(
-        channel=channel, seq=1 if old is None else old.seq + 1, release=rel.ref, release_hash=rel.id,
-        issued=format_time(t), expires=None if expires is None else format_time(t + expires),
-        previous=() if old is None else old.history())
-    return _write(repo, doc, key, old, cvmfs)
+    rel = Repository.open(root).read_release(*_split_ref(release))
+
+    def unchanged(old: Channel | None) -> bool:
+        return if_changed and old is not None and old.release_hash == rel.id and not old.expired(t)
+
+    if cvmfs is not None:
+        current = _current(Repository.open(root), channel)
+        if current is not None and unchanged(current):
+            return current  # an identical re-publish opens no transaction for nothing
+    return _update(root, channel, key, cvmfs,
+                   lambda repo, old: None if unchanged(old) else _next(old, channel, rel, expires, t))
 
 
 def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str | None = None,
@@ -132,18 +171,22 @@ def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str
                      now: float | None = None) -> Channel:
     """A new document (higher ``seq``) pointing back at an earlier release of the channel's
     history: ``to`` ("N/V"), or by default the release before the current one."""
-    repo = Repository.open(root)
-    old = _current(repo, channel)
-    if old is None:
-        raise NotFoundError(f"channel {channel} does not exist in {repo.root}; nothing to roll back")
-    if to is None:
-        earlier = [e for e in old.previous if e.release != old.release]
-        if not earlier:
-            raise UsageError(f"channel {channel} has no earlier release to roll back to (history: {old.release})")
-        to = earlier[0].release
-    elif all(e.release != to for e in old.previous):
-        raise UsageError(f"{to} is not in the history of channel {channel}; use `channel set` to point it at a new release")
-    return set_channel(root, channel, to, key, expires=expires, cvmfs=cvmfs, now=now)
+    t = time.time() if now is None else now
+
+    def make(repo: Repository, old: Channel | None) -> Channel:
+        if old is None:
+            raise NotFoundError(f"channel {channel} does not exist in {repo.root}; nothing to roll back")
+        target = to
+        if target is None:
+            earlier = [e for e in old.previous if e.release != old.release]
+            if not earlier:
+                raise UsageError(f"channel {channel} has no earlier release to roll back to (history: {old.release})")
+            target = earlier[0].release
+        elif all(e.release != target for e in old.previous):
+            raise UsageError(f"{target} is not in the history of channel {channel}; use `channel set` to point it at a new release")
+        return _next(old, channel, repo.read_release(*_split_ref(target)), expires, t)
+
+    return _update(root, channel, key, cvmfs, make)
 
 
 def channel_history(root: str | Path, channel: str) -> tuple[ChannelEntry, ...]:

@@ -4,15 +4,25 @@ from __future__ import annotations
 import re
 import subprocess
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 from depotdelivery.errors import PublishError
 
-__all__ = ["abort", "tag_name", "transaction"]
+__all__ = ["Commit", "abort", "tag_name", "transaction"]
 
 # cvmfs_server tag names: letters, digits and . _ - (cvmfs_server's check_tag_name / docs
 # "Named Snapshots"); anything else in a release name/version becomes '_'.
 _TAG_BAD = re.compile(r"[^A-Za-z0-9._-]")
+
+
+@dataclass(slots=True, kw_only=True)
+class Commit:
+    """The tag and message the transaction is published with; the body may change them once it
+    knows more (a channel's new seq is read only inside the transaction)."""
+
+    tag: str
+    message: str
 
 
 def tag_name(text: str) -> str:
@@ -35,13 +45,14 @@ def abort(fqrn: str) -> None:
 
 
 @contextmanager
-def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False) -> Iterator[None]:
+def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False) -> Iterator[Commit]:
     """Open a transaction on ``fqrn`` (unless the caller already did), run the body, then
     publish with a named tag; on any failure abort, so no transaction is ever left open."""
     if not already_open:
         _run(["cvmfs_server", "transaction", fqrn])
+    commit = Commit(tag=tag, message=message)
     try:
-        yield
+        yield commit
     except BaseException as exc:
         try:
             abort(fqrn)
@@ -49,7 +60,7 @@ def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False
             raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from exc
         raise
     try:
-        _run(["cvmfs_server", "publish", "-a", tag_name(tag), "-m", message, fqrn])
+        _run(["cvmfs_server", "publish", "-a", tag_name(commit.tag), "-m", commit.message, fqrn])
     except PublishError as exc:
         try:
             abort(fqrn)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import re
@@ -10,10 +9,10 @@ import secrets
 import shutil
 import stat
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 from depotdelivery.errors import (
     ConflictError,
@@ -25,7 +24,7 @@ from depotdelivery.errors import (
 from depotdelivery.channels import DEFAULT_EXPIRY, set_channel
 from depotdelivery.progress import ProgressLine
 from depotdelivery.store._fields import check_name
-from depotdelivery.store.atomic import dir_times_restored_on_error, fsync_dir, syncfs, temp_name, write_atomic
+from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, fsync_dir, syncfs, temp_name, write_atomic
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import FileChangedError, HashCache, hash_file
 from depotdelivery.store.keys import PrivateKey, sign
@@ -521,18 +520,6 @@ def _undo(created: list[Path]) -> None:
             pass
 
 
-@contextmanager
-def _release_lock(parent: Path) -> Iterator[None]:
-    """Serialise publishers of one release name: ``flock`` on the ``releases/<name>``
-    directory itself, so no lock file is ever left in the repository."""
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def _mkdirs(p: Path, created: list[Path]) -> None:
     missing = []
     q = p
@@ -695,7 +682,7 @@ def publish(
         try:
             repo = _open_or_init(root, created)
             _mkdirs(root / "releases" / name, created)
-            with _release_lock(root / "releases" / name):
+            with dir_lock(root / "releases" / name):  # publishers of one release name
                 raced = existing.exists()  # another publisher committed while we hashed
                 if raced:
                     if existing.read_bytes() != release.raw:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
+__all__ = ["dir_lock", "dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
 
 
 def temp_name(final: Path) -> Path:
@@ -75,3 +76,16 @@ def dir_times_restored_on_error(*dirs: Path) -> Iterator[None]:
             except OSError:
                 pass  # read-only or gone: nothing was changed there either
         raise
+
+
+@contextmanager
+def dir_lock(path: Path) -> Iterator[None]:
+    """Serialise the publishers that change what is under ``path``: an exclusive ``flock`` on
+    the directory itself, so no lock file is ever left in the repository (and a killed holder's
+    lock goes with its process)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
