@@ -153,3 +153,15 @@ def test_channel_and_gc_transactions(cv):
     r = repo_gc(repo, keep_last=1, cvmfs=FQRN)
     assert r.removed == ["hep/1"]
     assert [a[0] for a, _ in calls(state)][-2:] == ["transaction", "publish"] and not is_open(state)
+
+
+def test_repo_gc_tags_are_unique_across_runs(cv):
+    """Each repo-gc run publishes under its own tag: CVMFS refuses a tag that already exists."""
+    repo, state, key, depot, _ = cv
+    for v in ("1", "2", "3", "4"):
+        write(depot / "registries" / "General.toml", f"[{v}]\n")
+        publish(repo, "hep", v, depot, {}, key, cvmfs=FQRN, channel="stable")
+    assert repo_gc(repo, keep_last=3, cvmfs=FQRN).removed == ["hep/1"]
+    assert repo_gc(repo, keep_last=2, cvmfs=FQRN).removed == ["hep/2"]
+    tags = [a[2] for a, o in calls(state) if a[0] == "publish" and o == "ok"]
+    assert len(tags) == len(set(tags)) and not is_open(state)

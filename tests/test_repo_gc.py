@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 from repo_fixtures import build_depot, make_publisher, publish_series, tree_digest
@@ -76,3 +77,34 @@ def test_gc_cli(six, capsys):
     assert main(["repo-gc", "--repo", str(repo), "--keep-last", "0"]) == 2
     with pytest.raises(UsageError):
         repo_gc(repo, keep_last=0)
+
+
+def test_gc_waits_for_a_channel_update_in_progress(six):
+    """repo-gc takes the repository lock before it reads the channels: a channel writer that
+    holds the lock and points a channel at an old release keeps that release alive."""
+    import shutil
+    import subprocess
+    import sys
+
+    from depotdelivery.channels import repository_lock
+
+    repo, trust, key = six
+    set_channel(repo, "stable", "hep/1", key)
+    saved = repo / ".saved"
+    saved.mkdir()
+    for f in ("stable.json", "stable.json.sig"):
+        shutil.copy(repo / "channels" / f, saved / f)
+    set_channel(repo, "stable", "hep/6", key)
+    with repository_lock(repo, None, tag="t", message="m"):
+        gc = subprocess.Popen([sys.executable, "-c", "import sys; from depotdelivery.repogc import repo_gc; "
+                               "repo_gc(sys.argv[1], keep_last=1)", str(repo)])
+        # wait (on a state, not a clock) until gc is blocked on our lock, or has finished without it
+        while gc.poll() is None and not any(f" -> FLOCK " in ln and f" {gc.pid} " in ln
+                                            for ln in open("/proc/locks").read().splitlines()):
+            time.sleep(0.005)
+        for f in ("stable.json.sig", "stable.json"):  # what a concurrent writer commits under the lock
+            os.replace(saved / f, repo / "channels" / f)
+    assert gc.wait() == 0
+    saved.rmdir()
+    assert ("hep", "1") in Repository.open(repo).releases(), "gc read the channels before the writer finished"
+    Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust), check_expiry=False)

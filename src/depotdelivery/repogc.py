@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import stat
-from contextlib import ExitStack
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from depotdelivery.channels import repository_lock
 from depotdelivery.errors import DepotDeliveryError, PublishError, UsageError
 from depotdelivery.store.atomic import temp_name
 from depotdelivery.store.repo import Repository
@@ -67,26 +69,18 @@ def repo_gc(root: str | os.PathLike[str], *, keep_last: int = 3, dry_run: bool =
     a delete, so readers never see half a release."""
     if keep_last < 1:
         raise UsageError(f"--keep-last must be at least 1, got {keep_last}")
-    from depotdelivery.cvmfs import transaction
-
     repo = Repository.open(root)
-    reasons = _keep_reasons(repo, keep_last)
-    result = GcResult(dry_run=dry_run)
-    doomed = []
-    for n, v in repo.releases():
-        ref = f"{n}/{v}"
-        if ref in reasons:
-            result.kept[ref] = reasons[ref]
-        else:
-            doomed.append((n, v))
-            result.removed.append(ref)
-            result.freed_bytes += _private_bytes(repo.release_dir(n, v))
+    result, doomed = _plan(repo, keep_last, dry_run)
     if dry_run or not doomed:
-        return result
-    with ExitStack() as stack:
-        if cvmfs is not None:
-            stack.enter_context(transaction(cvmfs, tag=f"gc-{len(doomed)}",
-                                            message=f"depotdelivery: repo-gc removed {', '.join(result.removed)}"))
+        return result  # no transaction, no lock for nothing
+    # a unique tag per run: CVMFS refuses to publish under a tag the repository already has
+    tag = f"repo-gc-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+    # the lock channel updates take, then decide again: a channel cannot move onto a release
+    # being removed, and what a concurrent update pointed at is seen
+    with repository_lock(repo.root, cvmfs, tag=tag, message="depotdelivery: repo-gc") as commit:
+        result, doomed = _plan(repo, keep_last, dry_run)
+        if commit is not None:
+            commit.message = f"depotdelivery: repo-gc removed {', '.join(result.removed) or 'nothing'}"
         for n, v in doomed:
             d = repo.release_dir(n, v)
             gone = temp_name(d)
@@ -100,3 +94,19 @@ def repo_gc(root: str | os.PathLike[str], *, keep_last: int = 3, dry_run: bool =
             except OSError:
                 pass  # other versions remain
     return result
+
+
+def _plan(repo: Repository, keep_last: int, dry_run: bool) -> tuple[GcResult, list[tuple[str, str]]]:
+    """What stays (and why) and what goes, from the channels as they are now."""
+    reasons = _keep_reasons(repo, keep_last)
+    result = GcResult(dry_run=dry_run)
+    doomed = []
+    for n, v in repo.releases():
+        ref = f"{n}/{v}"
+        if ref in reasons:
+            result.kept[ref] = reasons[ref]
+        else:
+            doomed.append((n, v))
+            result.removed.append(ref)
+            result.freed_bytes += _private_bytes(repo.release_dir(n, v))
+    return result, doomed
