@@ -282,7 +282,7 @@ def test_locks_and_leases_of_killed_processes_do_not_block(repo, tmp_path):
     copier = subprocess.Popen(_cli("prepare", "--mode", "copy"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env={**os.environ, **env, "DEPOTDELIVERY_HYDRATE_DELAY": "0.05"})
     deadline = time.monotonic() + 30
-    while not list((cache / "tmp").glob("*-copy.*/depot/*")) and time.monotonic() < deadline:
+    while not list((cache / "tmp").glob("*-copy@*/depot/*")) and time.monotonic() < deadline:
         time.sleep(0.005)
     os.kill(copier.pid, signal.SIGKILL)
     copier.wait()

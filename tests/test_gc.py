@@ -43,7 +43,7 @@ def test_gc_keep_older_than_leases_and_leftovers(node_repo, tmp_path):
         out["status_leased"] = [d.to_dict() for d in cache.status()]
         child.kill(); child.wait()
         os.utime(os.path.join(cache.leases, keys["copy"]), None)
-        leftover = os.path.join(cache.tmp, f"{keys['symlink']}.99999.deadbeef")
+        leftover = os.path.join(cache.tmp, f"{keys['symlink']}@99999.deadbeef")
         os.makedirs(os.path.join(leftover, "depot"))
         out["gc_plain"] = cache.gc().to_dict()
         out["leftover_exists"] = os.path.exists(leftover)
@@ -109,3 +109,46 @@ def test_gc_racing_prepare_and_running_jobs(node_repo, tmp_path):
     assert len(symlink) == 1  # the leased depot was never removed (and so never re-hydrated)
     assert not any(k.endswith("-symlink") for k in res["removed"])
     assert any(k.endswith("-stack") for k in res["removed"])  # gc did remove the unleased ones
+
+
+def test_gc_with_dotted_variant_names_spares_live_builds_and_removes_leftovers(tmp_path):
+    """Variant names contain dots (archspec's armv8.2a): gc must take the hydration lock of the
+    real key, keep a build another process is making, and remove a killed build's leftovers."""
+    import os
+    import sys
+
+    from depotdelivery.node.cache import NodeCache
+
+    cache = NodeCache(tmp_path / "cache")
+    cache.ensure()
+    live, dead = "0123456789abcdef-armv8.2a-stack", "0123456789abcdef-armv8.1a+sve-copy"
+    builder = """
+import os, sys, time
+from depotdelivery.node.cache import NodeCache
+from depotdelivery.node.locks import hydration_lock
+cache = NodeCache(sys.argv[1])
+with hydration_lock(cache.lock_file(sys.argv[2]), 10):
+    build = cache.build_dir(sys.argv[2])
+    os.makedirs(os.path.join(build, "depot", "compiled"))
+    print(build, flush=True)
+    sys.stdin.read()  # hydrating until the test closes stdin (or kills it)
+"""
+    procs = {key: subprocess.Popen([sys.executable, "-c", builder, cache.root, key], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True) for key in (live, dead)}
+    builds = {key: p.stdout.readline().strip() for key, p in procs.items()}
+    procs[dead].kill()
+    procs[dead].wait()
+
+    def gc() -> dict:
+        done = subprocess.run([sys.executable, "-m", "depotdelivery", "gc", "--cache", cache.root, "--json"],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    try:
+        assert gc()["tmp_removed"] == 1
+        assert os.path.isdir(builds[live]) and not os.path.exists(builds[dead])
+    finally:
+        procs[live].stdin.close()
+        procs[live].wait()
+    assert gc()["tmp_removed"] == 1 and os.listdir(cache.tmp) == []

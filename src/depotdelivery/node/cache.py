@@ -12,10 +12,13 @@ from depotdelivery.errors import CacheError
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
 
-__all__ = ["COMPLETE", "DepotStatus", "GcReport", "NodeCache", "cache_error", "parse_age"]
+__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "cache_error", "parse_age"]
 
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
 RECORD_FORMAT = 1
+# tmp/<key>@<pid>.<hex> (builds) and tmp/<key>@gc.<hex> (gc's trash): keys contain dots
+# (variant names such as armv8.2a) but never '@' (store/_fields.NAME_RE, MODES)
+TMP_SEP = "@"
 
 
 def cache_error(what: str, path: os.PathLike[str] | str, exc: OSError) -> CacheError:
@@ -155,7 +158,7 @@ class NodeCache:
 
     def build_dir(self, key: str) -> str:
         """A fresh temporary directory for building depot ``key`` (same filesystem as depots/)."""
-        path = os.path.join(self.tmp, f"{key}.{os.getpid()}.{os.urandom(4).hex()}")
+        path = os.path.join(self.tmp, f"{key}{TMP_SEP}{os.getpid()}.{os.urandom(4).hex()}")
         try:
             os.mkdir(path)
         except OSError as exc:
@@ -170,7 +173,7 @@ class NodeCache:
         except FileNotFoundError:
             return 0
         for name in names:
-            if name.split(".", 1)[0] == key:
+            if name.split(TMP_SEP, 1)[0] == key:
                 rmtree(os.path.join(self.tmp, name))
                 removed += 1
         return removed
@@ -244,7 +247,7 @@ class NodeCache:
             names = os.listdir(self.tmp)
         except FileNotFoundError:
             return 0
-        for key in sorted({n.split(".", 1)[0] for n in names}):
+        for key in sorted({n.split(TMP_SEP, 1)[0] for n in names}):
             with locks.try_hydration_lock(self.lock_file(key)) as got:
                 if got:  # nobody hydrates this key, so its build dirs are leftovers
                     removed += self.clean_tmp(key)
@@ -263,7 +266,7 @@ class NodeCache:
                 return "leased"
             record = self.read_complete(key)
             depot = self.depot_dir(key)
-            trash = os.path.join(self.tmp, f"{key}.gc.{os.urandom(4).hex()}")
+            trash = os.path.join(self.tmp, f"{key}{TMP_SEP}gc.{os.urandom(4).hex()}")
             os.makedirs(self.tmp, exist_ok=True)
             mount = record.get("mount") if record else None
             if mount and os.path.ismount(mount):
