@@ -1,6 +1,6 @@
 /* Raw CPU registers for depotdelivery.cpu: no decoding, no policy (decoding is Python data).
  *
- * x86_64:  dd_cpuid(leaf, subleaf, out[4]) -> eax, ebx, ecx, edx;  dd_xgetbv(0) -> XCR0.
+ * x86_64:  dd_cpuid_leaves(leaves, n, out) -> a whole CPUID dump in one call;  dd_xgetbv(0) -> XCR0.
  * aarch64 Linux: dd_getauxval(AT_HWCAP / AT_HWCAP2) (MIDR_EL1 is read from sysfs in Python).
  * Each function reports through dd_arch() which primitives exist, so the Python side never
  * calls one that is not there.
@@ -16,11 +16,29 @@
 
 int dd_arch(void) { return DD_ARCH_X86_64; }
 
-void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+/* One call for every leaf detection reads: a Python->C call costs about as much as a CPUID
+ * (which traps to the hypervisor in a VM), so the leaves are not read one call each.
+ * leaves[2i], leaves[2i+1] = (leaf, subleaf), each range's base leaf (0, 0x80000000) listed
+ * before the rest of its range; out[5i] = 1 if read, then eax, ebx, ecx, edx. A leaf above the
+ * maximum its base leaf reports is not read (the CPU would return another leaf's data): 0s. */
+void dd_cpuid_leaves(const uint32_t *leaves, uint32_t n, uint32_t *out)
 {
-    unsigned int a = 0, b = 0, c = 0, d = 0;
-    __cpuid_count(leaf, subleaf, a, b, c, d);
-    out[0] = a; out[1] = b; out[2] = c; out[3] = d;
+    uint32_t max_basic = 0, max_ext = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t leaf = leaves[2 * i], subleaf = leaves[2 * i + 1], *o = out + 5 * i;
+        unsigned int a = 0, b = 0, c = 0, d = 0;
+        int base = leaf == 0 || leaf == 0x80000000u;
+        if (!base && leaf > (leaf >= 0x80000000u ? max_ext : max_basic)) {
+            o[0] = o[1] = o[2] = o[3] = o[4] = 0;
+            continue;
+        }
+        __cpuid_count(leaf, subleaf, a, b, c, d);
+        if (leaf == 0)
+            max_basic = a;
+        else if (leaf == 0x80000000u)
+            max_ext = a;
+        o[0] = 1; o[1] = a; o[2] = b; o[3] = c; o[4] = d;
+    }
 }
 
 /* Only valid when CPUID(1).ECX.OSXSAVE is set; the caller checks that first. */
@@ -38,10 +56,11 @@ unsigned long dd_getauxval(unsigned long type) { (void)type; return 0; }
 
 int dd_arch(void) { return DD_ARCH_AARCH64; }
 
-void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+void dd_cpuid_leaves(const uint32_t *leaves, uint32_t n, uint32_t *out)
 {
-    (void)leaf; (void)subleaf;
-    out[0] = out[1] = out[2] = out[3] = 0;
+    (void)leaves;
+    for (uint32_t i = 0; i < 5 * n; i++)
+        out[i] = 0;
 }
 
 uint64_t dd_xgetbv(uint32_t index) { (void)index; return 0; }
@@ -50,10 +69,11 @@ unsigned long dd_getauxval(unsigned long type) { return getauxval(type); }
 
 #else
 int dd_arch(void) { return DD_ARCH_OTHER; }
-void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4])
+void dd_cpuid_leaves(const uint32_t *leaves, uint32_t n, uint32_t *out)
 {
-    (void)leaf; (void)subleaf;
-    out[0] = out[1] = out[2] = out[3] = 0;
+    (void)leaves;
+    for (uint32_t i = 0; i < 5 * n; i++)
+        out[i] = 0;
 }
 uint64_t dd_xgetbv(uint32_t index) { (void)index; return 0; }
 unsigned long dd_getauxval(unsigned long type) { (void)type; return 0; }

@@ -101,6 +101,32 @@ def test_cpuid_flags_equal_the_kernels_on_this_machine():
 
 
 @pytest.mark.skipif(not ON_X86, reason="needs an x86_64 host")
+def test_one_call_cpuid_dump_reads_exactly_the_leaves_the_cpu_has():
+    """dd_cpuid_leaves (all leaves in one C call) reads a leaf only up to the maximum its
+    range's base leaf reports (the leaf just above the basic maximum comes back unread), and
+    detect() keeps exactly the leaves it read."""
+    ext = pytest.importorskip("depotdelivery._cpuid", reason="the CPUID extension is not built here")
+    ffi, lib = ext.ffi, ext.lib
+    from depotdelivery.cpu.detection import _DUMP_LEAVES
+
+    def dump(leaves):
+        n = len(leaves)
+        out = ffi.new("uint32_t[]", 5 * n)
+        lib.dd_cpuid_leaves(ffi.new("uint32_t[]", [v for pair in leaves for v in pair]), n, out)
+        v = ffi.unpack(out, 5 * n)
+        return {key: (v[5 * i], tuple(v[5 * i + 1:5 * i + 5])) for i, key in enumerate(leaves)}
+
+    first = dump(_DUMP_LEAVES)
+    max_basic, max_ext = first[(0, 0)][1][0], first[(0x80000000, 0)][1][0]
+    for (leaf, sub), (read, _regs) in first.items():
+        assert read == (leaf in (0, 0x80000000) or leaf <= (max_ext if leaf >= 0x80000000 else max_basic))
+    above = dump(((0, 0), (max_basic + 1, 0)))
+    assert above[(max_basic + 1, 0)] == (0, (0, 0, 0, 0))
+    assert dump(_DUMP_LEAVES)[(0, 0)] == first[(0, 0)]  # (leaf 1 EBX holds the APIC id: per core)
+    assert {key for key, (read, _regs) in first.items() if read} == {key for key, _ in detect().registers}
+
+
+@pytest.mark.skipif(not ON_X86, reason="needs an x86_64 host")
 def test_microarch_equals_archspec_host_on_this_machine():
     import archspec.cpu
 

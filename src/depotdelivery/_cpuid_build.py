@@ -6,7 +6,7 @@ from cffi import FFI
 # One declaration text serves cffi's cdef and the C prototypes the wrapper compiles against.
 DECLARATIONS = """
 int dd_arch(void);
-void dd_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]);
+void dd_cpuid_leaves(const uint32_t *leaves, uint32_t n, uint32_t *out);
 uint64_t dd_xgetbv(uint32_t index);
 unsigned long dd_getauxval(unsigned long type);
 """

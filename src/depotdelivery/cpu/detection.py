@@ -90,6 +90,11 @@ def host_from_registers(
     regs = {key: value + (0,) * (4 - len(value)) for key, value in regs.items()}
     if xcr0 is None:
         xcr0 = _assumed_xcr0(regs)
+    return _x86_host(regs, xcr0, source)
+
+
+def _x86_host(regs: dict[tuple[int, int], tuple[int, int, int, int]], xcr0: int, source: str) -> HostCPU:
+    # regs already normalized: 32-bit values, four per leaf (CPUID itself gives no others)
     vendor, family, model, stepping, brand, features = _x86.decode_x86(regs, xcr0)
     return HostCPU(arch="x86_64", vendor=vendor, family=family, model=model, stepping=stepping,
                    brand=brand, features=features, source=source, registers=regs, xcr0=xcr0)
@@ -199,27 +204,28 @@ def _inherited_features(targets: dict[str, Any], name: str) -> set[str]:
     return features
 
 
+# What _live() reads in its one dd_cpuid_leaves call: each range's base leaf (its maximum) first.
+_DUMP_LEAVES = tuple(sorted({(0, 0), (0x80000000, 0), *_x86.LEAVES}))
+_DUMP_INPUT = [value for pair in _DUMP_LEAVES for value in pair]
+
+
 def _live() -> HostCPU:
     try:
         from depotdelivery._cpuid import ffi, lib  # the optional extension
+
+        arch = lib.dd_arch()
     except ImportError:
         return _from_proc_cpuinfo()
-    arch = lib.dd_arch()
     if arch == _ARCH_X86_64:
-        out = ffi.new("uint32_t[4]")
-        regs: dict[tuple[int, int], tuple[int, int, int, int]] = {}
-        lib.dd_cpuid(0, 0, out)
-        regs[(0, 0)] = (out[0], out[1], out[2], out[3])
-        lib.dd_cpuid(0x80000000, 0, out)
-        regs[(0x80000000, 0)] = (out[0], out[1], out[2], out[3])
-        max_basic, max_ext = regs[(0, 0)][0], regs[(0x80000000, 0)][0]
-        for leaf, sub in _x86.LEAVES:
-            if leaf <= (max_ext if leaf >= 0x80000000 else max_basic):
-                lib.dd_cpuid(leaf, sub, out)
-                regs[(leaf, sub)] = (out[0], out[1], out[2], out[3])
+        n = len(_DUMP_LEAVES)
+        out = ffi.new("uint32_t[]", 5 * n)
+        lib.dd_cpuid_leaves(ffi.new("uint32_t[]", _DUMP_INPUT), n, out)
+        v = ffi.unpack(out, 5 * n)  # per leaf: read?, eax, ebx, ecx, edx
+        regs = {key: (v[i + 1], v[i + 2], v[i + 3], v[i + 4])
+                for key, i in zip(_DUMP_LEAVES, range(0, 5 * n, 5)) if v[i]}
         osxsave = regs.get((1, 0), (0, 0, 0, 0))[2] & (1 << 27)
         xcr0 = lib.dd_xgetbv(0) if osxsave else 0  # XGETBV faults unless the OS enabled it
-        return host_from_registers(regs, xcr0, source="cpuid")
+        return _x86_host(regs, xcr0, "cpuid")
     if arch == _ARCH_AARCH64:
         from depotdelivery.cpu._aarch64 import decode_hwcaps
 
