@@ -152,3 +152,59 @@ with hydration_lock(cache.lock_file(sys.argv[2]), 10):
         procs[live].stdin.close()
         procs[live].wait()
     assert gc()["tmp_removed"] == 1 and os.listdir(cache.tmp) == []
+
+
+def test_gc_unmounts_an_overlay_only_after_its_last_lease_check(node_repo, tmp_path):
+    """A lease taken while gc removes an overlay depot must find it mounted. The fusermount3
+    that gc runs is a wrapper (records its call) in which a job takes a lease on the depot just
+    before the real fusermount3 unmounts: when gc unmounted before its last lease check, it
+    then saw that lease, renamed the depot back and left the job an empty mount point."""
+    import shutil
+
+    if shutil.which("fusermount3") is None and shutil.which("fusermount") is None:
+        import pytest
+
+        pytest.skip("fusermount3/fusermount is not installed: cannot unmount a FUSE overlay")
+    res = _ok(run_ro(node_repo, """
+        import json, os, shutil, subprocess, sys, time
+        import depotdelivery
+        from depotdelivery.errors import UnsupportedError
+        from depotdelivery.node.cache import NodeCache
+        from depotdelivery.node.locks import leases
+        cache = NodeCache(os.environ["DEPOTDELIVERY_CACHE"])
+        try:
+            p = depotdelivery.prepare(mode="overlay")
+        except UnsupportedError as exc:
+            print(json.dumps({"skip": str(exc)}))
+            raise SystemExit
+        p.lease.release()
+        real = shutil.which("fusermount3") or shutil.which("fusermount")
+        bindir, calls, marker = sys.argv[1], sys.argv[1] + "/calls", sys.argv[1] + "/holder.pid"
+        holder = ("import os, sys, time; from depotdelivery.node.locks import acquire_lease; "
+                  "acquire_lease(sys.argv[1], sys.argv[2]); open(sys.argv[3], 'w').write(str(os.getpid())); time.sleep(120)")
+        with open(os.path.join(bindir, os.path.basename(real)), "w") as f:
+            f.write(f'''#!/bin/sh
+        echo "$@" >> {calls}
+        {sys.executable} -c "{holder}" {cache.leases} {p.key} {marker} >/dev/null 2>&1 &
+        while [ ! -s {marker} ]; do sleep 0.05; done
+        exec {real} "$@"
+        ''')
+        os.chmod(os.path.join(bindir, os.path.basename(real)), 0o755)
+        os.environ["PATH"] = bindir + ":" + os.environ["PATH"]
+        assert os.path.ismount(p.depot)
+        outcome = cache.remove_depot(p.key)
+        out = {"outcome": outcome, "calls": open(calls).read().splitlines(),
+               "held": sum(l.held for l in leases(cache.leases, p.key)),
+               "complete": cache.read_complete(p.key) is not None, "mounted": os.path.ismount(p.depot)}
+        os.kill(int(open(marker).read()), 9)
+        print(json.dumps(out))
+    """, str(tmp_path), env=node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)))
+    if "skip" in res:
+        import pytest
+
+        pytest.skip(res["skip"])
+    assert len(res["calls"]) == 1 and res["held"] == 1  # gc unmounted once; the job's lease is held
+    assert res["mounted"] or not res["complete"], "a leased, complete overlay depot left unmounted"
+    # the lease came after gc's last check: the depot was already renamed away, so the job's
+    # prepare() finds no complete.json and hydrates anew; it never sees a depot without its mount
+    assert res["outcome"] == "removed" and not res["complete"] and not res["mounted"]

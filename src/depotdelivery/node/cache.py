@@ -258,7 +258,9 @@ class NodeCache:
 
         Protocol (prepare takes its lease *before* looking for complete.json): under the
         hydration lock, check the leases, rename the depot out of the way, check again; a
-        lease that appeared in between may have seen the depot, so it is renamed back."""
+        lease that appeared in between may have seen the depot, so it is renamed back. An
+        overlay stays mounted until that last check (its mount moves with the renamed
+        directory): a job whose lease came in between runs on the mounted depot."""
         with locks.try_hydration_lock(self.lock_file(key)) as got:
             if not got:
                 return "busy"
@@ -268,11 +270,6 @@ class NodeCache:
             depot = self.depot_dir(key)
             trash = os.path.join(self.tmp, f"{key}{TMP_SEP}gc.{os.urandom(4).hex()}")
             os.makedirs(self.tmp, exist_ok=True)
-            mount = record.get("mount") if record else None
-            if mount and os.path.ismount(mount):
-                from depotdelivery.node.hydrate import unmount
-
-                unmount(mount)
             try:
                 os.rename(depot, trash)
             except FileNotFoundError:
@@ -280,6 +277,16 @@ class NodeCache:
             if any(lease.held for lease in locks.leases(self.leases, key)):
                 os.rename(trash, depot)
                 return "leased"
+            mount = record.get("mount") if record else None
+            moved = os.path.join(trash, os.path.relpath(mount, depot)) if mount else None
+            if moved is not None and os.path.ismount(moved):
+                from depotdelivery.node.hydrate import unmount
+
+                try:
+                    unmount(moved)
+                except OSError:
+                    os.rename(trash, depot)  # still mounted and whole: never delete through a mount
+                    raise
             rmtree(trash)
             return "removed"
 
