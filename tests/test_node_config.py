@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node import config
-from depotdelivery.node.cache import parse_age
+from depotdelivery.node.cache import crc32_hex, parse_age
 
 
 def _write(path: Path, text: str) -> str:
@@ -138,3 +138,12 @@ def test_a_channel_above_a_release_pin_unpins(tmp_path):
     channel_file = _write(tmp_path / "ch.toml", 'channel = "testing"\n')
     assert config.resolve({}, environ=pinned, files=[channel_file]).release == "hep/2026.11"
     assert config.resolve({"channel": "x"}, environ={"DEPOTDELIVERY_CHANNEL": "y"}, files=[both]).release is None
+
+
+@given(st.text())
+def test_cache_key_crc32_is_zlibs(text):
+    """The short keys in cache file names (trust state per root, selection per host) keep
+    zlib.crc32's values, so records written before the bitwise CRC are still found."""
+    import zlib
+
+    assert crc32_hex(text) == f"{zlib.crc32(text.encode()):08x}"

@@ -12,7 +12,7 @@ from depotdelivery.errors import CacheError
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
 
-__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "cache_error", "parse_age"]
+__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "cache_error", "crc32_hex", "parse_age"]
 
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
 RECORD_FORMAT = 1
@@ -30,6 +30,20 @@ def cache_error(what: str, path: os.PathLike[str] | str, exc: OSError) -> CacheE
         errno.EROFS: " (read-only filesystem: set DEPOTDELIVERY_CACHE to a writable local directory)",
     }.get(exc.errno or 0, "")
     return CacheError(f"cannot {what} {os.fspath(path)}: {exc.strerror or exc}{hint}")
+
+
+def crc32_hex(text: str) -> str:
+    """zlib's CRC-32 of ``text`` (UTF-8) as 8 hex digits, the short keys in cache file names.
+
+    Computed bit by bit (~50 us for a path) rather than with ``zlib``, whose shared library
+    costs ~0.4 ms to load in every job process; the values, hence the names of existing
+    records, are zlib.crc32's (tests/test_node_config.py checks that)."""
+    crc = 0xFFFFFFFF
+    for byte in text.encode():
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0xEDB88320 & -(crc & 1))  # reflected IEEE 802.3 polynomial
+    return f"{crc ^ 0xFFFFFFFF:08x}"
 
 
 def parse_age(text: str) -> float:

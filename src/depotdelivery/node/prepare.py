@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from depotdelivery.errors import CacheError, UsageError
 from depotdelivery.node import trust
-from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, rmtree
+from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, crc32_hex, rmtree
 from depotdelivery.node.config import Config, resolve
 from depotdelivery.node.locks import Gate, Lease, acquire_lease, hydration_lock
 
@@ -129,11 +129,8 @@ def repo_id_of(root: str) -> str:
 def _host_key(cfg: Config) -> str:
     """What the cached selection depends on besides the release: the machine and overrides.
     (A cache shared between nodes of different CPUs with equal host names is not supported.)"""
-    import zlib
-
     u = os.uname()
-    text = f"{u.nodename}\0{u.machine}\0{cfg.microarch or ''}\0{cfg.cpuinfo or ''}"
-    return f"{zlib.crc32(text.encode()):08x}"
+    return crc32_hex(f"{u.nodename}\0{u.machine}\0{cfg.microarch or ''}\0{cfg.cpuinfo or ''}")
 
 
 class _Cold(Exception):

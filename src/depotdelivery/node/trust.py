@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import TrustError
 from depotdelivery.node._record import Record
-from depotdelivery.node.cache import NodeCache
+from depotdelivery.node.cache import NodeCache, crc32_hex
 
 if TYPE_CHECKING:
     from depotdelivery.store.release import Release
@@ -136,9 +136,7 @@ def state_key(root: str) -> str:
     depotdelivery-repo.json: that file is unsigned, so a hostile mirror could change the id to
     start a fresh state and replay an old, validly signed channel document (rollback attack;
     tests/adversarial/test_replay_and_keys.py)."""
-    import zlib
-
-    return f"root-{zlib.crc32(os.path.abspath(root).encode()):08x}"
+    return f"root-{crc32_hex(os.path.abspath(root))}"
 
 
 def _check_seq(cache: NodeCache, key: str, facts: ChannelFacts, *, where: str, update: bool) -> bool:
