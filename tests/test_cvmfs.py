@@ -85,13 +85,27 @@ def test_publish_runs_in_a_transaction_and_tags(cv):
 def test_failure_inside_the_transaction_aborts(cv):
     repo, state, key, depot, _ = cv
     publish(repo, "hep", "1", depot, {}, key, cvmfs=FQRN)
-    (repo / "channels").write_text("a file where the channels directory should be")
+    os.symlink("nowhere", repo / "releases" / "other")  # the release name's directory cannot be made
     before = tree_digest(repo)
-    write(depot / "registries" / "General.toml", "[changed]\n")
-    with pytest.raises(DepotDeliveryError, match="channels/stable.json"):
-        publish(repo, "hep", "2", depot, {}, key, cvmfs=FQRN, channel="stable")
+    with pytest.raises(DepotDeliveryError, match="releases/other"):
+        publish(repo, "other", "1", depot, {}, key, cvmfs=FQRN, channel="stable")
     assert [a[0] for a, _ in calls(state)][-2:] == ["transaction", "abort"]
     assert not is_open(state) and tree_digest(repo) == before
+
+
+def test_channel_failure_after_the_commit_publishes_the_release(cv):
+    """The release is committed before the channel moves: a failing channel update keeps it
+    (the transaction is published) and says how to finish."""
+    repo, state, key, depot, _ = cv
+    publish(repo, "hep", "1", depot, {}, key, cvmfs=FQRN)
+    (repo / "channels").write_text("a file where the channels directory should be")
+    write(depot / "registries" / "General.toml", "[changed]\n")
+    with pytest.raises(PublishError, match=r"release hep/2 published, channel stable not updated: .*channels.*"
+                                           r"run `depotdelivery channel set .* --release hep/2 --key KEY --cvmfs sw"):
+        publish(repo, "hep", "2", depot, {}, key, cvmfs=FQRN, channel="stable")
+    assert [a[0] for a, _ in calls(state)][-2:] == ["transaction", "publish"] and not is_open(state)
+    assert Repository.open(repo).read_release("hep", "2").ref == "hep/2"
+    assert (repo / "channels").read_text() == "a file where the channels directory should be"
 
 
 def test_failed_cvmfs_publish_is_aborted(cv, monkeypatch, capsys):
@@ -140,6 +154,49 @@ def test_in_place_uses_the_callers_transaction(cv):
     shutil.copytree(depot, repo / "releases" / "hep" / "1" / "depot", symlinks=True)
     publish(repo, "hep", "1", None, {}, key, cvmfs=FQRN, in_place=True, julia_version="1.11")
     assert [a[0] for a, _ in calls(state)] == ["transaction", "publish"] and not is_open(state)
+
+
+def _in_place(repo: Path, depot: Path, version: str) -> Path:
+    """What the CI does: open the transaction, build the depot at its final path."""
+    subprocess.run(["cvmfs_server", "transaction", FQRN], check=True)
+    d = repo / "releases" / "hep" / version / "depot"
+    if not d.exists():
+        shutil.copytree(depot, d, symlinks=True)
+    return d
+
+
+def test_in_place_identical_republish_closes_the_callers_transaction(cv):
+    """Re-publishing an identical in-place build (with or without a channel) publishes the
+    CI's transaction, untagged (the release's tag exists), instead of nesting another one."""
+    repo, state, key, depot, _ = cv
+    _in_place(repo, depot, "1")
+    publish(repo, "hep", "1", None, {}, key, cvmfs=FQRN, in_place=True, julia_version="1.11", channel="stable")
+    for channel in ("testing", None):
+        _in_place(repo, depot, "1")
+        r = publish(repo, "hep", "1", None, {}, key, cvmfs=FQRN, in_place=True, julia_version="1.11", channel=channel)
+        assert not r.created and not is_open(state)
+        assert calls(state)[-1] == (["publish", "-m", "depotdelivery: release hep/1 unchanged", FQRN], "ok")
+    assert Repository.open(repo).read_channel("testing").release == "hep/1"
+    assert [o for _, o in calls(state)].count("refused") == 0
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda d: os.symlink("/etc/passwd", d / "evil"), "points outside"),
+    (lambda d: os.mkfifo(d / "fifo"), "is a FIFO"),
+    (lambda d: write(d / "registries" / "General.toml", "[other]\n"), "already exists in .* with different content"),
+])
+def test_in_place_failure_before_writing_aborts_the_callers_transaction(cv, spoil, message):
+    """A bad in-place build (a symlink out of the tree, a special file, different content under
+    a published version) fails before anything is written: the CI's transaction is aborted."""
+    repo, state, key, depot, _ = cv
+    _in_place(repo, depot, "1")
+    publish(repo, "hep", "1", None, {}, key, cvmfs=FQRN, in_place=True, julia_version="1.11")
+    before = tree_digest(repo)
+    spoil(_in_place(repo, depot, "1"))
+    with pytest.raises(DepotDeliveryError, match=message):
+        publish(repo, "hep", "1", None, {}, key, cvmfs=FQRN, in_place=True, julia_version="1.11")
+    assert calls(state)[-1] == (["abort", "-f", FQRN], "ok") and not is_open(state)
+    assert tree_digest(repo) == before
 
 
 def test_channel_and_gc_transactions(cv):

@@ -85,3 +85,22 @@ def test_enospc_mid_publish(inputs):
     assert result["code"] == 9, result["err"]
     assert "is full (no space left on device)" in result["err"] and "Traceback" not in result["err"]
     assert result["before"] == result["after"], "the half-written release must be gone"
+
+
+def test_channel_failure_after_the_commit_keeps_the_release(inputs):
+    """The rename of the release into place is the commit point: when the channel update
+    after it fails (channels/ on a real read-only bind mount), the release stays and the error
+    says so and how to finish; the channel is as it was."""
+    base, depot = inputs
+    repo = base / "repo"
+    repo.mkdir()
+    assert main([*_args(repo, "1", depot, base / "key"), "--channel", "stable"]) == 0
+    channel_before = (repo / "channels" / "stable.json").read_bytes()
+    (depot / "registries" / "General.toml").write_text("[changed]\n")
+    result = _in_namespace(repo, [*_args(repo, "2", depot, base / "key"), "--channel", "stable"],
+                           readonly=(repo / "channels",))
+    assert result["code"] == 9, result["err"]
+    assert "release hep/2 published, channel stable not updated" in result["err"], result["err"]
+    assert "depotdelivery channel set --repo" in result["err"] and "Traceback" not in result["err"]
+    assert (repo / "releases" / "hep" / "2" / "release.json").is_file()
+    assert (repo / "channels" / "stable.json").read_bytes() == channel_before

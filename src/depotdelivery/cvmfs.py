@@ -21,7 +21,7 @@ class Commit:
     """The tag and message the transaction is published with; the body may change them once it
     knows more (a channel's new seq is read only inside the transaction)."""
 
-    tag: str
+    tag: str | None  # None: publish untagged (CVMFS names the snapshot itself)
     message: str
 
 
@@ -60,7 +60,8 @@ def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False
             raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from exc
         raise
     try:
-        _run(["cvmfs_server", "publish", "-a", tag_name(commit.tag), "-m", commit.message, fqrn])
+        tag = [] if commit.tag is None else ["-a", tag_name(commit.tag)]
+        _run(["cvmfs_server", "publish", *tag, "-m", commit.message, fqrn])
     except PublishError as exc:
         try:
             abort(fqrn)

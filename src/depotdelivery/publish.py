@@ -12,7 +12,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from depotdelivery.errors import (
     ConflictError,
@@ -32,6 +32,9 @@ from depotdelivery.store.listing import ListingEntry, encode_listing_files, reso
 from depotdelivery.store.release import Release, SysimageModule, SysimageRef, Tree, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, listing_bytes, repo_document, repo_unavailable
 from depotdelivery.store.walk import walk
+
+if TYPE_CHECKING:
+    from depotdelivery.cvmfs import Commit
 
 __all__ = [
     "MODULES_FILE",
@@ -594,16 +597,41 @@ def publish(
     ``repo_root``, signed with ``key``; optionally point ``channel`` at it.
 
     Identical inputs give the identical release id and write nothing; different content
-    under an existing name/version raises ConflictError. Any failure leaves the repository
-    exactly as it was. With ``cvmfs`` the writes happen inside a CVMFS transaction (opened here,
-    or, with ``in_place``, by the caller who built the content at its final path).
+    under an existing name/version raises ConflictError. Any failure before the release is
+    committed leaves the repository exactly as it was; a failing channel update after it keeps
+    the release and raises PublishError saying so. With ``cvmfs`` the writes happen inside a CVMFS
+    transaction (opened here, or, with ``in_place``, by the caller who built the content at its
+    final path); every exit publishes or aborts it, none leaves it open.
     """
+    from depotdelivery.cvmfs import transaction
+
     t0 = time.monotonic()
+    with ExitStack() as ci:
+        # --in-place --cvmfs: the caller's transaction is open from the start, so entering it
+        # here first means a failure anywhere (arguments, scanning, hashing, a conflict) aborts it
+        commit = ci.enter_context(transaction(
+            cvmfs, tag=f"{name}-{version}", message=f"depotdelivery: release {name}/{version}",
+            already_open=True)) if in_place and cvmfs is not None else None
+        result, channel_error = _publish(
+            Path(repo_root), name, version, depot, variants, key, channel=channel, expires=expires, cvmfs=cvmfs,
+            in_place=in_place, julia_version=julia_version, project=project, progress=progress,
+            hash_cache_dir=hash_cache_dir, use_hash_cache=use_hash_cache, commit=commit, t0=t0)
+    if channel_error is not None:
+        raise channel_error  # only now: every transaction holding the release has been published
+    return result
+
+
+def _publish(root: Path, name: str, version: str, depot: str | os.PathLike[str] | None,
+             variants: Mapping[str, VariantInput], key: PrivateKey, *, channel: str | None,
+             expires: float | None, cvmfs: str | None, in_place: bool, julia_version: str | None,
+             project: str | None, progress: ProgressLine | None, hash_cache_dir: Path | None,
+             use_hash_cache: bool, commit: Commit | None, t0: float) -> tuple[PublishResult, PublishError | None]:
+    """The body of :func:`publish`; ``commit``: the caller's open CVMFS transaction (--in-place
+    --cvmfs), else None. Returns the result and the channel update's failure, if any."""
     check_name("release name", name)
     check_name("release version", version)
     for target in variants:
         check_name("variant target", target)
-    root = Path(repo_root)
     final = root / "releases" / name / version
     if in_place:
         if depot is not None and Path(depot).resolve() != (final / "depot").resolve():
@@ -657,8 +685,13 @@ def publish(
     if existing.exists():
         old_raw = existing.read_bytes()
         if old_raw == release.raw:
-            seq = _point_channel(root, channel, release, key, expires, cvmfs)
-            return result(False, None, seq)
+            if commit is not None:
+                # nothing new to tag (the release's tag exists already): close the caller's
+                # transaction with an untagged publish, holding the channel update if any
+                commit.tag = None
+                commit.message = f"depotdelivery: release {release.ref} unchanged"
+            seq, channel_error = _point_channel(root, channel, release, key, expires, cvmfs, in_transaction=commit is not None)
+            return result(False, None, seq), channel_error
         repo = Repository.open(root)
         old = Release.from_bytes(old_raw, where=str(existing))
         raise ConflictError(
@@ -672,11 +705,12 @@ def publish(
 
     created: list[Path] = []
     ws = _WriteStats()
+    message = f"depotdelivery: release {release.ref} {release.id[:16]}"
+    if commit is not None:
+        commit.message = message
     with ExitStack() as stack:
-        if cvmfs is not None:
-            stack.enter_context(transaction(cvmfs, tag=f"{name}-{version}",
-                                            message=f"depotdelivery: release {release.ref} {release.id[:16]}",
-                                            already_open=in_place))
+        if cvmfs is not None and commit is None:
+            stack.enter_context(transaction(cvmfs, tag=f"{name}-{version}", message=message))
         stack.enter_context(dir_times_restored_on_error(
             root, root / "releases", root / "releases" / name, final, root / "channels"))
         try:
@@ -694,7 +728,6 @@ def publish(
                     links = _LinkIndex(repo, name) if cvmfs is None else None  # CVMFS deduplicates itself
                     _write_release(final, trees, release, key, links, created, ws, progress,
                                    (total_files, total_bytes))
-            seq = _point_channel(root, channel, release, key, expires, None)
         except BaseException as exc:
             if progress is not None:
                 progress.finish()
@@ -702,7 +735,10 @@ def publish(
             if isinstance(exc, OSError) and not isinstance(exc, DepotDeliveryError):
                 raise _os_error(exc, root, f"publishing {release.ref}") from None
             raise
-    return result(not raced, ws, seq)
+        # the release is committed (renamed into place, or its release.json written): readers
+        # may already use it, so a failing channel update below no longer takes it back
+        seq, channel_error = _point_channel(root, channel, release, key, expires, cvmfs, in_transaction=True)
+    return result(not raced, ws, seq), channel_error
 
 
 def _write_release(final: Path, trees: list[_TreeIn], release: Release, key: PrivateKey,
@@ -728,7 +764,17 @@ def _write_release(final: Path, trees: list[_TreeIn], release: Release, key: Pri
 
 
 def _point_channel(root: Path, channel: str | None, release: Release, key: PrivateKey, expires: float | None,
-                   cvmfs: str | None) -> int | None:
+                   cvmfs: str | None, *, in_transaction: bool) -> tuple[int | None, PublishError | None]:
+    """Point ``channel`` at the committed ``release`` (in a CVMFS transaction of its own unless
+    ``in_transaction``): its new seq, or the failure (the release stays published either way)
+    naming the command that finishes the job."""
     if channel is None:
-        return None
-    return set_channel(root, channel, release.ref, key, expires=expires, cvmfs=cvmfs, if_changed=True).seq
+        return None, None
+    try:
+        return set_channel(root, channel, release.ref, key, expires=expires, cvmfs=None if in_transaction else cvmfs,
+                           if_changed=True).seq, None
+    except (DepotDeliveryError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, DepotDeliveryError) else f"{exc.filename}: {exc.strerror}"
+        rerun = f"depotdelivery channel set --repo {root} --channel {channel} --release {release.ref} --key KEY"
+        return None, PublishError(f"release {release.ref} published, channel {channel} not updated: {reason}; "
+                                  f"run `{rerun}{'' if cvmfs is None else f' --cvmfs {cvmfs}'}`")
