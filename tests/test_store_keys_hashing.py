@@ -74,6 +74,19 @@ def test_revocation_list_is_honoured(two_keys):
         ts.verify(b"d", sign(b"d", a), "channel stable")
 
 
+@pytest.mark.parametrize("spoil, message", [
+    (lambda f: os.symlink("gone", f), "is a dangling symlink"),
+    (lambda f: os.mkdir(f), "cannot be read: Is a directory"),
+    (lambda f: f.write_bytes(b"\xff\xfe not text"), "not UTF-8 at byte 0"),
+])
+def test_an_unreadable_revocation_list_fails_closed(two_keys, spoil, message):
+    """A revocation list that exists but cannot be read never means "nothing revoked"."""
+    a, _, trust = two_keys
+    spoil(trust / REVOKED_FILE)
+    with pytest.raises(TrustError, match=f"revocation list {trust / REVOKED_FILE}.*{message}"):
+        TrustStore.from_dir(trust)
+
+
 def test_trust_dir_must_exist(tmp_path):
     with pytest.raises(TrustError, match="does not exist"):
         TrustStore.from_dir(tmp_path / "nope")

@@ -180,14 +180,7 @@ class TrustStore:
             if not isinstance(pub, Ed25519PublicKey):
                 raise InputError(f"trusted key {p}: not an Ed25519 key ({type(pub).__name__})")
             keys[key_id(_raw_public(pub))] = pub
-        revoked: set[str] = set()
-        rfile = d / REVOKED_FILE
-        if rfile.exists():
-            for line in rfile.read_text(encoding="utf-8").splitlines():
-                word = line.split("#", 1)[0].strip().lower()
-                if word:
-                    revoked.add(word)
-        return cls(keys, frozenset(revoked), str(d))
+        return cls(keys, _revoked(d / REVOKED_FILE), str(d))
 
     def verify(self, doc: bytes, sig_raw: bytes | None, where: str) -> str:
         """Return the id of a trusted, unrevoked key whose signature over ``doc`` verifies.
@@ -220,3 +213,21 @@ class TrustStore:
         if revoked:
             raise TrustError(f"{where} signed only by revoked key {revoked[0]} (listed in {self.source}/{REVOKED_FILE})")
         raise TrustError(f"{where} signed by unknown key {sigs[0].keyid}: add its public key to {self.source}")
+
+
+def _revoked(rfile: Path) -> frozenset[str]:
+    """The key ids in the revocation list; only a list that is truly absent means none. One
+    that exists but cannot be read (a dangling symlink, a directory, not UTF-8) is an error:
+    ignoring it would silently trust every revoked key (fail open)."""
+    try:
+        text = rfile.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not os.path.lexists(rfile):
+            return frozenset()
+        raise TrustError(f"revocation list {rfile} is a dangling symlink; refusing to trust keys without it") from None
+    except OSError as exc:
+        raise TrustError(f"revocation list {rfile} cannot be read: {exc.strerror}; refusing to trust keys without it") from None
+    except UnicodeDecodeError as exc:
+        raise TrustError(f"revocation list {rfile}: not UTF-8 at byte {exc.start}; refusing to trust keys without it") from None
+    words = (line.split("#", 1)[0].strip().lower() for line in text.splitlines())
+    return frozenset(w for w in words if w)
