@@ -162,10 +162,38 @@ def test_release_filed_under_another_name(pub):
 
 def test_verify_without_trust_still_hashes(pub, capsys):
     repo, _, _ = pub
-    assert main(["verify", "--repo", str(repo), "--release", "hep/1"]) == 0
-    assert "signatures not checked" in capsys.readouterr().err
+    assert main(["verify", "--repo", str(repo), "--release", "hep/1", "--no-signatures"]) == 0
+    assert "signatures were NOT checked (--no-signatures)" in capsys.readouterr().err
     (repo / REL / "depot" / "registries" / "General.toml").write_text("x")
     with pytest.raises(IntegrityError):
         verify(repo, "hep/1")
-    assert main(["verify", "--repo", str(repo), "--release", "hep/9"]) == 3
-    assert main(["verify", "--repo", str(repo.parent / "gone")]) == 3
+    assert main(["verify", "--repo", str(repo), "--release", "hep/9", "--no-signatures"]) == 3
+    assert main(["verify", "--repo", str(repo.parent / "gone"), "--no-signatures"]) == 3
+
+
+def test_verify_finds_the_trusted_keys_as_a_node_does(pub, capsys, monkeypatch, tmp_path):
+    """Without --trust, verify checks signatures with the keys a node would use
+    (DEPOTDELIVERY_TRUSTED_KEYS, then the config files, then /etc/depotdelivery/keys); with
+    none there it fails (exit 5) instead of reporting ok, unless --no-signatures is given."""
+    repo, trust, _ = pub
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
+    monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(trust))
+    assert main(["verify", "--repo", str(repo), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["signatures_checked"] is True
+    empty = tmp_path / "other-keys"
+    empty.mkdir()
+    monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(empty))
+    assert main(["verify", "--repo", str(repo)]) == 5, "signed by a key this node does not trust"
+    assert "unknown key" in capsys.readouterr().err
+    monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(tmp_path / "nowhere"))
+    assert main(["verify", "--repo", str(repo)]) == 5
+    err = capsys.readouterr().err
+    assert f"trusted-keys directory {tmp_path / 'nowhere'} (environment variable DEPOTDELIVERY_TRUSTED_KEYS)" in err
+    assert "--no-signatures" in err
+    assert main(["verify", "--repo", str(repo), "--no-signatures", "--trust", str(trust)]) == 2
+    monkeypatch.delenv("DEPOTDELIVERY_TRUSTED_KEYS")
+    user = tmp_path / "home" / ".config" / "depotdelivery" / "config.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text(f"trusted_keys = {str(trust)!r}\n")
+    assert main(["verify", "--repo", str(repo), "--json"]) == 0, "the user config file names the keys"

@@ -64,7 +64,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                        description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
     _repo_arg(p)
     p.add_argument("--release", metavar="NAME/VERSION", help="only this release (default: every release and channel)")
-    _trust_arg(p)
+    p.add_argument("--trust", metavar="DIR",
+                   help=f"trusted public keys (*.pub + revoked); default: as a node finds them (${_TRUST_ENV}, "
+                        "the config files, /etc/depotdelivery/keys)")
+    p.add_argument("--no-signatures", action="store_true",
+                   help="only re-hash, do not check signatures (when no trusted-keys directory exists here)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_verify)
 
@@ -94,6 +98,24 @@ def _trust(args: argparse.Namespace) -> Any:
     from depotdelivery.store.keys import TrustStore
 
     return TrustStore.from_dir(args.trust)
+
+
+def _verify_trust(args: argparse.Namespace) -> Any:
+    """The trusted keys ``verify`` checks signatures with: ``--trust``, else the directory a node
+    would use (node.config's resolution); None only with ``--no-signatures``."""
+    from depotdelivery.errors import TrustError
+    from depotdelivery.node.config import resolve
+    from depotdelivery.store.keys import TrustStore
+
+    if args.no_signatures:
+        if args.trust:
+            raise UsageError("verify: --trust and --no-signatures exclude each other")
+        return None
+    config = resolve({"trusted_keys": args.trust})
+    if not os.path.isdir(config.trusted_keys):
+        raise TrustError(f"trusted-keys directory {config.trusted_keys} ({config.sources['trusted_keys']}) does not "
+                         "exist: pass --trust DIR, or --no-signatures to re-hash without checking signatures")
+    return TrustStore.from_dir(config.trusted_keys)
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -224,7 +246,7 @@ def _verify(args: argparse.Namespace) -> int:
     from depotdelivery.progress import human_bytes
     from depotdelivery.store.verify import verify
 
-    trust = _trust(args)
+    trust = _verify_trust(args)
     try:
         reports = verify(args.repo, args.release, trust)
     except (IntegrityError, TrustError) as exc:
@@ -246,7 +268,8 @@ def _verify(args: argparse.Namespace) -> int:
         signed = f", signed by {r.signed_by}" if r.signed_by else ""
         print(f"ok {r.subject}: {r.files} files, {human_bytes(r.bytes)}{signed}")
     if trust is None:
-        print(f"depotdelivery: signatures not checked (pass --trust DIR or set {_TRUST_ENV})", file=sys.stderr)
+        print("depotdelivery: signatures were NOT checked (--no-signatures): only the hashes were verified",
+              file=sys.stderr)
     return 0
 
 
