@@ -115,6 +115,12 @@ def run_ro(repo: NodeRepo, code: str, *args: str, env: dict[str, str] | None = N
     return subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def in_job_shell(argv: Sequence[str]) -> list[str]:
+    """``argv`` run by a job's shell that exits right after it: ``prepare`` and ``env`` lease
+    the depot for their calling process (the shell), so that lease ends with this shell."""
+    return ["sh", "-c", '"$@"; exit $?', "sh", *argv]
+
+
 def node_env(repo: NodeRepo, cache: Path, **extra: str) -> dict[str, str]:
     """DEPOTDELIVERY_* variables pointing at ``repo`` with ``cache`` as the node cache."""
     return {"DEPOTDELIVERY_REPO": str(repo.root), "DEPOTDELIVERY_TRUSTED_KEYS": str(repo.trusted),

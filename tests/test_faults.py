@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from node_fixtures import NodeRepo, build_repo, captured_cpu, node_env, ro_command
+from node_fixtures import NodeRepo, build_repo, captured_cpu, in_job_shell, node_env, ro_command
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 NOBODY = 65534
@@ -302,7 +302,7 @@ def test_locks_and_leases_of_killed_processes_do_not_block(repo, tmp_path):
     assert list((cache / "tmp").iterdir()), "the killed copy left no build directory to clean"
     assert list((cache / "leases" / key).glob("*.lease")), "the killed job's lease file is gone already"
     # the next job: lock files of dead holders are free, the stale lease is ignored
-    done = _run(_cli("prepare", "--mode", "symlink", "--json", "--lock-timeout", "5"), env)
+    done = _run(in_job_shell(_cli("prepare", "--mode", "symlink", "--json", "--lock-timeout", "5")), env)
     assert done.returncode == 0, done.stderr
     status = json.loads(_run(_cli("status", "--json", "--cache", str(cache)), env).stdout)
     held = {d["key"]: d["leases"] for d in status["depots"]}
@@ -331,8 +331,8 @@ def test_clock_jumps_never_remove_a_leased_depot(repo, tmp_path):
     env = node_env(repo, cache, DEPOTDELIVERY_CPUINFO=HASWELL)
     live = _holder("import depotdelivery; p = depotdelivery.prepare(mode='symlink')", env)
     try:
-        assert _run(_cli("prepare"), env).returncode == 0  # stack: unleased after exit
-        assert _run(_cli("prepare", "--mode", "copy"), env).returncode == 0
+        assert _run(in_job_shell(_cli("prepare")), env).returncode == 0  # stack: unleased after exit
+        assert _run(in_job_shell(_cli("prepare", "--mode", "copy")), env).returncode == 0
         nc = NodeCache(str(cache))
         keys = {k.rsplit("-", 1)[1]: k for k in nc.keys()}
         now = time.time()

@@ -91,7 +91,8 @@ def test_gc_racing_prepare_and_running_jobs(node_repo, tmp_path):
         deadline = time.time() + 1.5
         gcs, prepares, removed = [], [], []
         while time.time() < deadline:
-            prepares.append(subprocess.Popen(dd + ["prepare", "--mode", "stack"], stdout=subprocess.DEVNULL))
+            prepares.append(subprocess.Popen(["sh", "-c", '"$@"; exit $?', "sh", *dd, "prepare", "--mode", "stack"],
+                                             stdout=subprocess.DEVNULL))  # a job shell: its lease ends with it
             g = subprocess.run(dd + ["gc", "--keep", "0", "--json"], capture_output=True, text=True)
             gcs.append(g.returncode)
             if g.returncode == 0:
@@ -208,3 +209,55 @@ def test_gc_unmounts_an_overlay_only_after_its_last_lease_check(node_repo, tmp_p
     # the lease came after gc's last check: the depot was already renamed away, so the job's
     # prepare() finds no complete.json and hydrates anew; it never sees a depot without its mount
     assert res["outcome"] == "removed" and not res["complete"] and not res["mounted"]
+
+
+def test_env_leases_the_depot_for_the_shell_that_evals_it(node_repo, tmp_path):
+    """`eval "$(depotdelivery env)"`: the env process exits at once, the shell runs Julia later.
+    The depot stays leased while that shell lives (pid + start time, so a reused pid does not
+    count) and gc may remove it once the shell has exited."""
+    import os
+    import sys
+    import time
+
+    from node_fixtures import ro_command
+
+    from depotdelivery.node.cache import NodeCache
+    from depotdelivery.node.locks import leases
+
+    env = {**os.environ, **node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)}
+    cache = NodeCache(tmp_path / "cache")
+    shell = subprocess.Popen(ro_command([node_repo.root], [
+        "bash", "-c", f'eval "$({sys.executable} -m depotdelivery env --mode symlink)" && echo "$$" && read _ && '
+                      'test -f "$JULIA_PROJECT/Project.toml"']),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+
+    def gc() -> dict:
+        done = subprocess.run([sys.executable, "-m", "depotdelivery", "gc", "--keep", "0", "--json"],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    try:
+        pid = int(shell.stdout.readline())
+        [key] = cache.keys()
+        assert [lease.pid for lease in leases(cache.leases, key) if lease.held] == [pid]
+        assert gc()["kept_leased"] == [key]
+        # a lease file of a reused pid: this process's pid with another start time
+        fake = os.path.join(cache.leases, key, f"{os.getpid()}-1.pidlease")
+        open(fake, "w").close()
+        assert gc()["leases_reaped"] == 1 and not os.path.exists(fake)
+        # a process that has exited but is not reaped yet (a zombie) holds nothing either
+        from depotdelivery.node.locks import acquire_pid_lease
+
+        child = subprocess.Popen(["sleep", "0.2"])
+        zombie = acquire_pid_lease(cache.leases, key, child.pid)
+        while open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+            time.sleep(0.01)
+        assert [lease.held for lease in leases(cache.leases, key) if lease.path == zombie] == [False]
+        child.wait()
+    finally:
+        shell.stdin.write("go\n")
+        shell.stdin.close()
+    assert shell.wait() == 0  # the shell ran with its depot intact
+    report = gc()
+    assert report["removed"] == [key] and report["leases_reaped"] == 2  # the shell's and the zombie's

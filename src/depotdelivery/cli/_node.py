@@ -39,10 +39,18 @@ def _config(args: argparse.Namespace) -> Any:
     return resolve({k.name: getattr(args, k.name, None) for k in KEYS})
 
 
-def _prepare(args: argparse.Namespace) -> Any:
+def _prepare(args: argparse.Namespace, *, lease_parent: bool = False) -> Any:
+    """prepare() for a command; ``lease_parent``: also lease the depot for the calling
+    process (the shell of ``eval "$(depotdelivery env)"``), which keeps no descriptor of ours."""
     from depotdelivery.node.prepare import prepare_config
 
-    prepared = prepare_config(_config(args))
+    cfg = _config(args)
+    prepared = prepare_config(cfg)
+    if lease_parent:
+        from depotdelivery.node.cache import NodeCache
+        from depotdelivery.node.locks import acquire_pid_lease
+
+        acquire_pid_lease(NodeCache(cfg.cache).leases, prepared.key, os.getppid())
     for warning in prepared.warnings:
         print(f"depotdelivery: warning: {warning}", file=sys.stderr)
     return prepared
@@ -88,7 +96,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 # ---- prepare / env / exec -------------------------------------------------------------------------
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    prepared = _prepare(args)
+    prepared = _prepare(args, lease_parent=True)
     if args.json:
         _emit(prepared.to_dict())
         return 0
@@ -122,7 +130,7 @@ def render_env(env: dict[str, str], shell: str) -> str:
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    prepared = _prepare(args)
+    prepared = _prepare(args, lease_parent=True)
     env = dict(prepared.env)
     sys.stdout.write(render_env(env, args.shell))
     return 0

@@ -12,7 +12,8 @@ from typing import Iterator
 from depotdelivery.errors import CacheError, LockTimeoutError
 from depotdelivery.node._record import Record
 
-__all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "hydration_lock", "leases", "reap_leases", "try_hydration_lock"]
+__all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "hydration_lock", "leases",
+           "process_start", "reap_leases", "try_hydration_lock"]
 
 # Only these errnos mean "held by someone else" (filelock 3.13.1 UnixFileLock); any other
 # errno (ENOLCK on an NFS without lockd, EBADF, ...) means flock does not work here.
@@ -208,6 +209,54 @@ def acquire_lease(leases_dir: str, key: str) -> Lease:
     return lease
 
 
+PID_LEASE = ".pidlease"
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of process ``pid`` (clock ticks since boot, field 22 of /proc/<pid>/stat,
+    proc(5)), or None if there is no such process or it has exited (a zombie its parent has
+    not reaped yet): with the pid it names one process, even after the pid is reused."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (field 2) is in parentheses and may contain spaces and ')'
+    fields = stat[stat.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):  # field 3, state: zombie or dead
+        return None
+    return int(fields[22 - 3])
+
+
+def acquire_pid_lease(leases_dir: str, key: str, pid: int) -> str:
+    """Lease depot ``key`` for as long as process ``pid`` lives, without holding a descriptor
+    in it: ``eval "$(depotdelivery env)"`` exports the depot into a shell whose ``env`` child
+    exits at once. The file ``<pid>-<start>.pidlease`` is held while a process with that pid
+    and start time exists. Call it while holding an flock lease on ``key`` (no gap for gc)."""
+    start = process_start(pid)
+    if start is None:
+        raise CacheError(f"cannot lease depot {key} for process {pid}: no such process")
+    directory = os.path.join(leases_dir, key)
+    path = os.path.join(directory, f"{pid}-{start}{PID_LEASE}")
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        from depotdelivery.node.cache import cache_error
+
+        raise cache_error("create lease", path, exc) from None
+    os.close(fd)
+    return path
+
+
+def _pid_lease_held(name: str) -> bool:
+    pid, _, start = name[: -len(PID_LEASE)].partition("-")
+    return pid.isdigit() and start.isdigit() and process_start(int(pid)) == int(start)
+
+
 class LeaseInfo(Record):
     """A lease file seen by ``status``/``gc``: its owner pid, age and whether it is held."""
 
@@ -219,7 +268,11 @@ class LeaseInfo(Record):
 
 
 def _probe(path: str) -> bool | None:
-    """True if some process holds ``path`` locked, False if not, None if it vanished."""
+    """True if some process holds ``path`` locked (a pid lease: its process lives), False if
+    not, None if it vanished."""
+    name = os.path.basename(path)
+    if name.endswith(PID_LEASE):
+        return _pid_lease_held(name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
