@@ -40,6 +40,29 @@ def test_set_history_rollback(three):
         rollback_channel(repo, "stable", key, to="hep/9")
 
 
+def test_rolling_back_twice_walks_further_back(three):
+    """A second rollback must not re-deploy the release the first one rolled back from: each
+    rollback records the seq it left (signed, in the history) and the default target walks past
+    it; with nothing left it asks for --release."""
+    repo, trust, key, _ = three
+    for v in ("1", "2", "3"):
+        set_channel(repo, "stable", f"hep/{v}", key)
+    first = rollback_channel(repo, "stable", key)
+    assert (first.seq, first.release, first.rollback_of) == (4, "hep/2", 3)
+    second = rollback_channel(repo, "stable", key)
+    assert (second.seq, second.release, second.rollback_of) == (5, "hep/1", 4), "not back to the bad hep/3"
+    with pytest.raises(UsageError, match=r"no earlier release to roll back to \(now hep/1; rolled back from "
+                                         r"hep/2, hep/3\); name one with --release"):
+        rollback_channel(repo, "stable", key)
+    # a release deliberately set again after a rollback is a valid target once more
+    set_channel(repo, "stable", "hep/3", key)
+    assert rollback_channel(repo, "stable", key).release == "hep/1"
+    ch = Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
+    assert [(e.seq, e.release, e.rollback_of) for e in ch.history()] == [
+        (7, "hep/1", 6), (6, "hep/3", None), (5, "hep/1", 4), (4, "hep/2", 3), (3, "hep/3", None),
+        (2, "hep/2", None), (1, "hep/1", None)]
+
+
 def test_set_if_changed_writes_nothing(three):
     repo, _, key, _ = three
     set_channel(repo, "stable", "hep/1", key)

@@ -228,9 +228,13 @@ TIMES = st.integers(0, 2**33).map(format_time)
 def channels(draw: st.DrawFn) -> Channel:
     seqs = sorted(draw(st.sets(st.integers(1, 10**9), min_size=1, max_size=5)), reverse=True)
     ref = st.builds(lambda a, b: f"{a}/{b}", NAME, NAME)
-    prev = tuple(ChannelEntry(seq=s, release=draw(ref), release_hash=draw(HEX64), issued=draw(TIMES)) for s in seqs[1:])
+    def back(s: int) -> int | None:  # rollback_of: any seq below the entry's own (the state it left)
+        return draw(st.none() | st.integers(1, s - 1)) if s > 1 else None
+
+    prev = tuple(ChannelEntry(seq=s, release=draw(ref), release_hash=draw(HEX64), issued=draw(TIMES), rollback_of=back(s))
+                 for s in seqs[1:])
     return Channel(channel=draw(NAME), seq=seqs[0], release=draw(ref), release_hash=draw(HEX64), issued=draw(TIMES),
-                   expires=draw(st.none() | TIMES), previous=prev)
+                   expires=draw(st.none() | TIMES), previous=prev, rollback_of=back(seqs[0]))
 
 
 @given(channels())
@@ -249,6 +253,14 @@ def test_channel_corruption_never_escapes(ch, data):
         Channel.from_bytes(bytes(raw), where="c")
     except FormatError:
         pass
+
+
+def test_channel_rollback_of_must_be_an_earlier_seq():
+    d = json.loads(Channel(channel="s", seq=2, release="a/1", release_hash="a" * 64, issued=format_time(0),
+                           expires=None, rollback_of=1).to_bytes())
+    d["rollback_of"] = 2
+    with pytest.raises(FormatError, match="field rollback_of: 2 is not below the seq 2"):
+        Channel.from_bytes(canonical_json(d), where="c")
 
 
 def test_channel_history_must_descend():

@@ -137,11 +137,29 @@ def _update(root: str | Path, channel: str, key: PrivateKey, cvmfs: str | None,
         return _write(repo, doc, key, old)
 
 
-def _next(old: Channel | None, channel: str, rel: Release, expires: float | None, t: float) -> Channel:
+def _next(old: Channel | None, channel: str, rel: Release, expires: float | None, t: float, *,
+          rollback: bool = False) -> Channel:
     return Channel(
         channel=channel, seq=1 if old is None else old.seq + 1, release=rel.ref, release_hash=rel.id,
         issued=format_time(t), expires=None if expires is None else format_time(t + expires),
-        previous=() if old is None else old.history())
+        previous=() if old is None else old.history(),
+        rollback_of=old.seq if rollback and old is not None else None)
+
+
+def _rollback_target(old: Channel) -> str:
+    """The release a default rollback goes back to: the newest earlier one that is neither the
+    current release nor one a later rollback already left (walking back past each rollback's
+    origin, so a second rollback does not re-deploy the release the first one fled)."""
+    by_seq = {e.seq: e.release for e in old.history()}
+    fled: set[str] = set()
+    for e in old.history():
+        if e.seq != old.seq and e.release != old.release and e.release not in fled:
+            return e.release
+        if e.rollback_of is not None and e.rollback_of in by_seq:
+            fled.add(by_seq[e.rollback_of])
+    left = f"; rolled back from {', '.join(sorted(fled))}" if fled else ""
+    raise UsageError(f"channel {old.channel} has no earlier release to roll back to (now {old.release}{left}); "
+                     "name one with --release NAME/VERSION")
 
 
 def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *,
@@ -169,22 +187,18 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
 def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str | None = None,
                      expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
                      now: float | None = None) -> Channel:
-    """A new document (higher ``seq``) pointing back at an earlier release of the channel's
-    history: ``to`` ("N/V"), or by default the release before the current one."""
+    """A new document (higher ``seq``, ``rollback_of`` the current seq) pointing back at an
+    earlier release of the channel's history: ``to`` ("N/V"), or by default the newest earlier
+    release not already rolled back from (see :func:`_rollback_target`)."""
     t = time.time() if now is None else now
 
     def make(repo: Repository, old: Channel | None) -> Channel:
         if old is None:
             raise NotFoundError(f"channel {channel} does not exist in {repo.root}; nothing to roll back")
-        target = to
-        if target is None:
-            earlier = [e for e in old.previous if e.release != old.release]
-            if not earlier:
-                raise UsageError(f"channel {channel} has no earlier release to roll back to (history: {old.release})")
-            target = earlier[0].release
-        elif all(e.release != target for e in old.previous):
+        target = _rollback_target(old) if to is None else to
+        if all(e.release != target for e in old.previous):
             raise UsageError(f"{target} is not in the history of channel {channel}; use `channel set` to point it at a new release")
-        return _next(old, channel, repo.read_release(*_split_ref(target)), expires, t)
+        return _next(old, channel, repo.read_release(*_split_ref(target)), expires, t, rollback=True)
 
     return _update(root, channel, key, cvmfs, make)
 

@@ -38,6 +38,13 @@ def parse_time(text: str) -> int | None:
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
 
 
+def _rollback_of(f: Fields, seq: int) -> int | None:
+    value = f.int("rollback_of", minimum=1, optional=True)
+    if value is not None and value >= seq:
+        raise f.error("rollback_of", f"{value} is not below the seq {seq} it belongs to")
+    return value
+
+
 def _time_field(f: Fields, key: str, *, optional: bool = False) -> str | None:
     value = f.str(key, optional=optional)
     if value is not None and parse_time(value) is None:
@@ -47,26 +54,35 @@ def _time_field(f: Fields, key: str, *, optional: bool = False) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelEntry:
-    """One past state of a channel (kept in ``previous``, newest first)."""
+    """One past state of a channel (kept in ``previous``, newest first). ``rollback_of``: the
+    seq this state rolled back from (``channel rollback``), None for ``channel set``."""
 
     seq: int
     release: str
     release_hash: str
     issued: str
+    rollback_of: int | None = None
 
     @classmethod
     def _from_fields(cls, f: Fields) -> "ChannelEntry":
-        f.only(frozenset({"seq", "release", "release_hash", "issued"}))
-        return cls(seq=f.int("seq", minimum=1), release=f.str("release", pattern=_RELEASE_REF),
-                   release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "")
+        f.only(frozenset({"seq", "release", "release_hash", "issued", "rollback_of"}))
+        seq = f.int("seq", minimum=1)
+        return cls(seq=seq, release=f.str("release", pattern=_RELEASE_REF),
+                   release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "",
+                   rollback_of=_rollback_of(f, seq))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "release": self.release, "release_hash": self.release_hash, "issued": self.issued}
+        d: dict[str, Any] = {"seq": self.seq, "release": self.release, "release_hash": self.release_hash,
+                             "issued": self.issued}
+        if self.rollback_of is not None:  # absent, not null: documents without rollbacks keep their bytes
+            d["rollback_of"] = self.rollback_of
+        return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Channel:
-    """A parsed channel document. ``seq`` only grows; ``expires`` None means never."""
+    """A parsed channel document. ``seq`` only grows; ``expires`` None means never;
+    ``rollback_of`` as in :class:`ChannelEntry`."""
 
     channel: str
     seq: int
@@ -75,12 +91,14 @@ class Channel:
     issued: str
     expires: str | None
     previous: tuple[ChannelEntry, ...] = ()
+    rollback_of: int | None = None
     raw: bytes = field(default=b"", compare=False, repr=False)
     sig_raw: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def current(self) -> ChannelEntry:
-        return ChannelEntry(seq=self.seq, release=self.release, release_hash=self.release_hash, issued=self.issued)
+        return ChannelEntry(seq=self.seq, release=self.release, release_hash=self.release_hash, issued=self.issued,
+                            rollback_of=self.rollback_of)
 
     def history(self) -> tuple[ChannelEntry, ...]:
         """Every state of the channel, newest (this document) first."""
@@ -102,7 +120,8 @@ class Channel:
     def from_dict(cls, obj: Any, *, where: str) -> "Channel":
         f = Fields(obj, where)
         check_format(f)
-        f.only(frozenset({"format", "channel", "seq", "release", "release_hash", "issued", "expires", "previous"}))
+        f.only(frozenset({"format", "channel", "seq", "release", "release_hash", "issued", "expires", "previous",
+                          "rollback_of"}))
         seq = f.int("seq", minimum=1)
         previous = tuple(ChannelEntry._from_fields(p) for p in f.subs("previous"))
         last = seq
@@ -112,20 +131,18 @@ class Channel:
             last = p.seq
         return cls(channel=f.name("channel"), seq=seq, release=f.str("release", pattern=_RELEASE_REF),
                    release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "",
-                   expires=_time_field(f, "expires", optional=True), previous=previous)
+                   expires=_time_field(f, "expires", optional=True), previous=previous,
+                   rollback_of=_rollback_of(f, seq))
 
     @classmethod
     def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> "Channel":
         c = cls.from_dict(load_canonical(raw, where), where=where)
         return cls(channel=c.channel, seq=c.seq, release=c.release, release_hash=c.release_hash, issued=c.issued,
-                   expires=c.expires, previous=c.previous, raw=raw, sig_raw=sig_raw)
+                   expires=c.expires, previous=c.previous, rollback_of=c.rollback_of, raw=raw, sig_raw=sig_raw)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT, "channel": self.channel, "seq": self.seq, "release": self.release,
-            "release_hash": self.release_hash, "issued": self.issued, "expires": self.expires,
-            "previous": [p.to_dict() for p in self.previous],
-        }
+        return {"format": FORMAT, "channel": self.channel, **self.current.to_dict(), "expires": self.expires,
+                "previous": [p.to_dict() for p in self.previous]}
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
