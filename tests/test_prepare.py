@@ -6,6 +6,10 @@ import json
 import os
 import subprocess
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.node.prepare import Prepared
@@ -251,6 +255,40 @@ def test_prepared_command_inserts_sysimage_after_julia():
     assert p.command(["julia", "-J", "mine.so"]) == ["julia", "-J", "mine.so"]
     assert p.command(["julia", "--sysimage=mine.so"]) == ["julia", "--sysimage=mine.so"]
     assert p.command(["python3", "juliaish.py"]) == ["python3", "juliaish.py"]
+
+
+SYS = ["--sysimage", "/s/sys.so"]
+
+
+@pytest.mark.parametrize(("args", "inserted"), [
+    # the program's own arguments are not Julia's options
+    (["script.jl", "--sysimage", "foo"], True),
+    (["script.jl", "-Jfoo"], True),
+    (["-t", "4", "script.jl", "-J", "x"], True),
+    (["--", "-J", "x"], True),
+    (["-e", "-J", "x.jl"], True),  # -e's value is code, not an option
+    (["--eval", "--sysimage=x", "y.jl"], True),
+    (["-m", "Pkg", "-J", "x"], True),  # everything after -m MODULE belongs to the module
+    (["--project", "-J", "x"], False),  # --project takes no separate value: -J is Julia's
+    (["-qJ", "mine.so", "x.jl"], False),
+    (["-qJmine.so"], False),
+    (["-t4", "--sysimage", "mine.so"], False),
+    (["--threads", "4", "-J", "mine.so", "x.jl"], False),
+    (["--project=@.", "--sysimage=mine.so"], False),
+    (["-O", "3", "-J", "mine.so"], False),
+])
+def test_command_only_reads_julias_own_options(args, inserted):
+    p = Prepared(depot_path=("/d",), env={}, julia_args=tuple(SYS), release="r/1", release_id="0" * 64,
+                 variant="haswell", mode="stack", key="k", depot="/d", why="", hydrated=False)
+    assert p.command(["srun", "julia", *args]) == ["srun", "julia", *(SYS if inserted else []), *args]
+
+
+@given(st.lists(st.text(min_size=0, max_size=12), max_size=6))
+def test_any_program_arguments_leave_the_sysimage_inserted(program_args):
+    p = Prepared(depot_path=("/d",), env={}, julia_args=tuple(SYS), release="r/1", release_id="0" * 64,
+                 variant="haswell", mode="stack", key="k", depot="/d", why="", hydrated=False)
+    argv = ["julia", "--threads", "4", "analysis.jl", *program_args]
+    assert p.command(argv) == ["julia", *SYS, *argv[1:]]
     before = dict(os.environ)
     try:
         Prepared(**{**{f: getattr(p, f) for f in ("depot_path", "julia_args", "release", "release_id", "variant",

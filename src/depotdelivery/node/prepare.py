@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "prepare",
-           "prepare_config", "repo_id_of"]
+__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "names_sysimage",
+           "prepare", "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
 
@@ -71,9 +71,7 @@ class Prepared:
         executable (``srun julia x.jl`` works too), unless it already names a sysimage."""
         out = list(argv)
         i = julia_index(out)
-        if i is None or not self.julia_args:
-            return out
-        if any(a in ("-J", "--sysimage") or a.startswith(("-J", "--sysimage=")) for a in out[i + 1:]):
+        if i is None or not self.julia_args or names_sysimage(out[i + 1:]):
             return out
         return out[: i + 1] + list(self.julia_args) + out[i + 1:]
 
@@ -92,6 +90,49 @@ def julia_index(argv: Sequence[str]) -> int | None:
         if base == "julia" or (base.startswith("julia-") and base[6:7].isdigit()):
             return i
     return None
+
+
+# Julia's options that take a value, as its getopt_long sees them (src/jloptions.c, v1.12:
+# shortopts "+vhqH:e:E:L:J:C:it:p:O:g:m:" and the required_argument long options). Optional
+# ones (--project, --optimize, --code-coverage, ...) only take a value after '='.
+_SHORT_WITH_VALUE = frozenset("HeELJCtpOgm")
+_LONG_WITH_VALUE = frozenset({
+    "banner", "home", "eval", "module", "print", "load", "bug-report", "sysimage", "sysimage-native-code",
+    "compiled-modules", "pkgimages", "cpu-target", "procs", "threads", "gcthreads", "machine-file", "color",
+    "history-file", "startup-file", "compile", "check-bounds", "output-bc", "output-unopt-bc", "output-o",
+    "output-asm", "output-ji", "output-incremental", "depwarn", "warn-overwrite", "warn-scope", "inline",
+    "polly", "trace-compile", "math-mode", "handle-signals", "bind-to", "permalloc-pkgimg", "heap-size-hint",
+})
+
+
+def names_sysimage(args: Sequence[str]) -> bool:
+    """Whether Julia's own options in ``args`` (what follows the executable) name a sysimage
+    (``-J``/``--sysimage``). Like Julia's option parser ("+": no permutation) it stops at the
+    program file, at ``--`` and after ``-m``/``--module``, and skips options' values, so
+    ``julia x.jl --sysimage y`` (arguments of x.jl) or ``julia -e '-J'`` name none."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--" or arg == "-" or not arg.startswith("-"):
+            return False
+        if arg.startswith("--"):
+            name, eq, _value = arg[2:].partition("=")
+            if name == "sysimage":
+                return True
+            if name == "module":
+                return False
+            i += name in _LONG_WITH_VALUE and not eq  # the value is the next argument
+        else:
+            for j, c in enumerate(arg[1:], 2):  # bundled short options: -qJ x, -qJx
+                if c in _SHORT_WITH_VALUE:
+                    if c == "J":
+                        return True
+                    if c == "m":
+                        return False
+                    i += j == len(arg)  # nothing attached: the value is the next argument
+                    break
+        i += 1
+    return False
 
 
 def depot_key(release_id: str, variant: str, mode: str) -> str:
