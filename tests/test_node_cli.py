@@ -163,3 +163,17 @@ def test_env_output_does_not_pin_later_calls_of_the_job(tmp_path):
     exported, _, later = done.stdout.partition("{")
     assert sorted(exported.split()) == ["DEPOTDELIVERY_PREPARED_RELEASE=hep/2026.11", "DEPOTDELIVERY_PREPARED_VARIANT=haswell"]
     assert json.loads("{" + later)["release"] == "hep/2026.12"
+
+
+@pytest.mark.parametrize("command", ["status", "gc"])
+def test_status_and_gc_on_a_cache_that_is_a_file_are_cache_errors(tmp_path, command):
+    not_a_dir = tmp_path / "cache-file"
+    not_a_dir.write_text("x")
+    inner = tmp_path / "cache"
+    (inner / "depots").parent.mkdir()
+    (inner / "depots").write_text("x")
+    for cache, named in ((not_a_dir, not_a_dir), (inner, inner / "depots")):
+        done = subprocess.run([sys.executable, "-m", "depotdelivery", command, "--cache", str(cache)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 8, done.stderr
+        assert done.stderr == f"depotdelivery: cannot read node cache {named}: Not a directory\n"

@@ -211,6 +211,8 @@ class NodeCache:
             return sorted(n for n in os.listdir(self.depots) if not n.startswith("."))
         except FileNotFoundError:
             return []
+        except OSError as exc:  # the cache (or depots/) is a file, unreadable, ...
+            raise cache_error("read node cache", self.depots if os.path.isdir(self.root) else self.root, exc) from None
 
     def last_use(self, key: str) -> float:
         """Creating a lease file updates its directory's mtime: that is the last use, for free."""
