@@ -197,3 +197,37 @@ def test_verify_finds_the_trusted_keys_as_a_node_does(pub, capsys, monkeypatch, 
     user.parent.mkdir(parents=True)
     user.write_text(f"trusted_keys = {str(trust)!r}\n")
     assert main(["verify", "--repo", str(repo), "--json"]) == 0, "the user config file names the keys"
+
+
+def test_exit_codes_say_whose_problem_it_is(pub, capsys):
+    """A release that is not NAME/VERSION is a usage error (2) as in prepare and channel; a
+    release directory this user may not read makes the repository unavailable (3), not an
+    integrity failure (4); a directory where release.json belongs is a malformed repository (4)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    repo, trust, _ = pub
+    assert main(["verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep"]) == 2
+    assert "invalid release 'hep': expected NAME/VERSION" in capsys.readouterr().err
+    # permissions do not bind root: read as nobody, from a copy nobody can reach
+    shared = Path(tempfile.mkdtemp(prefix="dd-verify-"))
+    try:
+        os.chmod(shared, 0o755)
+        copy = shared / "repo"
+        shutil.copytree(repo, copy, symlinks=True)
+        (shared / "trust").mkdir()
+        shutil.copy(next(trust.glob("*.pub")), shared / "trust")
+        os.chmod(copy / REL, 0o700)
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m",
+                               "depotdelivery", "verify", "--repo", str(copy), "--trust", str(shared / "trust"),
+                               "--release", "hep/1"], capture_output=True, text=True)
+        assert done.returncode == 3, done.stderr
+        assert "cannot read release document" in done.stderr and "Permission denied" in done.stderr
+        assert "Traceback" not in done.stderr
+    finally:
+        shutil.rmtree(shared)
+    (repo / REL / "release.json").unlink()
+    (repo / REL / "release.json").mkdir()
+    assert main(["verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep/1"]) == 4
+    assert "Is a directory" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from depotdelivery.errors import NotFoundError, UsageError
+from depotdelivery.store._fields import split_ref
 from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
 from depotdelivery.store.keys import PrivateKey, Signature, encode_signatures, parse_signatures
@@ -48,13 +49,6 @@ def parse_duration(text: str) -> float | None:
     if not t or pos != len(t) or total <= 0:
         raise UsageError(f"invalid duration {text!r}: use e.g. 30d, 12h, 2w, 1d12h or never")
     return float(total)
-
-
-def _split_ref(ref: str) -> tuple[str, str]:
-    name, sep, version = ref.partition("/")
-    if not sep or not name or not version:
-        raise UsageError(f"invalid release {ref!r}: expected NAME/VERSION")
-    return name, version
 
 
 def _current(repo: Repository, channel: str) -> Channel | None:
@@ -171,7 +165,7 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
     already points at exactly this release and has not expired (an identical re-publish).
     """
     t = time.time() if now is None else now
-    rel = Repository.open(root).read_release(*_split_ref(release))
+    rel = Repository.open(root).read_release(*split_ref(release))
 
     def unchanged(old: Channel | None) -> bool:
         return if_changed and old is not None and old.release_hash == rel.id and not old.expired(t)
@@ -198,7 +192,7 @@ def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str
         target = _rollback_target(old) if to is None else to
         if all(e.release != target for e in old.previous):
             raise UsageError(f"{target} is not in the history of channel {channel}; use `channel set` to point it at a new release")
-        return _next(old, channel, repo.read_release(*_split_ref(target)), expires, t, rollback=True)
+        return _next(old, channel, repo.read_release(*split_ref(target)), expires, t, rollback=True)
 
     return _update(root, channel, key, cvmfs, make)
 

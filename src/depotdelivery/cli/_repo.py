@@ -111,7 +111,9 @@ def _verify_trust(args: argparse.Namespace) -> Any:
         if args.trust:
             raise UsageError("verify: --trust and --no-signatures exclude each other")
         return None
-    config = resolve({"trusted_keys": args.trust})
+    if args.trust:
+        return TrustStore.from_dir(args.trust)
+    config = resolve()
     if not os.path.isdir(config.trusted_keys):
         raise TrustError(f"trusted-keys directory {config.trusted_keys} ({config.sources['trusted_keys']}) does not "
                          "exist: pass --trust DIR, or --no-signatures to re-hash without checking signatures")

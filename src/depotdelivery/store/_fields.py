@@ -15,6 +15,7 @@ __all__ = [
     "check_format",
     "check_name",
     "load_canonical",
+    "split_ref",
 ]
 
 FORMAT = 1
@@ -147,3 +148,11 @@ def check_name(kind: str, value: str) -> str:
     if not NAME_RE.fullmatch(value):
         raise UsageError(f"invalid {kind} {value!r}: use letters, digits and . _ + - (not starting with . _ + -), at most 128")
     return value
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``NAME/VERSION`` given by a user -> (name, version); a usage error (exit 2) otherwise."""
+    name, sep, version = ref.partition("/")
+    if not sep or not name or not version:
+        raise UsageError(f"invalid release {ref!r}: expected NAME/VERSION")
+    return name, version

@@ -21,6 +21,7 @@ __all__ = [
     "REPO_FILE",
     "Repository",
     "listing_bytes",
+    "read_document",
     "repo_document",
     "repo_unavailable",
 ]
@@ -39,15 +40,18 @@ def repo_unavailable(root: Path, problem: str) -> RepositoryUnavailableError:
     return RepositoryUnavailableError(f"repository {root} {problem}{hint}")
 
 
-def _read(path: Path, what: str) -> bytes | None:
+def read_document(path: Path, what: str) -> bytes | None:
+    """The bytes of repository file ``path`` (``what`` names it in errors), None if absent."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        if exc.errno in (errno.EIO, errno.ENOTCONN, errno.ESTALE):
-            raise RepositoryUnavailableError(f"cannot read {what} {path}: {exc.strerror}") from None
-        raise FormatError(f"cannot read {what} {path}: {exc.strerror}") from None
+        # the wrong kind of file where a document belongs is a malformed repository (exit 4);
+        # anything else (no permission, I/O errors, a lost mount) makes it unusable (exit 3)
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.ELOOP):
+            raise FormatError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise RepositoryUnavailableError(f"cannot read {what} {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +96,11 @@ class Repository:
         """Read ``releases/N/V/release.json``; verify its signature when ``trust`` is given."""
         d = self.release_dir(name, version)
         where = f"release {name}/{version}"
-        raw = _read(d / "release.json", "release document")
+        raw = read_document(d / "release.json", "release document")
         if raw is None:
             known = ", ".join(f"{n}/{v}" for n, v in self.releases()) or "none"
             raise NotFoundError(f"{where} not found in {self.root} (releases: {known})")
-        sig_raw = _read(d / "release.json.sig", "signature")
+        sig_raw = read_document(d / "release.json.sig", "signature")
         if trust is not None:
             trust.verify(raw, sig_raw, where)
         rel = Release.from_bytes(raw, where=f"{d / 'release.json'}", sig_raw=sig_raw)
@@ -109,11 +113,11 @@ class Repository:
         """Read ``channels/<c>.json``; verify signature (when ``trust`` given) and expiry."""
         p = self.channel_path(channel)
         where = f"channel {channel}"
-        raw = _read(p, "channel document")
+        raw = read_document(p, "channel document")
         if raw is None:
             known = ", ".join(self.channels()) or "none"
             raise NotFoundError(f"{where} not found in {self.root} (channels: {known})")
-        sig_raw = _read(p.with_name(p.name + ".sig"), "signature")
+        sig_raw = read_document(p.with_name(p.name + ".sig"), "signature")
         if trust is not None:
             trust.verify(raw, sig_raw, where)
         ch = Channel.from_bytes(raw, where=str(p), sig_raw=sig_raw)
@@ -168,7 +172,7 @@ def listing_bytes(listings: Path, tree: str, owner: str) -> bytes:
     """The listing of ``tree`` from directory ``listings``: the file itself, or the chunks a
     chunk index names, concatenated; every file checked against the hash it is named by."""
     p = listings / f"{tree}.jsonl"
-    raw = _read(p, "listing")
+    raw = read_document(p, "listing")
     if raw is None:
         raise FormatError(f"listing {p} of {owner} is missing")
     actual = hash_bytes(raw)
@@ -179,7 +183,7 @@ def listing_bytes(listings: Path, tree: str, owner: str) -> bytes:
     parts = []
     for chunk, entries in parse_chunk_index(raw, where=str(p)):
         cp = listings / f"{chunk}.jsonl"
-        data = _read(cp, "listing chunk")
+        data = read_document(cp, "listing chunk")
         if data is None:
             raise FormatError(f"listing chunk {cp} named by {p} is missing")
         actual = hash_bytes(data)

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depotdelivery.errors import DepotDeliveryError, IntegrityError, NotFoundError, TrustError
+from depotdelivery.store._fields import split_ref
 from depotdelivery.store.hashing import hash_file
 from depotdelivery.store.listing import ListingEntry
 from depotdelivery.store.release import Release
-from depotdelivery.store.repo import Repository
+from depotdelivery.store.repo import Repository, read_document
 from depotdelivery.store.walk import walk
 
 if TYPE_CHECKING:
@@ -66,12 +67,11 @@ def verify_release(repo: Repository, name: str, version: str, trust: "TrustStore
     d = repo.release_dir(name, version)
     report = VerifyReport(f"release {name}/{version}")
     doc_path = d / "release.json"
-    try:
-        raw = doc_path.read_bytes()
-    except FileNotFoundError:
-        raise NotFoundError(f"release {name}/{version} not found in {repo.root}") from None
+    raw = read_document(doc_path, "release document")
+    if raw is None:
+        raise NotFoundError(f"release {name}/{version} not found in {repo.root}")
     sig_path = d / "release.json.sig"
-    sig = sig_path.read_bytes() if sig_path.exists() else None
+    sig = read_document(sig_path, "signature")
     _check_signature(report, trust, raw, sig, report.subject, sig_path)
     try:
         rel = repo.read_release(name, version)
@@ -187,10 +187,7 @@ def verify(repo_root: str | os.PathLike[str], release: str | None = None,
     """
     repo = Repository.open(repo_root)
     if release is not None:
-        name, sep, version = release.partition("/")
-        if not sep:
-            raise NotFoundError(f"invalid release {release!r}: expected NAME/VERSION")
-        reports = [verify_release(repo, name, version, trust)]
+        reports = [verify_release(repo, *split_ref(release), trust)]
     else:
         reports = [verify_release(repo, n, v, trust) for n, v in repo.releases()]
         reports += [_verify_channel(repo, c, trust) for c in repo.channels()]
