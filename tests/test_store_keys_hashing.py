@@ -32,6 +32,24 @@ def test_keygen_writes_0600_private_and_public(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_keygen_force_never_writes_into_the_old_file(tmp_path, capsys):
+    """--force over a world-readable key file: the new private key goes into a new 0600 file
+    renamed over it, so another name of the old file (a hard link, an open descriptor) never
+    sees it; without --force an existing .pub is refused too, before anything is written."""
+    old = tmp_path / "k"
+    old.write_bytes(b"old key")
+    os.chmod(old, 0o644)
+    os.link(old, tmp_path / "k-elsewhere")
+    assert main(["keygen", "--out", str(old), "--force"]) == 0
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o600
+    assert (tmp_path / "k-elsewhere").read_bytes() == b"old key", "the new key went into the old 0644 file"
+    assert load_private_key(old).keyid
+    (tmp_path / "n.pub").write_bytes(b"someone's public key")
+    assert main(["keygen", "--out", str(tmp_path / "n")]) == 2
+    assert "n.pub already exists" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists() and (tmp_path / "n.pub").read_bytes() == b"someone's public key"
+
+
 def test_load_private_key_rejects_garbage(tmp_path):
     (tmp_path / "bad").write_text("not a key")
     with pytest.raises(InputError, match="not an unencrypted PEM private key"):

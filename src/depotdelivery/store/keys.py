@@ -70,9 +70,12 @@ class Signature:
 
 def keygen(out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, str]:
     """Write a new Ed25519 private key to ``out`` (PEM, mode 0600) and its public key to
-    ``out.pub``; return ``(private path, public path, key id)``. Refuses to overwrite."""
+    ``out.pub``; return ``(private path, public path, key id)``. Refuses to overwrite either
+    unless ``force``."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from depotdelivery.store.atomic import write_atomic  # publisher-only: off the node's import path
 
     path = Path(out)
     pub_path = path.with_name(path.name + ".pub")
@@ -81,18 +84,24 @@ def keygen(out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, P
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if force else os.O_EXCL)
+    if not force:
+        for p in (path, pub_path):
+            if os.path.lexists(p):
+                raise UsageError(f"{p} already exists; refusing to overwrite a key (remove it first, or --force)")
     try:
-        # created 0600 from the start: never readable by others, not even for an instant
-        fd = os.open(path, flags, 0o600)
+        # the private key only ever goes into a new file created 0600 (a temporary renamed over
+        # an old key with --force): never into an existing file another mode or name can expose
+        if force:
+            write_atomic(path, private_pem, mode=0o600)
+        else:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(private_pem)
+        write_atomic(pub_path, public_pem)
     except FileExistsError:
-        raise UsageError(f"{path} already exists; refusing to overwrite a key (remove it first)") from None
+        raise UsageError(f"{path} already exists; refusing to overwrite a key (remove it first, or --force)") from None
     except OSError as exc:
-        raise UsageError(f"cannot create key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-        os.fchmod(fh.fileno(), 0o600)
-    pub_path.write_bytes(public_pem)
+        raise UsageError(f"cannot create key file {exc.filename or path}: {exc.strerror}") from None
     return path, pub_path, key_id(_raw_public(key.public_key()))
 
 
