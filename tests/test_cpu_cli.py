@@ -73,6 +73,8 @@ def test_human_output_on_this_host(capsys):
     ("content", "flag", "line"),
     [("processor : 0\nflags : fpu sse\nthis line has no colon\n", "--cpuinfo", 3),
      ("vendor_id : GenuineIntel\ncpu family : six\n", "--cpuinfo", 2),
+     ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/usr/sbin/nologin\n", "--cpuinfo", 1),  # /etc/passwd
+     ("\n\nName: x\nType: y\n", "--cpuinfo", 3),
      ("0, 0, 13, 1, 2, 3\n1, 0, 1, 2\n", "--cpuid-dump", 2),
      ("0, 0, 13, 1, 2, 3\n7, 0, x, 0, 0, 0\n", "--cpuid-dump", 2),
      ("0, 0, 13, 1, 2, 3\n\n1, 0, 1, 2, 3, 0x1FFFFFFFF\n", "--cpuid-dump", 3)],

@@ -177,3 +177,12 @@ def test_status_and_gc_on_a_cache_that_is_a_file_are_cache_errors(tmp_path, comm
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 8, done.stderr
         assert done.stderr == f"depotdelivery: cannot read node cache {named}: Not a directory\n"
+
+
+def test_prepare_with_a_cpuinfo_that_is_no_cpuinfo_is_a_usage_error(node_repo, tmp_path):
+    env = node_env(node_repo, tmp_path / "cache")
+    done = _dd(node_repo, env, "prepare", "--cpuinfo", "/etc/passwd")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("depotdelivery: /etc/passwd:1: not a /proc/cpuinfo file") and done.stderr.count("\n") == 1
+    power = _dd(node_repo, env, "prepare", "--cpuinfo", str(captured_cpu("linux-rhel8-power9")))
+    assert power.returncode == 10 and "does not model (POWER9" in power.stderr, power.stderr

@@ -44,8 +44,9 @@ def _int_field(fields: dict[str, str], lines: dict[str, int], key: str, where: s
 def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
     """Parse the first processor block (as archspec and Julia read it).
 
-    Malformed text raises InputError naming ``where`` and the line; a well-formed file of a
-    CPU family we do not model (POWER, RISC-V, a macOS sysctl dump) raises UnsupportedError.
+    Malformed text, or a file that describes no CPU at all, raises InputError naming ``where``
+    and the line; a well-formed description of a CPU family we do not model (POWER, RISC-V, a
+    macOS sysctl dump) raises UnsupportedError.
     """
     fields: dict[str, str] = {}
     lines: dict[str, int] = {}
@@ -71,6 +72,10 @@ def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
                 _int_field(fields, lines, key, where)
     elif not fields:
         raise InputError(f"{where}:1: empty, not a /proc/cpuinfo file")
+    elif not _describes_a_cpu(fields):
+        first = next(iter(fields))
+        raise InputError(f"{where}:{lines[first]}: not a /proc/cpuinfo file (no 'processor', 'flags' or 'Features' "
+                         f"field; first key {first[:40]!r})")
     else:
         hint = fields.get("cpu") or fields.get("isa") or fields.get("machdep.cpu.brand_string") or next(iter(fields))
         raise UnsupportedError(
@@ -78,6 +83,14 @@ def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
             "only x86_64 ('flags') and aarch64 ('Features') /proc/cpuinfo files are supported"
         )
     return CpuInfo(arch, fields, frozenset(flags.split()))
+
+
+def _describes_a_cpu(fields: dict[str, str]) -> bool:
+    """A CPU description of a family we do not model, rather than some other file (say
+    /etc/passwd, whose lines also split at ':'): a Linux /proc/cpuinfo block starts with
+    ``processor`` on every architecture (POWER, RISC-V, s390x, ...); a macOS sysctl dump
+    (archspec's darwin-* captures) has ``hw.*`` / ``machdep.cpu.*`` keys."""
+    return "processor" in fields or any(key.startswith(("hw.", "machdep.cpu.")) for key in fields)
 
 
 def cpuinfo_int(info: CpuInfo, key: str) -> int:
