@@ -9,7 +9,6 @@ import time
 
 import blake3
 import pytest
-from repo_fixtures import growing
 
 from depotdelivery.cli import main
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
@@ -142,13 +141,52 @@ def test_hash_file_detects_a_file_replaced_since_stat(tmp_path):
         hash_file(p, st)
 
 
-def test_hash_file_detects_a_concurrent_writer(tmp_path):
-    """A real writer appending while a large file is hashed: the change must be caught."""
-    p = tmp_path / "growing"
-    p.write_bytes(os.urandom(64 * LARGE_FILE))
-    with growing(p, b"x" * 4096), pytest.raises(FileChangedError):
-        for _ in range(50):
-            hash_file(p, os.lstat(p))
+# Run by a second process while the first is inside hash_file: append, or overwrite in place
+# (same size: only mtime/ctime can tell).
+_WRITER = """
+import sys
+with open(sys.argv[1], "ab" if sys.argv[2] == "append" else "r+b") as fh:
+    fh.seek(0 if sys.argv[2] == "append" else 4096)
+    fh.write(b"x" * 4096)
+"""
+
+
+@pytest.mark.parametrize("how", ["append", "overwrite"])
+def test_hash_file_detects_a_concurrent_writer(tmp_path, monkeypatch, how):
+    """A real writer process changing a large file while it is being hashed (after hash_file
+    opened it, before its last fstat): caught, whether the file grew or kept its size. The
+    write happens at exactly that point, from the hasher's read (a controlled interleaving,
+    not a race the scheduler may or may not produce)."""
+    import sys
+
+    import depotdelivery.store.hashing as hashing
+
+    real = blake3.blake3
+    p = tmp_path / "big"
+    p.write_bytes(os.urandom(4 * LARGE_FILE))
+    # an mtime long past: the write below moves it whatever the clock's granularity
+    os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    st = os.lstat(p)
+    written = []
+
+    class WrittenWhileReading:
+        AUTO = real.AUTO
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self._h = real(*args, **kwargs)
+
+        def update_mmap(self, path: str) -> None:
+            subprocess.run([sys.executable, "-c", _WRITER, str(p), how], check=True)
+            written.append(os.lstat(p))
+            self._h.update_mmap(path)
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    monkeypatch.setattr(hashing.blake3, "blake3", WrittenWhileReading)
+    with pytest.raises(FileChangedError, match="changed while it was being hashed"):
+        hash_file(p, st)
+    assert len(written) == 1 and (written[0].st_size == st.st_size) == (how == "overwrite")
 
 
 def test_hash_file_refuses_symlinks(tmp_path):
