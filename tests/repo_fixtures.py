@@ -1,13 +1,16 @@
 """Small depots and repositories for the store/publish tests: files, executables, symlinks,
 nested directories, nanosecond mtimes, a variant with a real ELF sysimage, a trusted signing key
-with an empty repository, a series of small releases, and a file a real writer keeps growing."""
+with an empty repository, a series of small releases, a file a real writer keeps growing, and a
+wait for a process to block on the repository lock."""
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
 import stat
+import subprocess
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +166,14 @@ def growing(path: Path, chunk: bytes) -> Iterator[None]:
     finally:
         stop.set()
         t.join()
+
+
+def blocked_on_flock(proc: "subprocess.Popen[bytes]") -> bool:
+    """Wait until ``proc`` is blocked in ``flock`` (a waiter line of /proc/locks names its pid):
+    True; or has exited without blocking: False. A state, not a clock."""
+    while proc.poll() is None:
+        with open("/proc/locks") as f:
+            if any(" -> FLOCK " in line and f" {proc.pid} " in line for line in f):
+                return True
+        time.sleep(0.005)
+    return False

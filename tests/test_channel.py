@@ -5,7 +5,7 @@ import json
 import time
 
 import pytest
-from repo_fixtures import build_depot, make_publisher, publish_series, tree_digest
+from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
 from depotdelivery.channels import channel_history, parse_duration, rollback_channel, set_channel
 from depotdelivery.cli import main
@@ -183,3 +183,25 @@ def test_concurrent_updates_are_serialised(three):
     ch = Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
     seqs = [e.seq for e in ch.history()]
     assert seqs == list(range(24, 0, -1)), "each update read the seq the one before it wrote"
+
+
+def test_set_rereads_the_release_under_the_lock(three):
+    """A release removed (as repo-gc does, under the repository lock) while `channel set` waits
+    for that lock: the channel is not pointed at a release that is gone."""
+    import shutil
+    import subprocess
+    import sys
+
+    from depotdelivery.channels import repository_lock
+
+    repo, trust, key, base = three
+    set_channel(repo, "stable", "hep/3", key)
+    script = ("import sys\nfrom depotdelivery.channels import set_channel\n"
+              "from depotdelivery.store.keys import load_private_key\n"
+              "set_channel(sys.argv[1], 'stable', 'hep/1', load_private_key(sys.argv[2]))\n")
+    with repository_lock(repo, None, tag="t", message="m"):
+        setter = subprocess.Popen([sys.executable, "-c", script, str(repo), str(base / "key")], stderr=subprocess.PIPE)
+        assert blocked_on_flock(setter), "channel set did not wait for the repository lock"
+        shutil.rmtree(repo / "releases" / "hep" / "1")
+    assert setter.wait() != 0 and b"release hep/1 not found" in setter.stderr.read()
+    assert Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust)).release == "hep/3"

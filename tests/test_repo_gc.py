@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
-from repo_fixtures import build_depot, make_publisher, publish_series, tree_digest
+from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
 from depotdelivery.channels import rollback_channel, set_channel
 from depotdelivery.cli import main
@@ -98,10 +97,7 @@ def test_gc_waits_for_a_channel_update_in_progress(six):
     with repository_lock(repo, None, tag="t", message="m"):
         gc = subprocess.Popen([sys.executable, "-c", "import sys; from depotdelivery.repogc import repo_gc; "
                                "repo_gc(sys.argv[1], keep_last=1)", str(repo)])
-        # wait (on a state, not a clock) until gc is blocked on our lock, or has finished without it
-        while gc.poll() is None and not any(f" -> FLOCK " in ln and f" {gc.pid} " in ln
-                                            for ln in open("/proc/locks").read().splitlines()):
-            time.sleep(0.005)
+        blocked_on_flock(gc)  # or finished without waiting for our lock (the bug this catches)
         for f in ("stable.json.sig", "stable.json"):  # what a concurrent writer commits under the lock
             os.replace(saved / f, repo / "channels" / f)
     assert gc.wait() == 0

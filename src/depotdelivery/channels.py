@@ -165,7 +165,8 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
     already points at exactly this release and has not expired (an identical re-publish).
     """
     t = time.time() if now is None else now
-    rel = Repository.open(root).read_release(*split_ref(release))
+    ref = split_ref(release)
+    rel = Repository.open(root).read_release(*ref)  # a missing release fails before any transaction
 
     def unchanged(old: Channel | None) -> bool:
         return if_changed and old is not None and old.release_hash == rel.id and not old.expired(t)
@@ -174,8 +175,12 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
         current = _current(Repository.open(root), channel)
         if current is not None and unchanged(current):
             return current  # an identical re-publish opens no transaction for nothing
-    return _update(root, channel, key, cvmfs,
-                   lambda repo, old: None if unchanged(old) else _next(old, channel, rel, expires, t))
+
+    def make(repo: Repository, old: Channel | None) -> Channel | None:
+        # read again under the lock: a repo-gc that ran since cannot have removed it unseen
+        return None if unchanged(old) else _next(old, channel, repo.read_release(*ref), expires, t)
+
+    return _update(root, channel, key, cvmfs, make)
 
 
 def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str | None = None,
