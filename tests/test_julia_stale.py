@@ -418,3 +418,18 @@ def test_a_damaged_cache_in_the_stack_is_rejected_never_raises(shared11, data):
     # a copy whose header no longer says "pkgimage" sorts after the intact one (never tried)
     assert [r.cache for r in p.rejections] in ([], [str(copy)])
     assert all(r.reason in stale.REASONS for r in p.rejections)
+
+
+@pytest.mark.parametrize(("value", "version", "expected"), [
+    ("/a:/b:", "1.10.5", ["/a", "/b", "~"]),
+    (":/a::/b", "1.10.5", ["~", "/a", "/b"]),
+    ("/a:/b:", "1.11.1", ["/a", "/b"]),
+    ("", "1.11.1", ["~"]),
+    (":", "1.11.1", ["~"]),
+    (":/a:", "1.11.1", ["/a"]),
+    (":/a:", "1.12.0", ["~", "/a"]),
+    ("/a:", "1.12.0", ["/a"]),
+])
+def test_expand_depot_path_follows_each_julia_version(monkeypatch, value, version, expected):
+    monkeypatch.setenv("HOME", "/home/u")
+    assert stale.expand_depot_path(value, version) == [e.replace("~", "/home/u/.julia") for e in expected]

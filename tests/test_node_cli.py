@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -134,7 +135,40 @@ def test_check_warns_that_copy_breaks_julia_110_caches(tmp_path):
     # and Julia's own rule agrees: the copied depot's caches name the repository's sources
     assert any(p["verdict"] != "load" for p in doc["report"]["packages"]), doc["report"]["packages"]
     stack = json.loads(_dd(repo, env, "check", "--json").stdout)
-    assert stack["warnings"] == []
+    assert len(stack["warnings"]) == 1 and "~/.julia" in stack["warnings"][0]  # see the next test
+
+
+def test_julia_110_depot_path_brings_in_the_users_julia_depot(tmp_path):
+    """Julia <= 1.10 reads the trailing ':' as ~/.julia too, and gathers caches from every depot
+    newest first: a cache the user built in ~/.julia/compiled wins over the release's. prepare
+    warns, and check predicts it; 1.11 leaves ~/.julia out."""
+    import shutil
+
+    from node_fixtures import build_repo
+
+    home = tmp_path / "home"
+    for version in ("1.10.5", "1.11.1"):
+        repo = build_repo(tmp_path / f"r{version}", targets=("haswell",), packages=2, julia_version=version)
+        env = node_env(repo, tmp_path / f"cache{version}", DEPOTDELIVERY_CPUINFO=HASWELL, HOME=str(home))
+        prepared = json.loads(_dd(repo, env, "prepare", "--json").stdout)
+        mm = "v" + ".".join(version.split(".")[:2])
+        [compiled] = [p for d in prepared["depot_path"] if (p := Path(d, "compiled", mm)).is_dir()][:1]
+        pkg = sorted(compiled.iterdir())[0]
+        mine = home / ".julia" / "compiled" / mm / pkg.name
+        mine.mkdir(parents=True)
+        for f in pkg.iterdir():  # the user's own build of the package, newer than the release's
+            shutil.copy(f, mine / f.name)
+            os.utime(mine / f.name, (time.time() + 60, time.time() + 60))
+        doc = json.loads(_dd(repo, env, "check", "--json").stdout)
+        stack = doc["report"]["depot_stack"]
+        [verdict] = [p for p in doc["report"]["packages"] if p["name"] == pkg.name]
+        if version == "1.10.5":
+            assert stack[-1] == str(home / ".julia") and any("~/.julia" in w for w in doc["warnings"])
+            assert verdict["verdict"] == "load" and verdict["depot"] == str(home / ".julia"), verdict
+        else:
+            assert str(home / ".julia") not in stack and doc["warnings"] == []
+            assert verdict["verdict"] == "load" and verdict["depot"] != str(home / ".julia"), verdict
+        shutil.rmtree(home)
 
 
 def test_status_json_lists_depots_and_leases(node_repo, env):

@@ -34,6 +34,7 @@ __all__ = [
     "Rejection",
     "SourceResolution",
     "StalenessReport",
+    "expand_depot_path",
     "format_report",
     "mtime_matches",
     "predict",
@@ -634,13 +635,29 @@ def _packages_in_stack(depots: Sequence[str], mm: str) -> dict[tuple[str | None,
     return found
 
 
+def expand_depot_path(value: str, julia_version: str) -> list[str]:
+    """The depots Julia makes of the ``JULIA_DEPOT_PATH`` text ``value`` (julia-formats.md
+    "Depot"), where an empty entry means the user depot ``~/.julia`` on Julia <= 1.10 always,
+    on 1.11 only if every entry is empty, on 1.12+ only as the first entry. The bundled
+    ``<julia>/local/share/julia`` and ``<julia>/share/julia`` an empty entry also brings are
+    left out: they belong to a Julia installation, which is not known here."""
+    layout = tuple(int(x) for x in layout_of(julia_version).split("."))
+    entries = value.split(":")
+    home = os.path.join(os.path.expanduser("~"), ".julia")  # Julia's homedir(): $HOME, else passwd
+    # each depot once (caches are gathered per depot: a repeated one would count its files twice)
+    return list(dict.fromkeys(
+        entry or home for i, entry in enumerate(entries)
+        if entry or layout <= (1, 10) or (layout == (1, 11) and not any(entries)) or (layout >= (1, 12) and i == 0)))
+
+
 def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_version: str,
             sysimage_modules: Iterable[Any], host: _JuliaHost | HostTarget, jit_target: str | None = None,
             project: str | os.PathLike[str] | None = None,
             requested_flags: CacheFlags | int | None = None,
             sysimage_targets: Sequence[Any] | None = None) -> StalenessReport:
     """Predict, for every package, whether Julia loads a cache file from ``depot_stack``
-    (``JULIA_DEPOT_PATH`` order) or recompiles, and why.
+    (``JULIA_DEPOT_PATH`` order, or its text: empty entries as :func:`expand_depot_path`) or
+    recompiles, and why.
 
     ``sysimage_modules``: the sysimage's modules (``{"name", "uuid", "build_id"}`` dicts as in
     release.json, or objects with those attributes). ``host``: a ``HostCPU`` or a
@@ -650,15 +667,15 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
     manifest package is judged; without it the packages are those with caches in the stack and
     their sources are looked up as ``packages/<Name>/*``. ``requested_flags``: the session's
     cache flags (default: a default session, 0xA3)."""
-    if isinstance(depot_stack, str):  # JULIA_DEPOT_PATH syntax; empty entries are Julia's own
-        depot_stack = depot_stack.split(":")
-    depots = [os.path.abspath(os.fspath(d)) for d in depot_stack if os.fspath(d)]
-    if not depots:
-        raise UsageError("empty depot stack: give at least one depot")
     try:
         layout_of(julia_version)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if isinstance(depot_stack, str):
+        depot_stack = expand_depot_path(depot_stack, julia_version)
+    depots = [os.path.abspath(os.fspath(d)) for d in depot_stack if os.fspath(d)]
+    if not depots:
+        raise UsageError("empty depot stack: give at least one depot")
     if requested_flags is None:
         flags = CacheFlags.from_byte(DEFAULT_FLAGS)
     else:

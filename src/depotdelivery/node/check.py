@@ -21,7 +21,9 @@ def check(prepared: "Prepared", release: "Release", host: "HostCPU") -> "Stalene
     from depotdelivery.select import image_targets
 
     variant = release.variant(prepared.variant)
-    return predict(prepared.depot_path, julia_version=release.julia_version,
+    # the JULIA_DEPOT_PATH text, trailing ':' included: on Julia <= 1.10 it also brings in ~/.julia
+    depot_path = prepared.env.get("JULIA_DEPOT_PATH") or prepared.depot_path
+    return predict(depot_path, julia_version=release.julia_version,
                    sysimage_modules=[m.to_dict() for m in variant.sysimage_modules], host=host,
                    jit_target=prepared.env.get("JULIA_CPU_TARGET") or variant.cpu_target,
                    project=prepared.env.get("JULIA_PROJECT"),

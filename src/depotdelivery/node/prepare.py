@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "julia_index", "layers", "names_sysimage",
-           "prepare", "prepare_config", "repo_id_of"]
+__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "home_depot_joins",
+           "julia_index", "layers", "names_sysimage", "prepare", "prepare_config", "repo_id_of"]
 
 HYDRATION_LOG = "hydrations.log"
 
@@ -415,6 +415,11 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
                         "of the published sources, and the sources Julia finds through this depot are other files, "
                         "so Julia will find the caches stale and recompile; use stack or symlink mode "
                         "(`depotdelivery check` shows the prediction)")
+    if home_depot_joins(release.julia_version):
+        warnings.append(f"Julia {release.julia_version} reads the trailing ':' of JULIA_DEPOT_PATH (kept for its "
+                        "bundled stdlib caches) as ~/.julia too: caches are gathered from every depot, newest "
+                        "first, so caches the user built in ~/.julia/compiled can be loaded instead of the "
+                        "release's (`depotdelivery check` includes ~/.julia in its prediction)")
     return {
         "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target, "warnings": warnings,
         "release": {"ref": release.ref, "id": release.id, "julia_version": release.julia_version},
@@ -430,12 +435,22 @@ def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack
 RELOCATING_MODES = frozenset({"copy", "overlay"})
 
 
+def _at_most_1_10(julia_version: str) -> bool:
+    major, minor = julia_version.split(".")[:2]
+    return (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) <= (1, 10)
+
+
 def relocation_breaks_caches(julia_version: str) -> bool:
     """Julia <= 1.10 caches record absolute source paths (julia-formats.md "Staleness"): a depot
     whose sources are other files than the published ones makes them stale. 1.11+ records
     ``@depot/`` paths (relocatable)."""
-    major, minor = julia_version.split(".")[:2]
-    return (int(major), int("".join(c for c in minor if c.isdigit()) or 0)) <= (1, 10)
+    return _at_most_1_10(julia_version)
+
+
+def home_depot_joins(julia_version: str) -> bool:
+    """Julia <= 1.10 expands every empty ``JULIA_DEPOT_PATH`` entry, so also the trailing ':'
+    kept for the bundled stdlib caches, to ``~/.julia`` too (julia-formats.md "Depot")."""
+    return _at_most_1_10(julia_version)
 
 
 def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
