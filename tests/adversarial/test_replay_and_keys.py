@@ -19,6 +19,7 @@ DISGUISES = ("none", "new-repo-id", "root-symlink")
 def _history(scene: Scene, moves: list[str]) -> list[tuple[int, bytes, bytes]]:
     """Apply channel moves (set A, set B, rollback) and return every document written."""
     from depotdelivery.channels import rollback_channel, set_channel
+    from depotdelivery.errors import UsageError
     from depotdelivery.store.keys import load_private_key
 
     key = load_private_key(scene.repo.key)
@@ -26,7 +27,10 @@ def _history(scene: Scene, moves: list[str]) -> list[tuple[int, bytes, bytes]]:
     docs = [(2, ch.read_bytes(), ch.with_name("stable.json.sig").read_bytes())]
     for move in moves:
         if move == "rollback":
-            c = rollback_channel(scene.root, "stable", key)
+            try:
+                c = rollback_channel(scene.root, "stable", key)
+            except UsageError:
+                continue  # every earlier release was already rolled back from: none to go back to
         else:
             c = set_channel(scene.root, "stable", A if move == "A" else B, key)
         docs.append((c.seq, c.raw, c.sig_raw))
