@@ -95,18 +95,18 @@ def test_aarch64_capture_identity_and_julia_view():
 def test_sysfs_midr_reader_and_hwcap_host(tmp_path, monkeypatch):
     """The aarch64 live path's pieces on real file formats: sysfs midr_el1 as the kernel writes
     it, and a host built from HWCAPs equal to the one from the same machine's /proc/cpuinfo."""
-    from depotdelivery.cpu import detection
+    from depotdelivery.cpu import described
 
     midr_file = tmp_path / "midr_el1"
     midr_file.write_text("0x00000000410fd490\n")
-    monkeypatch.setattr(detection, "MIDR_SYSFS", str(midr_file))
-    midr = detection._sysfs_midr()
+    monkeypatch.setattr(described, "MIDR_SYSFS", str(midr_file))
+    midr = described._sysfs_midr()
     assert midr == 0x410FD490
     from_file = _detect("linux-rhel9-neoverse_n2")
     hwcap, hwcap2 = hwcaps_from_features(from_file.features)
-    live = detection._aarch64_host(None, midr, hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid")
+    live = described._aarch64_host(None, midr, hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid")
     assert (live.vendor, live.family, live.model) == (from_file.vendor, from_file.family, from_file.model)
     assert live.features == from_file.features and live.microarch == "neoverse_n2"
     assert live.julia_features("1.11") == from_file.julia_features("1.11")
     midr_file.write_text("garbage")
-    assert detection._sysfs_midr() is None
+    assert described._sysfs_midr() is None

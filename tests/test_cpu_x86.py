@@ -294,7 +294,7 @@ def test_proc_cpuinfo_fallback_never_over_reports_julia_features():
     equal the CPUID ones except for bits the kernel does not print (selection then is only
     more conservative, never accepting an image Julia would reject)."""
     from depotdelivery.cpu._parse import parse_cpuinfo, read_text
-    from depotdelivery.cpu.detection import host_from_cpuinfo
+    from depotdelivery.cpu.described import host_from_cpuinfo
 
     host = detect()
     if host.source != "cpuid":
