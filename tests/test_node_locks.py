@@ -117,6 +117,15 @@ def test_hydration_lock_times_out_with_exit_code_7(tmp_path):
     assert lock_file.exists()  # lock files are never deleted (filelock 3.13.1's rule)
 
 
+def test_gate_wait_on_a_free_gate_returns_even_with_no_time_left(tmp_path):
+    """A waiter whose leader finished before it started waiting passes at once, as with a
+    lock_timeout of 0 (no helper thread that could lose the race against the deadline)."""
+    with locks.Gate(str(tmp_path / "locks" / "prepare.lock")) as gate:
+        gate.wait_free(time.monotonic() - 1, 0)
+        assert gate.try_lead()
+        gate.unlock()
+
+
 def test_gate_has_one_leader_and_releases_all_waiters_at_once(tmp_path):
     gate_file = str(tmp_path / "locks" / "prepare.lock")
     proc = _child("""
