@@ -6,6 +6,8 @@ and the publisher are only imported when something that needs them is called.
 """
 from __future__ import annotations
 
+import sys
+
 from depotdelivery.errors import (
     CacheError,
     ConflictError,
@@ -62,9 +64,10 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'depotdelivery' has no attribute {name!r}")
-    from importlib import import_module  # first access only
-
-    value = getattr(import_module(module), name)
+    # __import__ + sys.modules, not importlib.import_module: importing importlib costs about
+    # 0.4 ms, a third of a first detect() (benchmarks/bench_detect.py)
+    __import__(module)
+    value = getattr(sys.modules[module], name)
     globals()[name] = value  # later accesses skip __getattr__
     return value
 
