@@ -7,7 +7,11 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-from typing import Iterator
+# typing costs ~4 ms to import and these names are only annotations (postponed by
+# ``from __future__ import annotations``): the node's hot path never imports it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 from depotdelivery.errors import CacheError, LockTimeoutError
 from depotdelivery.node._record import Record

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Mapping, TypeVar
+# typing costs ~4 ms to import and these names are only annotations (postponed by
+# ``from __future__ import annotations``): the node's hot path never imports it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Mapping, TypeVar
+
+    T = TypeVar("T")
 
 from depotdelivery.errors import FormatError, UsageError
 from depotdelivery.store.canonical import canonical_json
@@ -23,7 +29,6 @@ FORMAT = 1
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
-T = TypeVar("T")
 
 
 def load_canonical(raw: bytes, where: str) -> Any:

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+# typing costs ~4 ms to import and these names are only annotations (postponed by
+# ``from __future__ import annotations``): the node's hot path never imports it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["canonical_json"]
 
