@@ -231,3 +231,20 @@ def test_exit_codes_say_whose_problem_it_is(pub, capsys):
     (repo / REL / "release.json").mkdir()
     assert main(["verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep/1"]) == 4
     assert "Is a directory" in capsys.readouterr().err
+
+
+def test_verify_defaults_to_the_nodes_repository(pub, capsys, monkeypatch, tmp_path):
+    """Without --repo, verify checks the repository a node is configured for
+    (DEPOTDELIVERY_REPO, the config files); with none configured it is a usage error."""
+    repo, trust, _ = pub
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
+    monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("DEPOTDELIVERY_REPO", raising=False)
+    assert main(["verify", "--trust", str(trust)]) == 2
+    assert "pass --repo R or set DEPOTDELIVERY_REPO" in capsys.readouterr().err
+    monkeypatch.setenv("DEPOTDELIVERY_REPO", str(repo))
+    assert main(["verify", "--trust", str(trust), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and doc["reports"]
+    monkeypatch.setenv("DEPOTDELIVERY_REPO", str(tmp_path / "gone"))
+    assert main(["verify", "--trust", str(trust)]) == 3

@@ -62,7 +62,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     p = sub.add_parser("verify", help="re-hash a release (or the whole repository) and check its signatures",
                        description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
-    _repo_arg(p)
+    p.add_argument("--repo", metavar="R",
+                   help="repository root; default: the one a node uses (DEPOTDELIVERY_REPO, the config files)")
     p.add_argument("--release", metavar="NAME/VERSION", help="only this release (default: every release and channel)")
     p.add_argument("--trust", metavar="DIR",
                    help=f"trusted public keys (*.pub + revoked); default: as a node finds them (${_TRUST_ENV}, "
@@ -118,6 +119,16 @@ def _verify_trust(args: argparse.Namespace) -> Any:
         raise TrustError(f"trusted-keys directory {config.trusted_keys} ({config.sources['trusted_keys']}) does not "
                          "exist: pass --trust DIR, or --no-signatures to re-hash without checking signatures")
     return TrustStore.from_dir(config.trusted_keys)
+
+
+def _node_repo() -> str:
+    """The repository a node is configured for (node.config's resolution), for ``verify``."""
+    from depotdelivery.node.config import resolve
+
+    config = resolve()
+    if config.repo is None:
+        raise UsageError("verify: no repository: pass --repo R or set DEPOTDELIVERY_REPO (or `repo` in a config file)")
+    return config.repo
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -249,8 +260,9 @@ def _verify(args: argparse.Namespace) -> int:
     from depotdelivery.store.verify import verify
 
     trust = _verify_trust(args)
+    root = args.repo or _node_repo()
     try:
-        reports = verify(args.repo, args.release, trust)
+        reports = verify(root, args.release, trust)
     except (IntegrityError, TrustError) as exc:
         reports = getattr(exc, "reports", None)
         if reports is None:
