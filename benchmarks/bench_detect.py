@@ -15,6 +15,8 @@ import subprocess
 import sys
 import time
 
+from _timing import wall_times
+
 # Fresh-process probes: each prints seconds as JSON. perf_counter brackets only the measured
 # step, so interpreter start-up is excluded (it is measured separately, as `python -c pass`).
 PROBES = {
@@ -43,14 +45,7 @@ def _probe(code: str, runs: int) -> list[float]:
 
 
 def _wall(argv: list[str], runs: int) -> list[float]:
-    env = _env()
-    subprocess.run(argv, env=env, check=True, capture_output=True)
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
-        out.append(time.perf_counter() - t)
-    return out
+    return wall_times(argv, _env(), runs)
 
 
 def _warm(fn, loops: int = 20000) -> float:

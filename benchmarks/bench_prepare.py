@@ -26,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from node_fixtures import build_repo, captured_cpu  # noqa: E402 - the test suite's repository builder
 
+from _timing import wall_times  # noqa: E402
+
 MODES = ("stack", "symlink", "copy", "overlay")
 CPU = "linux-rhel7-haswell"
 
@@ -39,16 +41,6 @@ def _env(repo, cache: Path) -> dict[str, str]:
 
 def _median_ms(values: list[float]) -> float:
     return round(statistics.median(values) * 1000, 3)
-
-
-def _wall(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
-    subprocess.run(argv, env=env, check=True, capture_output=True)  # warm-up (page cache, .pyc)
-    out = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(argv, env=env, check=True, capture_output=True)
-        out.append(time.perf_counter() - t)
-    return out
 
 
 def warm(repo, base: Path, runs: int) -> dict[str, float]:
@@ -72,10 +64,10 @@ def warm(repo, base: Path, runs: int) -> dict[str, float]:
     for _ in range(runs):
         first.append(float(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                           capture_output=True, text=True).stdout))
-    proc = _wall([sys.executable, "-c", "import depotdelivery; depotdelivery.prepare()"], env, runs)
-    json_base = _wall([sys.executable, "-c", "import json"], env, runs)
-    pass_base = _wall([sys.executable, "-c", "pass"], env, runs)
-    cli = _wall([sys.executable, "-m", "depotdelivery", "env"], env, runs)
+    proc = wall_times([sys.executable, "-c", "import depotdelivery; depotdelivery.prepare()"], env, runs)
+    json_base = wall_times([sys.executable, "-c", "import json"], env, runs)
+    pass_base = wall_times([sys.executable, "-c", "pass"], env, runs)
+    cli = wall_times([sys.executable, "-m", "depotdelivery", "env"], env, runs)
     return {
         "in_process_ms": round(min(samples) * 1000, 4),
         "first_in_new_process_ms": _median_ms(first),
