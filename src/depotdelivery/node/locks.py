@@ -180,6 +180,20 @@ class Lease:
 _HELD: dict[tuple[int, str], Lease] = {}
 
 
+def _create_lease_file(directory: str, path: str, flags: int) -> int:
+    # the per-key leases directory is made on first use; a failure is the node cache's (exit 8)
+    try:
+        try:
+            return os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
+            return os.open(path, flags, 0o644)
+    except OSError as exc:
+        from depotdelivery.node.cache import cache_error
+
+        raise cache_error("create lease", path, exc) from None
+
+
 def acquire_lease(leases_dir: str, key: str) -> Lease:
     """Take a lease on depot ``key``: create the file under a hidden name, flock it, then
     rename it into place, so ``gc`` never sees an unlocked lease that is about to be locked."""
@@ -189,16 +203,7 @@ def acquire_lease(leases_dir: str, key: str) -> Lease:
     directory = os.path.join(leases_dir, key)
     name = f"{os.getpid()}-{os.urandom(4).hex()}"
     tmp = os.path.join(directory, f".{name}.tmp")
-    try:
-        try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        from depotdelivery.node.cache import cache_error
-
-        raise cache_error("create lease", tmp, exc) from None
+    fd = _create_lease_file(directory, tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.set_inheritable(fd, True)
@@ -245,16 +250,7 @@ def acquire_pid_lease(leases_dir: str, key: str, pid: int) -> str:
         raise CacheError(f"cannot lease depot {key} for process {pid}: no such process")
     directory = os.path.join(leases_dir, key)
     path = os.path.join(directory, f"{pid}-{start}{PID_LEASE}")
-    try:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        from depotdelivery.node.cache import cache_error
-
-        raise cache_error("create lease", path, exc) from None
+    fd = _create_lease_file(directory, path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC)
     os.close(fd)
     return path
 
