@@ -20,8 +20,9 @@ __all__ = ["ChannelFacts", "keys_fingerprint", "load_release", "remembered_relea
 
 
 def keys_fingerprint(directory: str) -> str:
-    """The trusted-keys directory's state (names, sizes, mtimes, inodes): a verification
-    remembered under another state (a key added, removed or revoked since) is redone."""
+    """The trusted-keys directory's state (names, sizes, mtimes, inodes; the threshold file's
+    content): a verification remembered under another state (a key added, removed or revoked,
+    the threshold changed) is redone."""
     try:
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -34,6 +35,10 @@ def keys_fingerprint(directory: str) -> str:
         except OSError:
             continue
         parts.append(f"{e.name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+        if e.name == "threshold":
+            # store.keys.THRESHOLD_FILE, by content too: "1" rewritten in place as "2" keeps
+            # size and inode, and on a coarse-mtime filesystem the mtime, but must be re-checked
+            parts.append(repr(_read(e.path)))
     return "|".join(parts)
 
 

@@ -1,4 +1,4 @@
-"""Ed25519 keys, key ids, signature files (``X.sig``), and the node's TrustStore (trusted dir + revocations).
+"""Ed25519 keys, key ids, signature files (``X.sig``), and the node's TrustStore (trusted dir, revocations, threshold).
 
 ``cryptography`` is imported inside the functions that need it, never at module level: the
 node imports this module to parse ``.sig`` files on paths that must stay light.
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REVOKED_FILE",
+    "THRESHOLD_FILE",
     "PrivateKey",
     "Signature",
     "TrustStore",
@@ -31,11 +32,18 @@ __all__ = [
     "keygen",
     "load_private_key",
     "parse_signatures",
+    "parse_threshold",
     "sign",
+    "signature_valid",
+    "signing_keys",
 ]
 
 # The revocation list inside a trusted-keys directory: key ids, one per line, '#' comments.
 REVOKED_FILE = "revoked"
+# How many distinct trusted, unrevoked keys must sign each document (DESIGN.md: "several
+# signatures per document allowed (key rotation, thresholds)"); absent: 1.
+THRESHOLD_FILE = "threshold"
+_THRESHOLD_DIGITS = 6  # a threshold above 999999 keys is a typo, not a policy
 _KEYID_HEX = 32
 
 
@@ -124,11 +132,18 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     return PrivateKey(key, key_id(_raw_public(key.public_key())), p)
 
 
-def sign(doc: bytes, *keys: PrivateKey) -> bytes:
-    """The ``.sig`` file for ``doc`` signed by every key in ``keys``."""
+def signing_keys(key: PrivateKey | tuple[PrivateKey, ...] | list[PrivateKey]) -> tuple[PrivateKey, ...]:
+    """One key or several (``--key`` given more than once) as a tuple, each key id once: the
+    same key twice would only add a signature that counts once."""
+    keys = (key,) if isinstance(key, PrivateKey) else tuple(key)
     if not keys:
         raise UsageError("signing needs at least one key")
-    return encode_signatures([Signature(k.keyid, k.key.sign(doc)) for k in keys])
+    return tuple({k.keyid: k for k in keys}.values())
+
+
+def sign(doc: bytes, *keys: PrivateKey) -> bytes:
+    """The ``.sig`` file for ``doc`` signed by every key in ``keys``."""
+    return encode_signatures([Signature(k.keyid, k.key.sign(doc)) for k in signing_keys(keys)])
 
 
 def encode_signatures(sigs: list[Signature]) -> bytes:
@@ -164,13 +179,15 @@ def parse_signatures(raw: bytes, *, where: str) -> tuple[Signature, ...]:
 class TrustStore:
     """Public keys a node trusts, from a directory it controls (never from the repository).
 
-    ``<dir>/*.pub``: PEM Ed25519 public keys; ``<dir>/revoked``: key ids no longer trusted.
+    ``<dir>/*.pub``: PEM Ed25519 public keys; ``<dir>/revoked``: key ids no longer trusted;
+    ``<dir>/threshold``: how many distinct trusted keys must sign each document (default 1).
     """
 
-    def __init__(self, keys: dict[str, Any], revoked: frozenset[str], source: str) -> None:
+    def __init__(self, keys: dict[str, Any], revoked: frozenset[str], source: str, threshold: int = 1) -> None:
         self._keys = keys  # keyid -> Ed25519PublicKey
         self.revoked = revoked
         self.source = source
+        self.threshold = threshold
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str]) -> "TrustStore":
@@ -189,39 +206,98 @@ class TrustStore:
             if not isinstance(pub, Ed25519PublicKey):
                 raise InputError(f"trusted key {p}: not an Ed25519 key ({type(pub).__name__})")
             keys[key_id(_raw_public(pub))] = pub
-        return cls(keys, _revoked(d / REVOKED_FILE), str(d))
+        return cls(keys, _revoked(d / REVOKED_FILE), str(d), _threshold(d / THRESHOLD_FILE))
 
     def verify(self, doc: bytes, sig_raw: bytes | None, where: str) -> str:
-        """Return the id of a trusted, unrevoked key whose signature over ``doc`` verifies.
+        """The id of the first trusted key whose signature over ``doc`` verifies, once
+        :meth:`signers` found enough of them (its errors)."""
+        return self.signers(doc, sig_raw, where)[0]
 
-        Raises TrustError (unsigned, unknown or revoked keys only) or IntegrityError (a trusted
-        key's signature does not match: the document was modified after signing).
+    def signers(self, doc: bytes, sig_raw: bytes | None, where: str) -> tuple[str, ...]:
+        """The distinct trusted, unrevoked keys whose signatures over ``doc`` verify, in ``.sig``
+        order: at least ``threshold`` of them.
+
+        Signatures by unknown or revoked keys are ignored (they never count). Raises
+        IntegrityError when a trusted key signed but none of its signatures matches ``doc``
+        (modified after signing), even if enough others did; TrustError (unsigned, or fewer
+        than ``threshold`` valid signatures: the error says how many, by which keys). A key may
+        also hold a signature over the channel's *previous* document (a reader racing an
+        update, docs/format.md): one valid signature per key is what counts.
         """
-        from cryptography.exceptions import InvalidSignature
-
         if sig_raw is None:
             raise TrustError(f"{where} is not signed (no .sig file)")
         sigs = parse_signatures(sig_raw, where=f"{where} signature")
-        bad: list[str] = []
+        valid: list[str] = []
+        tried: list[str] = []
         for s in sigs:
-            if s.keyid in self.revoked:
+            pub = None if s.keyid in self.revoked else self._keys.get(s.keyid)
+            if pub is None or s.keyid in valid:
                 continue
-            pub = self._keys.get(s.keyid)
-            if pub is None:
-                continue
-            try:
-                pub.verify(s.sig, doc)
-            except InvalidSignature:
-                bad.append(s.keyid)
-                continue
-            return s.keyid
+            if s.keyid not in tried:
+                tried.append(s.keyid)
+            if signature_valid(pub, s.sig, doc):
+                valid.append(s.keyid)
+        bad = [k for k in tried if k not in valid]
         if bad:
             raise IntegrityError(
                 f"{where}: signature by trusted key {bad[0]} does not match the document (modified after signing)")
-        revoked = [s.keyid for s in sigs if s.keyid in self.revoked]
-        if revoked:
-            raise TrustError(f"{where} signed only by revoked key {revoked[0]} (listed in {self.source}/{REVOKED_FILE})")
-        raise TrustError(f"{where} signed by unknown key {sigs[0].keyid}: add its public key to {self.source}")
+        if len(valid) >= self.threshold:
+            return tuple(valid)
+        revoked = sorted({s.keyid for s in sigs if s.keyid in self.revoked})
+        unknown = sorted({s.keyid for s in sigs if s.keyid not in self.revoked and s.keyid not in self._keys})
+        if self.threshold == 1:
+            if revoked:
+                raise TrustError(f"{where} signed only by revoked key {revoked[0]} (listed in {self.source}/{REVOKED_FILE})")
+            raise TrustError(f"{where} signed by unknown key {unknown[0]}: add its public key to {self.source}")
+        ignored = "".join(
+            f"; ignored {what} key(s) {', '.join(ids)}" for what, ids in (("revoked", revoked), ("unknown", unknown)) if ids)
+        raise TrustError(
+            f"{where}: {len(valid)} of {self.threshold} required signatures by distinct trusted keys "
+            f"(valid: {', '.join(valid) or 'none'}{ignored}; threshold set in {self.source}/{THRESHOLD_FILE}); "
+            "co-sign it with `depotdelivery sign`")
+
+
+def signature_valid(public: Any, sig: bytes, doc: bytes) -> bool:
+    """Whether ``sig`` is ``public``'s Ed25519 signature over ``doc``."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        public.verify(sig, doc)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def parse_threshold(text: str, where: str) -> int:
+    """The threshold file's number: one positive decimal integer; blank lines and ``#``
+    comments allowed (like the revocation list)."""
+    words = [(n, line.split("#", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1)]
+    words = [(n, w) for n, w in words if w]
+    if not words:
+        raise TrustError(f"threshold file {where}: empty (expected one positive integer, e.g. 2)")
+    if len(words) > 1:
+        raise TrustError(f"threshold file {where}, line {words[1][0]}: expected one positive integer, found a second value")
+    n, w = words[0]
+    if not (w.isascii() and w.isdigit()) or len(w) > _THRESHOLD_DIGITS or int(w) < 1:
+        raise TrustError(f"threshold file {where}, line {n}: expected a positive integer of at most "
+                         f"{_THRESHOLD_DIGITS} digits, got {w[:40]!r}")
+    return int(w)
+
+
+def _threshold(tfile: Path) -> int:
+    """The threshold (1 when the file is truly absent). Unreadable is an error, never 1: that
+    would silently accept a single stolen key (fail open)."""
+    try:
+        text = tfile.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not os.path.lexists(tfile):
+            return 1
+        raise TrustError(f"threshold file {tfile} is a dangling symlink; refusing to trust keys without it") from None
+    except OSError as exc:
+        raise TrustError(f"threshold file {tfile} cannot be read: {exc.strerror}; refusing to trust keys without it") from None
+    except UnicodeDecodeError as exc:
+        raise TrustError(f"threshold file {tfile}: not UTF-8 at byte {exc.start}") from None
+    return parse_threshold(text, str(tfile))
 
 
 def _revoked(rfile: Path) -> frozenset[str]:

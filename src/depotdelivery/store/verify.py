@@ -42,7 +42,7 @@ class VerifyReport:
     release_id: str = ""
     files: int = 0
     bytes: int = 0
-    signed_by: str | None = None
+    signed_by: str | None = None  # the key ids of the valid trusted signatures, ", "-separated
     problems: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
@@ -55,7 +55,7 @@ def _check_signature(report: VerifyReport, trust: "TrustStore | None", doc: byte
     if trust is None:
         return
     try:
-        report.signed_by = trust.verify(doc, sig, where)
+        report.signed_by = ", ".join(trust.signers(doc, sig, where))
     except TrustError as exc:
         report.problems.append(Problem(str(path), str(exc), trust=True))
     except IntegrityError as exc:
