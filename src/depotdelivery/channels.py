@@ -6,13 +6,14 @@ import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from depotdelivery.errors import NotFoundError, UsageError
 from depotdelivery.store._fields import split_ref
 from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
-from depotdelivery.store.keys import PrivateKey, Signature, encode_signatures, parse_signatures
+from depotdelivery.store.keys import (
+    PrivateKey, Signature, encode_signatures, parse_signatures, signature_valid, signing_keys)
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository
 
@@ -58,17 +59,19 @@ def _current(repo: Repository, channel: str) -> Channel | None:
         return None
 
 
-def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None) -> Channel:
-    """Write ``.sig`` first, then the document. The new ``.sig`` keeps our signature over the
-    old document too, so a reader between the two renames still verifies (docs/architecture.md)."""
+def _write(repo: Repository, doc: Channel, keys: tuple[PrivateKey, ...], old: Channel | None) -> Channel:
+    """Write ``.sig`` first, then the document. The new ``.sig`` also holds every signing key's
+    signature over the old document, so a reader between the two renames (old document, new
+    ``.sig``) still verifies (docs/architecture.md), with as many keys as the new document has:
+    a trusted key's signature matching neither would be refused as tampering
+    (store.keys.TrustStore.signers). The old document is signed only when one of ``keys``
+    already signed it: an old document no key of ours vouches for (a key rotation, or one
+    modified in the repository) is never given a signature."""
     raw = doc.to_bytes()
-    sigs = [Signature(key.keyid, key.key.sign(raw))]
-    if old is not None and old.sig_raw is not None:
-        public = key.key.public_key()
-        for s in parse_signatures(old.sig_raw, where=f"channel {old.channel} signature"):
-            if s.keyid == key.keyid and _valid(public, s.sig, old.raw):
-                sigs.append(s)
-                break
+    sigs = [Signature(k.keyid, k.key.sign(raw)) for k in keys]
+    if old is not None and old.sig_raw is not None and _signed_by_any(old, keys):
+        # Ed25519 is deterministic: a key's earlier signature over the old document is this one
+        sigs += [Signature(k.keyid, k.key.sign(old.raw)) for k in keys]
     path = repo.channel_path(doc.channel)
     with dir_times_restored_on_error(repo.root, path.parent):
         made_dir = not path.parent.exists()
@@ -90,14 +93,10 @@ def _write(repo: Repository, doc: Channel, key: PrivateKey, old: Channel | None)
     return Channel.from_bytes(raw, where=str(path), sig_raw=encode_signatures(sigs))
 
 
-def _valid(public: object, sig: bytes, doc: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        public.verify(sig, doc)  # type: ignore[attr-defined]
-    except InvalidSignature:
-        return False
-    return True
+def _signed_by_any(old: Channel, keys: tuple[PrivateKey, ...]) -> bool:
+    publics = {k.keyid: k.key.public_key() for k in keys}
+    return any(s.keyid in publics and signature_valid(publics[s.keyid], s.sig, old.raw)
+               for s in parse_signatures(old.sig_raw or b"", where=f"channel {old.channel} signature"))
 
 
 @contextmanager
@@ -114,10 +113,11 @@ def repository_lock(root: Path, cvmfs: str | None, *, tag: str, message: str) ->
         yield commit
 
 
-def _update(root: str | Path, channel: str, key: PrivateKey, cvmfs: str | None,
+def _update(root: str | Path, channel: str, key: PrivateKey | Sequence[PrivateKey], cvmfs: str | None,
             make: Callable[[Repository, Channel | None], Channel | None]) -> Channel:
     """Read the channel, let ``make`` build its next document from it (None: leave it as it
-    is), sign and write that, all under the repository lock."""
+    is), sign and write that (by every key), all under the repository lock."""
+    keys = signing_keys(key)
     repo = Repository.open(root)
     with repository_lock(repo.root, cvmfs, tag=f"channel-{channel}", message=f"depotdelivery: channel {channel}") as commit:
         old = _current(repo, channel)
@@ -128,7 +128,7 @@ def _update(root: str | Path, channel: str, key: PrivateKey, cvmfs: str | None,
         if commit is not None:
             commit.tag = f"channel-{doc.channel}-{doc.seq}"
             commit.message = f"depotdelivery: channel {doc.channel} seq {doc.seq} -> {doc.release}"
-        return _write(repo, doc, key, old)
+        return _write(repo, doc, keys, old)
 
 
 def _next(old: Channel | None, channel: str, rel: Release, expires: float | None, t: float, *,
@@ -156,10 +156,11 @@ def _rollback_target(old: Channel) -> str:
                      "name one with --release NAME/VERSION")
 
 
-def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *,
+def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey | Sequence[PrivateKey], *,
                 expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
                 if_changed: bool = False, now: float | None = None) -> Channel:
-    """Point ``channel`` at ``release`` ("N/V") with a new signed document (``seq`` + 1).
+    """Point ``channel`` at ``release`` ("N/V") with a new document (``seq`` + 1) signed by
+    ``key`` (one key, or several: each signs, for nodes with a signature threshold).
 
     ``expires``: seconds from now (None: never). ``if_changed``: do nothing when the channel
     already points at exactly this release and has not expired (an identical re-publish).
@@ -183,7 +184,7 @@ def set_channel(root: str | Path, channel: str, release: str, key: PrivateKey, *
     return _update(root, channel, key, cvmfs, make)
 
 
-def rollback_channel(root: str | Path, channel: str, key: PrivateKey, *, to: str | None = None,
+def rollback_channel(root: str | Path, channel: str, key: PrivateKey | Sequence[PrivateKey], *, to: str | None = None,
                      expires: float | None = DEFAULT_EXPIRY, cvmfs: str | None = None,
                      now: float | None = None) -> Channel:
     """A new document (higher ``seq``, ``rollback_of`` the current seq) pointing back at an

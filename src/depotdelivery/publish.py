@@ -12,7 +12,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from depotdelivery.errors import (
     ConflictError,
@@ -27,7 +27,7 @@ from depotdelivery.store._fields import check_name
 from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, fsync_dir, syncfs, temp_name, write_atomic
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import FileChangedError, HashCache, hash_file
-from depotdelivery.store.keys import PrivateKey, sign
+from depotdelivery.store.keys import PrivateKey, sign, signing_keys
 from depotdelivery.store.listing import ListingEntry, encode_listing_files, resolve_inside
 from depotdelivery.store.release import Release, SysimageModule, SysimageRef, Tree, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, listing_bytes, repo_document, repo_unavailable
@@ -489,7 +489,7 @@ def _link(old: Path | None, dst: Path) -> bool:
     return True
 
 
-def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: PrivateKey, created: list[Path],
+def _write_documents(d: Path, trees: list[_TreeIn], release: Release, keys: tuple[PrivateKey, ...], created: list[Path],
                      links: _LinkIndex | None = None) -> None:
     """listings/, then release.json.sig, then release.json last: a reader that sees
     release.json finds everything it refers to. Listing files (and chunks) are named by their
@@ -506,7 +506,7 @@ def _write_documents(d: Path, trees: list[_TreeIn], release: Release, key: Priva
             write_atomic(p, data)
         created.append(p)
     sig = d / "release.json.sig"
-    write_atomic(sig, sign(release.raw, key))
+    write_atomic(sig, sign(release.raw, *keys))
     created.append(sig)
     write_atomic(d / "release.json", release.raw)
     created.append(d / "release.json")
@@ -581,7 +581,7 @@ def publish(
     version: str,
     depot: str | os.PathLike[str] | None,
     variants: Mapping[str, VariantInput],
-    key: PrivateKey,
+    key: PrivateKey | Sequence[PrivateKey],
     *,
     channel: str | None = None,
     expires: float | None = DEFAULT_EXPIRY,
@@ -594,7 +594,8 @@ def publish(
     use_hash_cache: bool = True,
 ) -> PublishResult:
     """Publish ``depot`` (+ ``variants``) as release ``name/version`` of the repository at
-    ``repo_root``, signed with ``key``; optionally point ``channel`` at it.
+    ``repo_root``, signed with ``key`` (one key, or several: each signs ``release.json`` and the
+    channel document, for nodes with a signature threshold); optionally point ``channel`` at it.
 
     Identical inputs give the identical release id and write nothing; different content
     under an existing name/version raises ConflictError. Any failure before the release is
@@ -613,7 +614,7 @@ def publish(
             cvmfs, tag=f"{name}-{version}", message=f"depotdelivery: release {name}/{version}",
             already_open=True)) if in_place and cvmfs is not None else None
         result, channel_error = _publish(
-            Path(repo_root), name, version, depot, variants, key, channel=channel, expires=expires, cvmfs=cvmfs,
+            Path(repo_root), name, version, depot, variants, signing_keys(key), channel=channel, expires=expires, cvmfs=cvmfs,
             in_place=in_place, julia_version=julia_version, project=project, progress=progress,
             hash_cache_dir=hash_cache_dir, use_hash_cache=use_hash_cache, commit=commit, t0=t0)
     if channel_error is not None:
@@ -622,7 +623,7 @@ def publish(
 
 
 def _publish(root: Path, name: str, version: str, depot: str | os.PathLike[str] | None,
-             variants: Mapping[str, VariantInput], key: PrivateKey, *, channel: str | None,
+             variants: Mapping[str, VariantInput], keys: tuple[PrivateKey, ...], *, channel: str | None,
              expires: float | None, cvmfs: str | None, in_place: bool, julia_version: str | None,
              project: str | None, progress: ProgressLine | None, hash_cache_dir: Path | None,
              use_hash_cache: bool, commit: Commit | None, t0: float) -> tuple[PublishResult, PublishError | None]:
@@ -690,7 +691,7 @@ def _publish(root: Path, name: str, version: str, depot: str | os.PathLike[str] 
                 # transaction with an untagged publish, holding the channel update if any
                 commit.tag = None
                 commit.message = f"depotdelivery: release {release.ref} unchanged"
-            seq, channel_error = _point_channel(root, channel, release, key, expires, cvmfs, in_transaction=commit is not None)
+            seq, channel_error = _point_channel(root, channel, release, keys, expires, cvmfs, in_transaction=commit is not None)
             return result(False, None, seq), channel_error
         repo = Repository.open(root)
         old = Release.from_bytes(old_raw, where=str(existing))
@@ -723,10 +724,10 @@ def _publish(root: Path, name: str, version: str, depot: str | os.PathLike[str] 
                         raise ConflictError(f"release {release.ref} was published concurrently with different "
                                             "content; releases are immutable: publish a new version")
                 elif in_place:
-                    _write_documents(final, trees, release, key, created)
+                    _write_documents(final, trees, release, keys, created)
                 else:
                     links = _LinkIndex(repo, name) if cvmfs is None else None  # CVMFS deduplicates itself
-                    _write_release(final, trees, release, key, links, created, ws, progress,
+                    _write_release(final, trees, release, keys, links, created, ws, progress,
                                    (total_files, total_bytes))
         except BaseException as exc:
             if progress is not None:
@@ -737,11 +738,11 @@ def _publish(root: Path, name: str, version: str, depot: str | os.PathLike[str] 
             raise
         # the release is committed (renamed into place, or its release.json written): readers
         # may already use it, so a failing channel update below no longer takes it back
-        seq, channel_error = _point_channel(root, channel, release, key, expires, cvmfs, in_transaction=True)
+        seq, channel_error = _point_channel(root, channel, release, keys, expires, cvmfs, in_transaction=True)
     return result(not raced, ws, seq), channel_error
 
 
-def _write_release(final: Path, trees: list[_TreeIn], release: Release, key: PrivateKey,
+def _write_release(final: Path, trees: list[_TreeIn], release: Release, keys: tuple[PrivateKey, ...],
                    links: _LinkIndex | None, created: list[Path], ws: _WriteStats,
                    progress: ProgressLine | None, totals: tuple[int, int]) -> None:
     """Write the whole release into a temporary directory next to ``final``, then rename it
@@ -756,14 +757,14 @@ def _write_release(final: Path, trees: list[_TreeIn], release: Release, key: Pri
         _write_tree(t, tmp / t.dest, links, ws, progress)
     if progress is not None:
         progress.finish()
-    _write_documents(tmp, trees, release, key, [], links)
+    _write_documents(tmp, trees, release, keys, [], links)
     syncfs(tmp)
     os.rename(tmp, final)
     created[-1] = final
     fsync_dir(final.parent)
 
 
-def _point_channel(root: Path, channel: str | None, release: Release, key: PrivateKey, expires: float | None,
+def _point_channel(root: Path, channel: str | None, release: Release, keys: tuple[PrivateKey, ...], expires: float | None,
                    cvmfs: str | None, *, in_transaction: bool) -> tuple[int | None, PublishError | None]:
     """Point ``channel`` at the committed ``release`` (in a CVMFS transaction of its own unless
     ``in_transaction``): its new seq, or the failure (the release stays published either way)
@@ -771,7 +772,7 @@ def _point_channel(root: Path, channel: str | None, release: Release, key: Priva
     if channel is None:
         return None, None
     try:
-        return set_channel(root, channel, release.ref, key, expires=expires, cvmfs=None if in_transaction else cvmfs,
+        return set_channel(root, channel, release.ref, keys, expires=expires, cvmfs=None if in_transaction else cvmfs,
                            if_changed=True).seq, None
     except (DepotDeliveryError, OSError) as exc:
         reason = str(exc) if isinstance(exc, DepotDeliveryError) else f"{exc.filename}: {exc.strerror}"

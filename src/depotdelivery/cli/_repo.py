@@ -1,4 +1,4 @@
-"""Publisher-side subcommands: ``keygen``, ``publish``, ``channel``, ``verify``, ``repo-gc`` (wiring only)."""
+"""Publisher-side subcommands: ``keygen``, ``publish``, ``channel``, ``sign``, ``verify``, ``repo-gc`` (wiring only)."""
 from __future__ import annotations
 
 import argparse
@@ -33,7 +33,8 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
                    help="a per-microarchitecture variant directory (repeatable)")
     p.add_argument("--cpu-target", action="append", default=[], metavar="TARGET=STRING",
                    help="the JULIA_CPU_TARGET the variant was built with (default: the target name)")
-    p.add_argument("--key", required=True, metavar="KEY", help="private signing key (from keygen)")
+    p.add_argument("--key", required=True, action="append", metavar="KEY",
+                   help="private signing key (from keygen); repeat it to sign with several keys")
     p.add_argument("--channel", help="also point this channel at the release")
     p.add_argument("--expires", default="90d", metavar="DURATION", help="channel expiry: 30d, 12h, never (default 90d)")
     p.add_argument("--cvmfs", metavar="FQRN", help="write inside `cvmfs_server transaction FQRN` ... `publish`")
@@ -53,12 +54,24 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _repo_arg(p)
     p.add_argument("--channel", required=True)
     p.add_argument("--release", metavar="NAME/VERSION", help="set: the release; rollback: an earlier one (default: the previous)")
-    p.add_argument("--key", metavar="KEY", help="signing key (set, rollback)")
+    p.add_argument("--key", action="append", metavar="KEY", help="signing key (set, rollback; repeatable)")
     p.add_argument("--expires", default="90d", metavar="DURATION", help="30d, 12h, never (default 90d)")
     p.add_argument("--cvmfs", metavar="FQRN", help="write inside a CVMFS transaction")
     _trust_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_channel)
+
+    p = sub.add_parser("sign", help="add a key's signature to a published release or channel (co-signing)",
+                       description="Adds signatures to the document's .sig (the document is never changed); "
+                                   "idempotent. For nodes whose trusted-keys directory holds a threshold file.")
+    _repo_arg(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--release", metavar="NAME/VERSION", help="co-sign this release's release.json")
+    which.add_argument("--channel", help="co-sign this channel's current document")
+    p.add_argument("--key", required=True, action="append", metavar="KEY", help="private signing key (repeatable)")
+    p.add_argument("--cvmfs", metavar="FQRN", help="write inside a CVMFS transaction")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_sign)
 
     p = sub.add_parser("verify", help="re-hash a release (or the whole repository) and check its signatures",
                        description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
@@ -184,9 +197,9 @@ def _publish(args: argparse.Namespace) -> int:
 
     in_place_dir = Path(args.repo) / "releases" / args.name / args.version / "variants" if args.in_place else None
     variants = _parse_variants(args.variant, args.cpu_target, in_place_dir)
-    key = load_private_key(args.key)
+    keys = [load_private_key(k) for k in args.key]
     progress = None if args.quiet or args.json else ProgressLine(sys.stderr)
-    r = publish(args.repo, args.name, args.version, args.depot, variants, key, channel=args.channel,
+    r = publish(args.repo, args.name, args.version, args.depot, variants, keys, channel=args.channel,
                 expires=parse_duration(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
                 julia_version=args.julia_version, project=args.project, progress=progress,
                 use_hash_cache=not args.no_hash_cache)
@@ -206,6 +219,22 @@ def _publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sign(args: argparse.Namespace) -> int:
+    from depotdelivery.cli import emit_json
+    from depotdelivery.cosign import cosign
+    from depotdelivery.store.keys import load_private_key
+
+    done = cosign(args.repo, [load_private_key(k) for k in args.key], release=args.release, channel=args.channel,
+                  cvmfs=args.cvmfs)
+    if args.json:
+        emit_json(done.to_dict())
+    elif done.added:
+        print(f"{done.subject}: signed by {', '.join(done.added)} ({done.signatures} signature(s) in {done.sig_path})")
+    else:
+        print(f"{done.subject}: already signed by {', '.join(done.already)}; nothing written")
+    return 0
+
+
 def _channel_dict(ch: Any) -> dict[str, Any]:
     return {"channel": ch.channel, "seq": ch.seq, "release": ch.release, "release_hash": ch.release_hash,
             "issued": ch.issued, "expires": ch.expires, "expired": ch.expired()}
@@ -220,14 +249,14 @@ def _channel(args: argparse.Namespace) -> int:
     if args.action in ("set", "rollback"):
         if not args.key:
             raise UsageError(f"channel {args.action} needs --key KEY")
-        key = load_private_key(args.key)
+        keys = [load_private_key(k) for k in args.key]
         expires = channels.parse_duration(args.expires)
         if args.action == "set":
             if not args.release:
                 raise UsageError("channel set needs --release NAME/VERSION")
-            ch = channels.set_channel(args.repo, args.channel, args.release, key, expires=expires, cvmfs=args.cvmfs)
+            ch = channels.set_channel(args.repo, args.channel, args.release, keys, expires=expires, cvmfs=args.cvmfs)
         else:
-            ch = channels.rollback_channel(args.repo, args.channel, key, to=args.release, expires=expires,
+            ch = channels.rollback_channel(args.repo, args.channel, keys, to=args.release, expires=expires,
                                            cvmfs=args.cvmfs)
         if args.json:
             emit_json(_channel_dict(ch))

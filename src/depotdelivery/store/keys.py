@@ -19,6 +19,8 @@ from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 __all__ = [
@@ -132,7 +134,7 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     return PrivateKey(key, key_id(_raw_public(key.public_key())), p)
 
 
-def signing_keys(key: PrivateKey | tuple[PrivateKey, ...] | list[PrivateKey]) -> tuple[PrivateKey, ...]:
+def signing_keys(key: "PrivateKey | Sequence[PrivateKey]") -> tuple[PrivateKey, ...]:
     """One key or several (``--key`` given more than once) as a tuple, each key id once: the
     same key twice would only add a signature that counts once."""
     keys = (key,) if isinstance(key, PrivateKey) else tuple(key)
