@@ -293,3 +293,19 @@ def test_sign_with_cvmfs_runs_in_one_transaction_and_none_when_already_signed(si
     assert main(["sign", "--repo", str(repo.root), "--release", repo.ref, "--key", str(b), "--cvmfs", FQRN]) == 0
     assert len(calls(state)) == 2  # nothing to add: no transaction
     Repository.open(repo.root).read_release("hep", "2026.11", TrustStore.from_dir(repo.trusted))
+
+
+def test_sign_waits_for_the_repository_lock(signed_repo):
+    from repo_fixtures import blocked_on_flock
+
+    from depotdelivery.channels import repository_lock
+
+    repo, b = signed_repo
+    with repository_lock(repo.root, None, tag="t", message="m"):
+        signer = subprocess.Popen([sys.executable, "-m", "depotdelivery", "sign", "--repo", str(repo.root),
+                                   "--channel", "stable", "--key", str(b)], stderr=subprocess.PIPE)
+        assert blocked_on_flock(signer), "sign did not wait for the repository lock"
+        assert len(parse_signatures((repo.root / "channels/stable.json.sig").read_bytes(), where="t")) == 1
+    assert signer.wait(timeout=60) == 0, signer.stderr.read() if signer.stderr else ""
+    ch = Repository.open(repo.root).read_channel("stable", check_expiry=False)
+    assert len(TrustStore.from_dir(repo.trusted).signers(ch.raw, ch.sig_raw, "stable")) == 2
