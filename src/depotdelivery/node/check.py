@@ -14,8 +14,8 @@ __all__ = ["check"]
 
 def check(prepared: "Prepared", release: "Release", host: "HostCPU") -> "StalenessReport":
     """Julia's staleness verdict for every package of ``prepared``'s environment, on its depot
-    stack, with the variant's sysimage (its modules' build ids and clone targets) and the
-    session's ``JULIA_CPU_TARGET`` (``depotdelivery check``). ``release`` is the verified
+    stack, with the variant's sysimage (its modules' build ids and clone targets) and Julia's
+    default JIT target (``native``) (``depotdelivery check``). ``release`` is the verified
     release ``prepared`` came from; ``host`` the CPU it was selected for."""
     from depotdelivery.julia.stale import predict
     from depotdelivery.select import image_targets
@@ -25,6 +25,9 @@ def check(prepared: "Prepared", release: "Release", host: "HostCPU") -> "Stalene
     depot_path = prepared.env.get("JULIA_DEPOT_PATH") or prepared.depot_path
     return predict(depot_path, julia_version=release.julia_version,
                    sysimage_modules=[m.to_dict() for m in variant.sysimage_modules], host=host,
-                   jit_target=prepared.env.get("JULIA_CPU_TARGET") or variant.cpu_target,
+                   # the session's JIT target is ``-C`` (default ``native``), never JULIA_CPU_TARGET:
+                   # that variable only sets the targets of caches Julia writes (Julia's manual,
+                   # "Environment Variables"); the prepared julia_args pass no -C
+                   jit_target=None,
                    project=prepared.env.get("JULIA_PROJECT"),
                    sysimage_targets=image_targets(variant) or None)
