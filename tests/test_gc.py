@@ -241,6 +241,8 @@ def test_env_leases_the_depot_for_the_shell_that_evals_it(node_repo, tmp_path):
         pid = int(shell.stdout.readline())
         [key] = cache.keys()
         assert [lease.pid for lease in leases(cache.leases, key) if lease.held] == [pid]
+        # the env process's own flock lease went with it: no orphan lease file per call
+        assert [os.path.basename(lease.path).endswith(".pidlease") for lease in leases(cache.leases, key)] == [True]
         assert gc()["kept_leased"] == [key]
         # a lease file of a reused pid: this process's pid with another start time
         fake = os.path.join(cache.leases, key, f"{os.getpid()}-1.pidlease")

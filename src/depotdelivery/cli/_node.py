@@ -51,6 +51,8 @@ def _prepare(args: argparse.Namespace, *, lease_parent: bool = False) -> Any:
         from depotdelivery.node.locks import acquire_pid_lease
 
         acquire_pid_lease(NodeCache(cfg.cache).leases, prepared.key, os.getppid())
+        if prepared.lease is not None:  # the parent's lease now covers the depot: leave no file behind
+            prepared.lease.release()
     for warning in prepared.warnings:
         print(f"depotdelivery: warning: {warning}", file=sys.stderr)
     return prepared
