@@ -60,12 +60,14 @@ def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
             raise InputError(f"{where}:{number}: expected 'key : value', got {line.strip()[:60]!r}")
         fields.setdefault(key.strip(), value.strip())
         lines.setdefault(key.strip(), number)
-    if "flags" in fields or "vendor_id" in fields:
-        arch, flags = "x86_64", fields.get("flags", "")
+    if fields.get("vendor_id") in _X86_VENDORS:
         for key in ("cpu family", "model", "stepping"):
             if key in fields:
                 _int_field(fields, lines, key, where)
-    elif "Features" in fields or "CPU implementer" in fields:
+        if "flags" not in fields:
+            raise InputError(f"{where}:{lines['vendor_id']}: x86 processor block has no 'flags' field")
+        arch, flags = "x86_64", fields["flags"]
+    elif _is_aarch64(fields):
         arch, flags = "aarch64", fields.get("Features", "")
         for key in ("CPU implementer", "CPU variant", "CPU part", "CPU revision"):
             if key in fields:
@@ -77,20 +79,55 @@ def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
         raise InputError(f"{where}:{lines[first]}: not a /proc/cpuinfo file (no 'processor', 'flags' or 'Features' "
                          f"field; first key {first[:40]!r})")
     else:
-        hint = fields.get("cpu") or fields.get("isa") or fields.get("machdep.cpu.brand_string") or next(iter(fields))
+        hint = next((fields[key] for key in _FAMILY_HINTS if fields.get(key)), next(iter(fields)))
         raise UnsupportedError(
             f"{where}: describes a CPU depotdelivery does not model ({hint[:60]}); "
-            "only x86_64 ('flags') and aarch64 ('Features') /proc/cpuinfo files are supported"
+            "only x86_64 and aarch64 /proc/cpuinfo files are supported"
         )
     return CpuInfo(arch, fields, frozenset(flags.split()))
+
+
+# The CPUID vendor strings the x86 kernel prints as vendor_id (arch/x86/kernel/cpu/*.c
+# c_ident; Zhaoxin's "  Shanghai  " arrives stripped). s390x prints vendor_id too
+# ("IBM/S390", arch/s390/kernel/processor.c), and other ports print their own.
+_X86_VENDORS = frozenset({
+    "GenuineIntel", "AuthenticAMD", "HygonGenuine", "CentaurHauls", "Shanghai", "CyrixInstead",
+    "Geode by NSC", "NexGenDriven", "GenuineTMx86", "TransmetaCPU", "UMC UMC UMC", "Vortex86 SoC",
+})
+# HWCAP names only the 32-bit ARM kernel (arch/arm/kernel/setup.c hwcap_str) and an arm64
+# kernel's compat view for a 32-bit task (arch/arm64/kernel/cpuinfo.c compat_hwcap_str) print;
+# the arm64 names are "fp", "asimd", ... instead.
+_ARM32_HWCAPS = frozenset({"swp", "half", "thumb", "26bit", "fastmult", "vfp", "edsp", "java", "iwmmxt",
+                           "thumbee", "neon", "vfpv3", "vfpv3d16", "tls", "vfpv4", "idiva", "idivt"})
+# Fields naming the family in the message: model name (ARM, RISC-V), cpu (POWER), isa (RISC-V),
+# vendor_id (s390x "IBM/S390"), system type (LoongArch, MIPS), machdep (macOS sysctl dumps).
+_FAMILY_HINTS = ("cpu", "isa", "vendor_id", "system type", "model name", "Processor", "machdep.cpu.brand_string")
+
+
+def _is_aarch64(fields: dict[str, str]) -> bool:
+    """An arm64 kernel's view for a 64-bit task: it prints "CPU architecture: 8" (older kernels
+    "AArch64"; arch/arm64/kernel/cpuinfo.c c_show) and HWCAP names with "fp"/"asimd". The
+    32-bit ARM kernel prints 7 or older architectures, and a 32-bit task on arm64 (armv8l)
+    sees 32-bit HWCAP names (and a "(v8l)" model name)."""
+    features = set(fields.get("Features", "").split())
+    if features & _ARM32_HWCAPS or "(v8l)" in fields.get("model name", ""):
+        return False
+    architecture = fields.get("CPU architecture")
+    if architecture is not None:
+        return architecture in ("8", "AArch64")
+    return {"fp", "asimd"} <= features
 
 
 def _describes_a_cpu(fields: dict[str, str]) -> bool:
     """A CPU description of a family we do not model, rather than some other file (say
     /etc/passwd, whose lines also split at ':'): a Linux /proc/cpuinfo block starts with
-    ``processor`` on every architecture (POWER, RISC-V, s390x, ...); a macOS sysctl dump
-    (archspec's darwin-* captures) has ``hw.*`` / ``machdep.cpu.*`` keys."""
-    return "processor" in fields or any(key.startswith(("hw.", "machdep.cpu.")) for key in fields)
+    ``processor`` on most architectures (POWER, RISC-V, 32-bit ARM, ...), s390x's summary
+    block with ``vendor_id``, LoongArch's and MIPS's with ``system type``, old 32-bit ARM
+    kernels' with ``Processor``; a macOS sysctl dump (archspec's darwin-* captures) has
+    ``hw.*`` / ``machdep.cpu.*`` keys."""
+    return (any(key in fields for key in ("processor", "Processor", "vendor_id", "system type",
+                                            "CPU architecture", "CPU implementer", "Features", "flags"))
+            or any(key.startswith(("hw.", "machdep.cpu.")) for key in fields))
 
 
 def cpuinfo_int(info: CpuInfo, key: str) -> int:

@@ -144,18 +144,28 @@ def _sysfs_midr() -> Optional[int]:
         return None
 
 
-def from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None) -> HostCPU:
+def from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None, *, path: str = PROC_CPUINFO,
+                      machine: Optional[str] = None) -> HostCPU:
     """HostCPU of this machine's /proc/cpuinfo (``source="cpuinfo"``; aarch64 HWCAPs given:
-    ``"cpuid"``), UnsupportedError for a CPU family depotdelivery does not model."""
+    ``"cpuid"``), UnsupportedError for a CPU family depotdelivery does not model or when the
+    file describes another architecture than the running kernel's (``machine``, default
+    ``os.uname().machine``: a 32-bit task on a 64-bit kernel, an emulated or foreign host)."""
     from depotdelivery.cpu._parse import parse_cpuinfo, read_text
 
+    machine = os.uname().machine if machine is None else machine
     try:
-        info = parse_cpuinfo(read_text(PROC_CPUINFO, "cpuinfo file"), where=PROC_CPUINFO)
-    except UnsupportedError:
+        info = parse_cpuinfo(read_text(path, "cpuinfo file"), where=path)
+    except UnsupportedError as exc:
         raise UnsupportedError(
-            f"cannot detect this CPU ({os.uname().machine}): depotdelivery models x86_64 and "
-            f"aarch64; set {ENV_MICROARCH} to name a microarchitecture"
+            f"cannot detect this CPU ({machine}): depotdelivery models x86_64 and "
+            f"aarch64; set {ENV_MICROARCH} to name a microarchitecture ({exc})"
         ) from None
+    if info.arch != machine:
+        raise UnsupportedError(
+            f"cannot detect this CPU ({machine}): {path} describes an {info.arch} CPU but this "
+            f"process runs as {machine}, which depotdelivery does not model; set {ENV_MICROARCH} "
+            "to name a microarchitecture"
+        )
     host = host_from_cpuinfo(info, source="cpuinfo")
     if hwcap is not None:  # aarch64 with the extension but no sysfs MIDR: trust getauxval
         host = host.replace(hwcap=hwcap[0], hwcap2=hwcap[1], source="cpuid")
