@@ -1,4 +1,5 @@
 """Git tree hashes of directories compared with git itself on real repositories."""
+import hashlib
 import os
 import shutil
 import stat
@@ -111,3 +112,28 @@ def test_mode_bits_other_than_owner_exec_do_not_matter(tmp_path):
     assert git_tree_hash(tmp_path) == a
     f.chmod(stat.S_IRWXU)
     assert git_tree_hash(tmp_path) != a
+
+
+def test_non_ascii_symlink_target_counts_characters_as_pkg_does(tmp_path):
+    """Pkg src/GitTools.jl blob_hash: the header is "blob $(length(readlink(path)))\\0", Julia's
+    character count, followed by the target's UTF-8 bytes; git counts bytes. Artifact names
+    are Pkg's, so a non-ASCII target follows Pkg and differs from git."""
+    target = "bücher/λ.so"  # 11 characters, 13 UTF-8 bytes
+    link = tmp_path / "l"
+    link.symlink_to(target)
+    data = target.encode()
+    pkg = hashlib.sha1(b"blob 11\0" + data).digest()
+    git = hashlib.sha1(b"blob 13\0" + data).digest()
+    assert blob_hash(link) == pkg != git
+    assert git_tree_hash(tmp_path) != git_tree(tmp_path)  # git itself hashes the bytes
+    ascii_dir = tmp_path / "ascii"
+    ascii_dir.mkdir()
+    (ascii_dir / "l").symlink_to("b/a.so")
+    assert git_tree_hash(ascii_dir) == git_tree(ascii_dir)
+
+
+def test_non_utf8_symlink_target_is_refused(tmp_path):
+    link = tmp_path / "l"
+    os.symlink(b"\xff\xfe", os.fsencode(link))
+    with pytest.raises(InputError, match=r"l: symlink target is not UTF-8"):
+        git_tree_hash(tmp_path)

@@ -18,11 +18,21 @@ _CHUNK = 1 << 20
 
 
 def blob_hash(path: str | os.PathLike[str]) -> bytes:
-    """SHA-1 of the git blob of a file (its bytes) or a symlink (its target string)."""
+    """SHA-1 of the git blob of a file (its bytes) or a symlink (its target string).
+
+    A symlink's header counts the target's characters, not its bytes: Pkg src/GitTools.jl
+    blob_hash writes ``length(readlink(path))`` (Julia's character count) and then the target's
+    UTF-8 bytes. Artifact names are what Pkg computes, so for a non-ASCII target this differs
+    from ``git hash-object``; a target that is not UTF-8 is refused (Julia counts malformed
+    sequences by its own rules, which we do not reproduce)."""
     sha = hashlib.sha1()
     if os.path.islink(path):
         target = os.fsencode(os.readlink(path))
-        sha.update(b"blob %d\0" % len(target))
+        try:
+            characters = len(target.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(f"{os.fsdecode(path)}: symlink target is not UTF-8; cannot compute Pkg's tree hash") from None
+        sha.update(b"blob %d\0" % characters)
         sha.update(target)
         return sha.digest()
     with open(path, "rb") as handle:
