@@ -300,6 +300,48 @@ def test_flags_and_julia_version(d11):
     assert flipped(report) == set()
 
 
+def _predict_haswell(out: synth.SynthInputs, **kw) -> stale.StalenessReport:
+    return stale.predict([out.variants["haswell"].depot, out.depot], sysimage_modules=modules(out.variants["haswell"]),
+                         host=host("haswell"), project=out.project, **{"julia_version": out.julia_version, **kw})
+
+
+def test_header_must_name_the_sessions_build(d11):
+    """jl_read_verify_header (src/staticdata_utils.c): uname, arch, the full version string, git
+    branch and git commit must equal the running Julia's."""
+    victim = with_dependents(d11)
+    (ji,) = (d11.variants["haswell"].depot / "compiled" / "v1.11" / victim.name).glob("*.ji")
+    original = cachefile.read_cache_file(ji)
+    commit = "5e9a32e7af2837e677e60543d4a15faa8d3a7297"
+    cachefile.write_cache_file(dataclasses.replace(original, git_branch="release-1.11", git_commit=commit), ji)
+    unknown = _predict_haswell(d11)  # the session's commit not given: not compared, and said so
+    assert flipped(unknown) == set()
+    assert any("git branch and commit were not given" in n for n in unknown.notes)
+    other = _predict_haswell(d11, julia_branch="", julia_commit="")  # what synth's other caches record
+    assert flipped(other) == dependents(d11, victim.name)
+    assert other.by_name()[victim.name].reason == "incompatible header"
+    assert commit in other.by_name()[victim.name].detail
+    assert not any("not given" in n for n in other.notes)
+    same = _predict_haswell(d11, julia_branch="release-1.11", julia_commit=commit)
+    assert victim.name not in flipped(same) and flipped(same)  # the others are another build
+    cachefile.write_cache_file(dataclasses.replace(original, uname="Darwin"), ji)
+    darwin = _predict_haswell(d11)
+    assert flipped(darwin) == dependents(d11, victim.name)
+    assert darwin.by_name()[victim.name].detail == "built on Darwin, the session's Julia was built on Linux"
+
+
+def test_patch_level_is_exact_and_two_part_versions_are_approximate(d11):
+    later = _predict_haswell(d11, julia_version="1.11.9")
+    assert {p.reason for p in later.packages} == {"incompatible header"}
+    assert all("Julia 1.11.1, the session runs 1.11.9" in p.detail for p in later.packages)
+    approximate = _predict_haswell(d11, julia_version="1.11")
+    assert flipped(approximate) == set()
+    assert any("patch level, git branch and git commit were not compared" in n for n in approximate.notes)
+    with pytest.raises(UsageError, match="full version"):
+        _predict_haswell(d11, julia_version="1.11", julia_branch="", julia_commit="abc")
+    with pytest.raises(UsageError, match="both"):
+        _predict_haswell(d11, julia_commit="abc")
+
+
 # -- the report ----------------------------------------------------------------------------
 
 def test_report_json_and_text(d11):

@@ -257,6 +257,14 @@ def _is_sha1(value: object) -> bool:
     return isinstance(value, str) and len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
+# src/Makefile: -DJL_BUILD_UNAME='"$(OS)"', the build machine's `uname` ("Linux" for every Julia
+# that runs on the Linux nodes depotdelivery serves)
+_BUILD_UNAME = "Linux"
+_NO_COMMIT_NOTE = ("the session Julia's git branch and commit were not given: caches built by another "
+                   "build of the same Julia version are assumed loadable")
+_APPROXIMATE_NOTE = ("approximate header check: the session's Julia version {mm} has no patch level; the "
+                     "patch level, git branch and git commit were not compared (a cache from any Julia "
+                     "{mm}.x is assumed loadable, Julia itself requires its exact version and commit)")
 _BUNDLED_NOTE = ("stdlibs outside the sysimage load from Julia's bundled depot, which is not in "
                  "the stack: assumed loadable, not judged")
 
@@ -362,8 +370,10 @@ def _dir_crc(path: str) -> int:
 
 class _Predictor:
     def __init__(self, depots: Sequence[str], julia_version: str, sysimage: Mapping[tuple[str | None, str], int],
-                 arch: str, jit: TargetSpec, env: _Environment | None, requested: CacheFlags):
+                 arch: str, jit: TargetSpec, env: _Environment | None, requested: CacheFlags,
+                 build: tuple[str, str] | None):
         self.depots = depots
+        self.build = build
         self.arch = arch
         self.julia_version = julia_version
         self.layout = layout_of(julia_version)
@@ -440,6 +450,24 @@ class _Predictor:
             out.append(SourceResolution(recorded=p, resolved=resolved, depot=depot))
         return tuple(out)
 
+    def header_mismatch(self, cf: CacheFile) -> str | None:
+        """src/staticdata_utils.c jl_read_verify_header: the build's uname, arch, version string,
+        git branch and git commit must all equal the running Julia's. A two-part session
+        version ("1.11") or no commit given compares less, and the report's notes say so."""
+        if cf.uname != _BUILD_UNAME:
+            return f"built on {cf.uname}, the session's Julia was built on {_BUILD_UNAME}"
+        if cf.arch != self.arch:
+            return f"built for {cf.arch}, host is {self.arch}"
+        if self.julia_version.count(".") >= 2:
+            if cf.julia_version != self.julia_version:
+                return f"built by Julia {cf.julia_version}, the session runs {self.julia_version}"
+        elif layout_of(cf.julia_version) != self.layout:
+            return f"built by Julia {cf.julia_version}, the session runs {self.julia_version}"
+        if self.build is not None and (cf.git_branch, cf.git_commit) != self.build:
+            return (f"built by Julia {cf.julia_version} from git {cf.git_branch or '?'}/{cf.git_commit or '?'}, "
+                    f"the session's Julia is {self.build[0] or '?'}/{self.build[1] or '?'}")
+        return None
+
     def reject(self, cand: _Candidate, reason: str, detail: str) -> Rejection:
         return Rejection(cache=cand.path, depot=cand.depot, reason=reason, detail=detail)
 
@@ -451,14 +479,9 @@ class _Predictor:
             cf = read_cache_file(cand.path)
         except FormatError as exc:
             return self.reject(cand, "incompatible header", str(exc))
-        # jl_read_verify_header: the build strings must equal the running Julia's
-        if cf.arch != self.arch:
-            return self.reject(cand, "incompatible header", f"built for {cf.arch}, host is {self.arch}")
-        same = (cf.julia_version == self.julia_version if self.julia_version.count(".") >= 2
-                else layout_of(cf.julia_version) == self.layout)
-        if not same:
-            return self.reject(cand, "incompatible header",
-                               f"built by Julia {cf.julia_version}, the session runs {self.julia_version}")
+        why = self.header_mismatch(cf)
+        if why is not None:
+            return self.reject(cand, "incompatible header", why)
         if not cf.cache_flags.satisfies(self.requested, julia_version=self.julia_version):
             return self.reject(cand, "mismatched flags",
                                f"cache flags 0x{cf.flags:02x}, session 0x{self.requested.to_byte():02x}")
@@ -654,7 +677,8 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
             sysimage_modules: Iterable[Any], host: _JuliaHost | HostTarget, jit_target: str | None = None,
             project: str | os.PathLike[str] | None = None,
             requested_flags: CacheFlags | int | None = None,
-            sysimage_targets: Sequence[Any] | None = None) -> StalenessReport:
+            sysimage_targets: Sequence[Any] | None = None,
+            julia_branch: str | None = None, julia_commit: str | None = None) -> StalenessReport:
     """Predict, for every package, whether Julia loads a cache file from ``depot_stack``
     (``JULIA_DEPOT_PATH`` order, or its text: empty entries as :func:`expand_depot_path`) or
     recompiles, and why.
@@ -666,11 +690,21 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
     each depot): packages are then located through its manifest as Julia does, and every
     manifest package is judged; without it the packages are those with caches in the stack and
     their sources are looked up as ``packages/<Name>/*``. ``requested_flags``: the session's
-    cache flags (default: a default session, 0xA3)."""
+    cache flags (default: a default session, 0xA3).
+
+    Julia loads only caches whose header names its own build (``jl_read_verify_header``). With a
+    full ``julia_version`` ("1.11.1") the version string must match exactly; a two-part one
+    ("1.11") is an explicitly approximate check (any patch level; said in the report's notes).
+    ``julia_branch``/``julia_commit``: the session Julia's ``Base.GIT_VERSION_INFO`` branch and
+    commit (empty for a build outside git); None: not compared (said in the notes)."""
     try:
         layout_of(julia_version)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if (julia_branch is None) != (julia_commit is None):
+        raise UsageError("give both julia_branch and julia_commit (Julia compares both), or neither")
+    if julia_commit is not None and julia_version.count(".") < 2:
+        raise UsageError(f"julia_commit names one build: give its full version (x.y.z), not {julia_version!r}")
     if isinstance(depot_stack, str):
         depot_stack = expand_depot_path(depot_stack, julia_version)
     depots = [os.path.abspath(os.fspath(d)) for d in depot_stack if os.fspath(d)]
@@ -684,7 +718,12 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
     project_file = _find_project(project, depots)
     env = _Environment(project_file) if project_file is not None else None
     sysimage = _sysimage_map(sysimage_modules)
-    p = _Predictor(depots, julia_version, sysimage, arch, jit, env, flags)
+    build = None if julia_commit is None else (julia_branch or "", julia_commit)
+    p = _Predictor(depots, julia_version, sysimage, arch, jit, env, flags, build)
+    if julia_version.count(".") < 2:
+        p.notes.add(_APPROXIMATE_NOTE.format(mm=p.mm))
+    elif build is None:
+        p.notes.add(_NO_COMMIT_NOTE)
     keys: dict[tuple[str | None, str], None] = {}
     if env is not None:
         for e in env.entries.values():
