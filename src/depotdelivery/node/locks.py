@@ -13,6 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator
 
+    import filelock
+
 from depotdelivery.errors import CacheError, LockTimeoutError
 from depotdelivery.node._record import Record
 
@@ -24,9 +26,8 @@ __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "
 _CONTENDED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 
 
-@contextmanager
-def hydration_lock(lock_file: str, timeout: float) -> Iterator[None]:
-    """Hold the hydration lock of one depot key; :class:`LockTimeoutError` after ``timeout`` s."""
+def _acquire_file_lock(lock_file: str, timeout: float) -> "filelock.FileLock | None":
+    """The acquired hydration lock, or None when another process held it past ``timeout``."""
     # filelock is imported here: it costs tens of ms and the hot path never locks
     import filelock
 
@@ -35,12 +36,20 @@ def hydration_lock(lock_file: str, timeout: float) -> Iterator[None]:
     try:
         lock.acquire()
     except filelock.Timeout:
+        return None
+    except OSError as exc:  # ENOLCK and friends: flock does not work on this filesystem
+        raise CacheError(f"cannot lock {lock_file}: {exc.strerror} (is the cache on a local filesystem?)") from None
+    return lock
+
+
+@contextmanager
+def hydration_lock(lock_file: str, timeout: float) -> Iterator[None]:
+    """Hold the hydration lock of one depot key; :class:`LockTimeoutError` after ``timeout`` s."""
+    lock = _acquire_file_lock(lock_file, timeout)
+    if lock is None:
         raise LockTimeoutError(
             f"another process held the hydration lock {lock_file} for more than {timeout:g} s "
-            "(raise lock_timeout / DEPOTDELIVERY_LOCK_TIMEOUT, or look for a hung job)"
-        ) from None
-    except OSError as exc:
-        raise CacheError(f"cannot lock {lock_file}: {exc.strerror} (is the cache on a local filesystem?)") from None
+            "(raise lock_timeout / DEPOTDELIVERY_LOCK_TIMEOUT, or look for a hung job)")
     try:
         yield
     finally:
@@ -135,13 +144,8 @@ class Gate:
 @contextmanager
 def try_hydration_lock(lock_file: str) -> Iterator[bool]:
     """Non-blocking variant for ``gc``: yields False when another process holds the lock."""
-    import filelock
-
-    os.makedirs(os.path.dirname(lock_file), exist_ok=True)
-    lock = filelock.FileLock(lock_file, timeout=0, is_singleton=False)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
+    lock = _acquire_file_lock(lock_file, 0)
+    if lock is None:
         yield False
         return
     try:
