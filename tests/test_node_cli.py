@@ -220,3 +220,18 @@ def test_prepare_with_a_cpuinfo_that_is_no_cpuinfo_is_a_usage_error(node_repo, t
     assert done.stderr.startswith("depotdelivery: /etc/passwd:1: not a /proc/cpuinfo file") and done.stderr.count("\n") == 1
     power = _dd(node_repo, env, "prepare", "--cpuinfo", str(captured_cpu("linux-rhel8-power9")))
     assert power.returncode == 10 and "does not model (POWER9" in power.stderr, power.stderr
+
+
+def test_check_predicts_with_julias_default_jit_target_not_julia_cpu_target(tmp_path):
+    """Julia's JIT target is `-C` (default `native`); JULIA_CPU_TARGET, which the prepared
+    environment exports, only sets the targets of caches Julia writes. On a Skylake-AVX512 host
+    running the `generic` variant, `check` must judge pkgimages against the native CPU."""
+    from node_fixtures import build_repo
+
+    repo = build_repo(tmp_path / "rg", targets=("generic",), packages=2)
+    env = node_env(repo, tmp_path / "cache",
+                   DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-skylake_avx512")))
+    doc = json.loads(_dd(repo, env, "check", "--json").stdout)
+    assert doc["prepared"]["env"]["JULIA_CPU_TARGET"] == "generic"
+    assert doc["report"]["host"]["cpu"] == "skylake-avx512", doc["report"]["host"]
+    assert all(p["verdict"] == "load" for p in doc["report"]["packages"])
