@@ -92,6 +92,19 @@ class Clone:
                 "features": list(self.features), "ext": self.ext}
 
 
+def _target_lists(f: Fields, key: str) -> tuple[tuple[Clone, ...], ...]:
+    """An optional list of non-empty clone-target lists (absent: none)."""
+    if key not in f.obj:
+        return ()
+    out = []
+    for i, targets in enumerate(f.list(key)):
+        if not isinstance(targets, list) or not targets:
+            raise f.error(f"{key}[{i}]", "expected a non-empty list of clone targets")
+        out.append(tuple(Clone._from_fields(Fields(c, f.where, f._dotted(f"{key}[{i}][{j}]")))
+                         for j, c in enumerate(targets)))
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SysimageModule:
     """A module compiled into the sysimage; caches record its build id as a dependency."""
@@ -119,6 +132,9 @@ class Variant:
     clones: tuple[Clone, ...]
     clones_source: str
     sysimage_modules: tuple[SysimageModule, ...] = ()
+    # The distinct clone-target lists of the variant's pkgimages (usually one); empty when it
+    # has none or the document predates the field (then it is absent from release.json).
+    pkgimage_targets: tuple[tuple[Clone, ...], ...] = ()
 
     @property
     def as_tree(self) -> Tree:
@@ -127,7 +143,7 @@ class Variant:
     @classmethod
     def _from_fields(cls, f: Fields) -> "Variant":
         f.only(frozenset({"target", "arch", "cpu_target", "path", "tree", "files", "bytes", "sysimage",
-                          "clones", "clones_source", "sysimage_modules"}))
+                          "clones", "clones_source", "sysimage_modules", "pkgimage_targets"}))
         target = f.name("target")
         arch = f.str("arch")
         if arch not in ARCHES:
@@ -147,7 +163,7 @@ class Variant:
         return cls(target=target, arch=arch, cpu_target=f.str("cpu_target"), path=path, tree=f.hex64("tree"),
                    files=f.int("files", minimum=0), bytes=f.int("bytes", minimum=0), sysimage=sysimage,
                    clones=tuple(Clone._from_fields(c) for c in f.subs("clones")), clones_source=source,
-                   sysimage_modules=modules)
+                   sysimage_modules=modules, pkgimage_targets=_target_lists(f, "pkgimage_targets"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,7 +172,8 @@ class Variant:
             "sysimage": None if self.sysimage is None else self.sysimage.to_dict(),
             "clones": [c.to_dict() for c in self.clones], "clones_source": self.clones_source,
             "sysimage_modules": [m.to_dict() for m in self.sysimage_modules],
-        }
+        } | ({"pkgimage_targets": [[c.to_dict() for c in lst] for lst in self.pkgimage_targets]}
+             if self.pkgimage_targets else {})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
