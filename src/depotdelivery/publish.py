@@ -299,16 +299,18 @@ def _find_sysimage(t: _TreeIn, vi: VariantInput) -> _Item | None:
 
 
 def _variant(t: _TreeIn, target: str, vi: VariantInput, julia_version: str, warnings: list[str]) -> Variant:
-    from depotdelivery.publish_clones import clone_targets
+    from depotdelivery.publish_clones import clone_targets, pkgimage_targets
 
     si = _find_sysimage(t, vi)
     cpu_target = vi.cpu_target or target
     clones, source, arch = clone_targets(
         None if si is None else t.src / si.rel, cpu_target, vi.arch, julia_version, warnings, where=f"variant {target}")
+    caches = (t.src / i.rel for i in t.files if i.rel.startswith("depot/compiled/") and i.rel.endswith(".ji"))
+    pkg_targets = pkgimage_targets(caches, arch, julia_version, warnings, where=f"variant {target}")
     summary = t.summary()
     return Variant(
         target=target, arch=arch, cpu_target=cpu_target, path=t.dest, tree=t.tree, files=summary.files,
-        bytes=summary.bytes, clones_source=source, clones=clones,
+        bytes=summary.bytes, clones_source=source, clones=clones, pkgimage_targets=pkg_targets,
         sysimage=None if si is None else SysimageRef(path=f"{t.dest}/{si.rel}", blake3=si.digest or "", size=si.st.st_size),
         sysimage_modules=_sysimage_modules(t, si),
     )

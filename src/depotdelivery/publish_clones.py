@@ -1,13 +1,20 @@
-"""A variant's clone targets for ``release.json``: read from its sysimage, else derived from JULIA_CPU_TARGET."""
+"""A variant's clone targets for ``release.json``: its sysimage's (read from the image, else derived
+from JULIA_CPU_TARGET) and its pkgimages' (read from the ``.ji`` headers)."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depotdelivery.errors import DepotDeliveryError, UsageError
 from depotdelivery.store.release import ARCHES, Clone
 
-__all__ = ["clone_targets"]
+if TYPE_CHECKING:
+    from depotdelivery.julia.features import FeatureTable
+    from depotdelivery.julia.targetdata import TargetData
+
+__all__ = ["clone_targets", "pkgimage_targets"]
 
 
 def clone_targets(sysimage: Path | None, cpu_target: str, arch: str | None, julia_version: str,
@@ -32,12 +39,7 @@ def clone_targets(sysimage: Path | None, cpu_target: str, arch: str | None, juli
         else:
             if arch is not None and arch != image.machine:
                 raise UsageError(f"{where}: sysimage {sysimage} is {image.machine}, not {arch}")
-            table = feature_table(image.machine, julia_version)
-            clones = tuple(
-                Clone(name=t.name, flags=t.flags, en=t.en_words, dis=t.dis_words,
-                      features=tuple(sorted(table.names(t.en_words))), ext=t.ext)
-                for t in data)
-            return clones, "image", image.machine
+            return _as_clones(data, feature_table(image.machine, julia_version)), "image", image.machine
     from depotdelivery.julia.cputarget import parse_cpu_target
 
     arch = arch or _machine()
@@ -47,6 +49,36 @@ def clone_targets(sysimage: Path | None, cpu_target: str, arch: str | None, juli
               features=tuple(sorted(s.enabled)), ext=s.ext)
         for s in parse_cpu_target(cpu_target, arch, julia_version))
     return clones, "approximate", arch
+
+
+def pkgimage_targets(cache_files: Iterable[Path], arch: str, julia_version: str, warnings: list[str],
+                     *, where: str) -> tuple[tuple[Clone, ...], ...]:
+    """The distinct clone-target lists of a variant's pkgimages, in first-seen order.
+
+    Each ``.ji`` of a pkgimage carries the clone targets of its ``.so`` in its header (the
+    ``clone_targets`` blob, julia-formats.md); Julia matches them against its JIT target
+    (``pkgimg_init_cb``). A ``.ji`` without native code has none and is skipped; an
+    unreadable one is skipped with a warning (the node re-reads headers anyway)."""
+    from depotdelivery.julia.cachefile import read_cache_file
+    from depotdelivery.julia.features import feature_table
+
+    table = feature_table(arch, julia_version)
+    seen: dict[tuple[Clone, ...], None] = {}
+    for path in cache_files:
+        try:
+            data = read_cache_file(path, header_only=True).targets
+        except DepotDeliveryError as exc:
+            warnings.append(f"{where}: pkgimage targets not readable from {path} ({exc})")
+            continue
+        if len(data):
+            seen.setdefault(_as_clones(data, table))
+    return tuple(seen)
+
+
+def _as_clones(data: "TargetData", table: "FeatureTable") -> tuple[Clone, ...]:
+    return tuple(Clone(name=t.name, flags=t.flags, en=t.en_words, dis=t.dis_words,
+                       features=tuple(sorted(table.names(t.en_words))), ext=t.ext)
+                 for t in data)
 
 
 def _machine() -> str:
