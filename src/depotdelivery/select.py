@@ -1,5 +1,5 @@
-"""Variant selection: which published sysimage Julia will accept on a host, ranked by the clone
-Julia would pick, with the reasons for the choice and for every rejection."""
+"""Variant selection: which published sysimage Julia will accept on a host, ranked by whether its
+pkgimages would load and by the clone Julia would pick, with the reasons for every verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,8 +9,9 @@ from depotdelivery.errors import NoCompatibleVariantError
 
 if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
+    from depotdelivery.julia.cputarget import TargetSpec
     from depotdelivery.julia.targetdata import ImageTarget
-    from depotdelivery.store.release import Release, Variant
+    from depotdelivery.store.release import Clone, Release, Variant
 
 __all__ = ["Selection", "Verdict", "image_targets", "select"]
 
@@ -24,7 +25,9 @@ class Verdict:
     accepted: bool
     clone_index: int | None
     clone_name: str | None
-    rank: tuple[int, ...] | None  # (name match, vector bytes, feature count, full clone, -clones)
+    # (caches match, name match, vector bytes, feature count, full clone, -clones); caches
+    # match: 1 the pkgimages' targets satisfy Julia's JIT target, 0 none recorded, -1 they do not
+    rank: tuple[int, ...] | None
     reason: str
     missing: tuple[tuple[str, tuple[str, ...]], ...]  # (clone name, missing features) per rejected clone
 
@@ -68,9 +71,11 @@ class Selection:
 
 def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: str | None = None) -> Selection:
     """Pick the variant of ``release`` whose sysimage Julia accepts on ``host`` (default: the
-    detected CPU) with the best clone: Julia's own ranking (julia-formats.md "Which clone Julia
-    picks") compared across variants, then a clone compiled in full (first target or
-    ``clone_all``), then fewer clones. Raises :class:`NoCompatibleVariantError` listing each
+    detected CPU) whose pkgimages Julia would also load (a variant whose recorded pkgimage
+    targets all fail against Julia's JIT target ranks last: every package would recompile; one
+    recording none ranks between), then with the best clone: Julia's own ranking
+    (julia-formats.md "Which clone Julia picks") compared across variants, then a clone compiled
+    in full (first target or ``clone_all``), then fewer clones. Raises :class:`NoCompatibleVariantError` listing each
     variant and what it lacks when Julia would reject them all."""
     if host is None:
         from depotdelivery.cpu import detect
@@ -94,10 +99,33 @@ def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: 
 
 def image_targets(variant: "Variant") -> list["ImageTarget"]:
     """The variant's sysimage clone targets as Julia stores them (release.json ``clones``)."""
+    return _as_image_targets(variant.clones)
+
+
+def _as_image_targets(targets: "tuple[Clone, ...]") -> list["ImageTarget"]:
     from depotdelivery.julia.targetdata import ImageTarget
 
     return [ImageTarget(flags=c.flags, en_words=c.en, dis_words=c.dis, name=c.name, ext=c.ext)
-            for c in variant.clones]
+            for c in targets]
+
+
+def _caches_match(variant: "Variant", jit: "TargetSpec", julia_version: str) -> tuple[int, str]:
+    """``(1 | 0 | -1, note)``: whether Julia (``pkgimg_init_cb``) accepts every recorded
+    pkgimage target list on the JIT target it continues with after the sysimage (1), rejects
+    at least one (-1), or release.json records none (0)."""
+    from depotdelivery.julia import clones
+
+    if not variant.pkgimage_targets:
+        return 0, ""
+    failing = [targets for targets in variant.pkgimage_targets
+               if not clones.match_pkgimage(jit, _as_image_targets(targets), variant.arch, julia_version).accepted]
+    if not failing:
+        return 1, ""
+    # Any rejected list costs recompilation; only when every list fails does every package.
+    names = " / ".join(";".join(c.name for c in targets) for targets in failing)
+    who = "every package" if len(failing) == len(variant.pkgimage_targets) else "the packages built for it"
+    return -1, (f"its pkgimages target {names} which Julia's JIT target {jit.name} does not satisfy: "
+                f"{who} would recompile")
 
 
 def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: frozenset[str],
@@ -123,7 +151,11 @@ def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: fro
     full = match.index == 0 or bool(clone.flags & CLONE_ALL)
     # Julia's order across variants: CPU name match, vector size, enabled feature bits; then a
     # clone compiled in full beats a partial one, and fewer clones (a smaller image) win.
-    rank = (int(match.target == match.jit.name), match.vector_size, nbits, int(full), -len(variant.clones))
-    how = "same CPU name as the host" if rank[0] else f"{rank[1]}-byte vectors, {rank[2]} features"
+    # Before all that: a variant whose pkgimages Julia would reject loses to any whose load (DESIGN.md
+    # "prefer a variant whose precompiled caches also match").
+    caches, why_not = _caches_match(variant, match.jit, julia_version)
+    rank = (caches, int(match.target == match.jit.name), match.vector_size, nbits, int(full), -len(variant.clones))
+    how = "same CPU name as the host" if rank[1] else f"{rank[2]}-byte vectors, {rank[3]} features"
+    reason = f"accepted, but {why_not}" if why_not else f"accepted, clone {clone.name!r}: {how}"
     return Verdict(target=variant.target, accepted=True, clone_index=match.index, clone_name=clone.name,
-                   rank=rank, reason=f"accepted, clone {clone.name!r}: {how}", missing=missing)
+                   rank=rank, reason=reason, missing=missing)
