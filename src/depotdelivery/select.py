@@ -71,9 +71,9 @@ class Selection:
 
 def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: str | None = None) -> Selection:
     """Pick the variant of ``release`` whose sysimage Julia accepts on ``host`` (default: the
-    detected CPU) whose pkgimages Julia would also load (a variant whose recorded pkgimage
-    targets all fail against Julia's JIT target ranks last: every package would recompile; one
-    recording none ranks between), then with the best clone: Julia's own ranking
+    detected CPU) whose pkgimages Julia would also load (a variant with a recorded pkgimage
+    target list that fails against Julia's JIT target ranks last: its packages would recompile;
+    one recording none ranks between), then with the best clone: Julia's own ranking
     (julia-formats.md "Which clone Julia picks") compared across variants, then a clone compiled
     in full (first target or ``clone_all``), then fewer clones. Raises :class:`NoCompatibleVariantError` listing each
     variant and what it lacks when Julia would reject them all."""
