@@ -55,8 +55,8 @@ sys.exit(0 if len(set(seen.values())) == 1 else 3)
 
 def _publish(root: Path, key, base: Path, version: str, seed: int) -> str:
     """Generate a small Julia-faithful release, add the markers, publish it (no channel change)."""
-    from depotdelivery.julia.synth import generate_release_inputs
-    from depotdelivery.publish import VariantInput, publish
+    from depotdelivery.synth.depot import generate_release_inputs
+    from depotdelivery.publisher.publish import VariantInput, publish
 
     ref = f"hep/{version}"
     work = base / f"inputs-{version}"
@@ -76,7 +76,7 @@ def _publish(root: Path, key, base: Path, version: str, seed: int) -> str:
 def publisher(root: str, key_path: str, base: str, stop: str, log: str, pause: float) -> None:
     """Loop until the stop file exists: publish a new release and point the channel at it, roll
     the channel back to the previous release, forward again. Appends one JSON line per action."""
-    from depotdelivery.channels import rollback_channel, set_channel
+    from depotdelivery.publisher.channels import rollback_channel, set_channel
     from depotdelivery.store.keys import load_private_key
 
     key = load_private_key(key_path)
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = ap.parse_args(argv)
 
-    from depotdelivery.channels import set_channel
-    from depotdelivery.publish import init_repository
+    from depotdelivery.publisher.channels import set_channel
+    from depotdelivery.publisher.publish import init_repository
     from depotdelivery.store.keys import keygen, load_private_key
 
     base = Path(tempfile.mkdtemp(prefix="depotdelivery-soak-"))

@@ -34,10 +34,10 @@ def build_repo(base: Path, *, targets: Sequence[str] = ALL_TARGETS, packages: in
                files: int | None = None, julia_version: str = "1.11.1", name: str = "hep",
                version: str = "2026.11", channel: str | None = "stable", seed: int = 0,
                expires: float | None = 90 * 86400.0) -> NodeRepo:
-    """Generate a depot with ``depotdelivery.julia.synth`` and publish it with
-    ``depotdelivery.publish`` into ``base/repo`` (signed; ``channel`` pointed at it)."""
-    from depotdelivery.julia.synth import generate_release_inputs
-    from depotdelivery.publish import VariantInput, init_repository, publish
+    """Generate a depot with ``depotdelivery.synth.depot`` and publish it with
+    ``depotdelivery.publisher.publish`` into ``base/repo`` (signed; ``channel`` pointed at it)."""
+    from depotdelivery.synth.depot import generate_release_inputs
+    from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
 
     base.mkdir(parents=True, exist_ok=True)

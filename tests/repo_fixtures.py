@@ -19,7 +19,7 @@ from typing import Iterable, Iterator
 from depotdelivery.julia.elfimage import write_image
 from depotdelivery.julia.features import feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
-from depotdelivery.publish import publish
+from depotdelivery.publisher.publish import publish
 from depotdelivery.store.keys import PrivateKey, keygen, load_private_key
 
 BASE_NS = 1_730_419_200_123_456_789  # 2024-11-01, with a nanosecond part Julia 1.10 would compare

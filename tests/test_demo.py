@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_select import expected_choice
+from node.test_select import expected_choice
 
 from depotdelivery.demo import CHANNEL, MODES, run_demo
 

@@ -3,6 +3,14 @@
 The public API. Everything is imported lazily (PEP 562 ``__getattr__``) so that
 ``import depotdelivery`` stays cheap on the node's hot path: ``cryptography``, ``archspec``
 and the publisher are only imported when something that needs them is called.
+
+The modules a job imports (``cpu``'s detection, ``node``'s prepare path, ``store.canonical`` /
+``store.fields``) do not import ``typing`` either: with its dependencies (re, enum, functools,
+collections) it costs more than a first ``detect()`` or a whole warm ``prepare()``
+(benchmarks/bench_detect.py, bench_prepare.py). They spell ``TYPE_CHECKING = False`` (type
+checkers read a module-level name of that spelling as ``typing.TYPE_CHECKING``) and keep
+annotation-only names under ``if TYPE_CHECKING:``; annotations are postponed strings
+(``from __future__ import annotations``). tests/node/test_prepare.py checks the hot path's imports.
 """
 from __future__ import annotations
 
@@ -31,11 +39,13 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "detect": "depotdelivery.cpu",
     "HostCPU": "depotdelivery.cpu",
-    "select": "depotdelivery.select",
-    "Selection": "depotdelivery.select",
-    "prepare": "depotdelivery.node",
-    "Prepared": "depotdelivery.node",
-    "publish": "depotdelivery.publish",
+    "select": "depotdelivery.node.select",
+    "Selection": "depotdelivery.node.select",
+    "prepare": "depotdelivery.node.prepare",
+    "Prepared": "depotdelivery.node.env",
+    "publish": "depotdelivery.publisher.publish",
+    "VariantInput": "depotdelivery.publisher.publish",
+    "PublishResult": "depotdelivery.publisher.publish",
     "keygen": "depotdelivery.store.keys",
     "verify": "depotdelivery.store.verify",
 }

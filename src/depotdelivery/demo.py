@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from depotdelivery.errors import TrustError, UnsupportedError
 
 if TYPE_CHECKING:
-    from depotdelivery.node.prepare import Prepared
-    from depotdelivery.publish import PublishResult
+    from depotdelivery.node.env import Prepared
+    from depotdelivery.publisher.publish import PublishResult
     from depotdelivery.store.keys import PrivateKey
 
 __all__ = ["CHANNEL", "MODES", "RELEASES", "DemoResult", "ModeOutcome", "demo_env", "run_demo"]
@@ -155,7 +155,7 @@ class _Story:
 def _generate(build: Path, repo: Path, version: str, seed: int, julia_version: str) -> Any:
     """Release inputs as a CI would build them, at a fresh path (regenerated on every run:
     the generator is deterministic, so a re-run re-publishes identical bytes)."""
-    from depotdelivery.julia.synth import DEFAULT_TARGETS, generate_release_inputs
+    from depotdelivery.synth.depot import DEFAULT_TARGETS, generate_release_inputs
 
     target = build / f"{NAME}-{version}"
     if target.exists():
@@ -168,8 +168,8 @@ def _generate(build: Path, repo: Path, version: str, seed: int, julia_version: s
 
 def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "PrivateKey", hash_cache: Path,
              channel: str | None) -> "PublishResult":
-    from depotdelivery.progress import human_bytes
-    from depotdelivery.publish import VariantInput, publish
+    from depotdelivery.publisher.progress import human_bytes
+    from depotdelivery.publisher.publish import VariantInput, publish
 
     variants = {t: VariantInput(dir=v.dir, sysimage=v.sysimage, cpu_target=v.cpu_target, arch=v.arch)
                 for t, v in inputs.variants.items()}
@@ -213,13 +213,12 @@ def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
                        warnings=tuple(cold.warnings)), cold
 
 
-def _check(node: dict[str, str], prepared: "Prepared", host: Any) -> Any:
-    """Julia's staleness verdict for every package in the prepared depot (``depotdelivery check``)."""
+def _check(prepared: "Prepared") -> Any:
+    """Julia's staleness verdict for every package in the prepared depot (``depotdelivery check``),
+    with the release and host of the session ``prepared`` came from."""
     from depotdelivery.node.check import check
-    from depotdelivery.store.repo import Repository
 
-    name, _, version = prepared.release.partition("/")
-    return check(prepared, Repository.open(node["repo"]).read_release(name, version), host)
+    return check(prepared)
 
 
 def _summary(report: Any) -> str:
@@ -227,24 +226,20 @@ def _summary(report: Any) -> str:
     return f"{ok} of {n} packages will load from caches, {n - ok} will recompile or fail"
 
 
-def _channel_dict(ch: Any) -> dict[str, Any]:
-    return {"channel": ch.channel, "seq": ch.seq, "release": ch.release, "release_hash": ch.release_hash}
-
-
 def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None = sys.stdout,
              julia_version: str = "1.11.1") -> DemoResult:
     """Run the whole demo inside ``out_dir`` (created if needed; a re-run reuses it) and
     narrate it on ``out`` (None: silent). Everything it writes stays under ``out_dir``:
     the repository, the signing key, the node's trusted keys and its cache."""
-    from depotdelivery.channels import channel_history, rollback_channel, set_channel
-    from depotdelivery.cli._node import render_env
+    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+    from depotdelivery.node.env import render_env
     from depotdelivery.julia.stale import format_report
     from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.config import resolve
-    from depotdelivery.node.prepare import detect_host, prepare, repo_id_of
-    from depotdelivery.node import trust
-    from depotdelivery.publish import init_repository
-    from depotdelivery.select import select
+    from depotdelivery.node.prepare import prepare
+    from depotdelivery.node.session import Session
+    from depotdelivery.publisher.publish import init_repository
+    from depotdelivery.node.select import select
     from depotdelivery.store.keys import keygen, load_private_key
 
     t_start = time.perf_counter()
@@ -292,11 +287,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
               "--cache", str(cache))
     cfg = resolve(node)
     node_cache = NodeCache(cfg.cache)
-    repo_id = repo_id_of(repo)
-    facts = trust.verified_channel(node_cache, repo, repo_id, CHANNEL, cfg.trusted_keys)
-    release = trust.load_release(node_cache, repo, repo_id, facts.release, cfg.trusted_keys,
-                                 expected_id=facts.release_hash)
-    host = detect_host(cfg)
+    session = Session(cfg, cache=node_cache)
+    release, host = session.release(), session.host()
     selection = select(release, host)
     story.say(f"host CPU: {host.brand or host.vendor} ({host.arch}), detected from {host.source}; "
               f"Julia {release.julia_version} calls it {selection.host_cpu}")
@@ -328,12 +320,12 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
 
         story.step("check", "7. node: which caches will Julia load? (depotdelivery check)")
         story.cli("depotdelivery", "check")
-        report = _check(node, stack, host)
+        report = _check(stack)
         for line in format_report(report).splitlines():
             story.say("  " + story.short(line))
         for i, m in enumerate(modes):
             if m.prepared:
-                line = _summary(report if m.mode == "stack" else _check(node, prepared[m.mode], host))
+                line = _summary(report if m.mode == "stack" else _check(prepared[m.mode]))
                 modes[i] = replace(m, check=line)
                 story.say(f"  {m.mode:<8} {line}")
 
@@ -395,7 +387,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
         host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu},
         selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),
         modes=tuple(modes), env=dict(stack.env), julia_args=stack.julia_args, check=report.to_dict(),
-        channel_before=_channel_dict(moved), channel_after=_channel_dict(back),
+        channel_before=moved.summary(), channel_after=back.summary(),
         prepared_after_rollback=after.release, replay_refused=refused, gc=gc.to_dict(), timings=story.timings,
     )
 

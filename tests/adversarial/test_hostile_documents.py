@@ -68,7 +68,7 @@ def test_hostile_document_refused_by_prepare(world: World, which: str, payload: 
 def test_fixes_hold_for_the_store_parsers_directly() -> None:
     """The parsers themselves (not only the commands) turn hostile JSON into FormatError."""
     from depotdelivery.errors import FormatError
-    from depotdelivery.store._fields import load_canonical
+    from depotdelivery.store.fields import load_canonical
     from depotdelivery.store.keys import parse_signatures
     from depotdelivery.store.listing import parse_listing
 

@@ -230,7 +230,7 @@ def test_repository_root_replaced_by_a_symlink(world: World, target: str) -> Non
     """The configured root becomes a symlink: to a copy re-signed by an untrusted key (5), to
     nothing or a loop or a file (3, unavailable), or to a faithful copy (accepted: the bytes are
     what was signed, and the node's trust state, keyed by the configured root, still applies)."""
-    from depotdelivery.channels import set_channel
+    from depotdelivery.publisher.channels import set_channel
     from depotdelivery.store.keys import keygen, load_private_key, sign
 
     scene = world.fresh()

@@ -18,7 +18,7 @@ DISGUISES = ("none", "new-repo-id", "root-symlink")
 
 def _history(scene: Scene, moves: list[str]) -> list[tuple[int, bytes, bytes]]:
     """Apply channel moves (set A, set B, rollback) and return every document written."""
-    from depotdelivery.channels import rollback_channel, set_channel
+    from depotdelivery.publisher.channels import rollback_channel, set_channel
     from depotdelivery.errors import UsageError
     from depotdelivery.store.keys import load_private_key
 

@@ -174,7 +174,7 @@ def resign_release(scene: Scene, ref: str, doc: dict, listings: Iterable[bytes] 
     """A *forged but validly signed* release: ``doc`` rewritten canonically and signed with the
     trusted publisher key (what a buggy or compromised publisher could produce), extra listing
     files stored under their hashes, and the channel pointed at it. Returns the new id."""
-    from depotdelivery.channels import set_channel
+    from depotdelivery.publisher.channels import set_channel
     from depotdelivery.store.canonical import canonical_json
     from depotdelivery.store.hashing import hash_bytes
     from depotdelivery.store.keys import load_private_key, sign

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -10,10 +9,9 @@ import time
 from typing import Any
 
 from depotdelivery.errors import UsageError
+from depotdelivery.node.env import SHELLS
 
 __all__ = ["register"]
-
-_SHELLS = ("sh", "csh", "fish", "json")
 
 
 def _add_config(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
@@ -40,19 +38,11 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def _prepare(args: argparse.Namespace, *, lease_parent: bool = False) -> Any:
-    """prepare() for a command; ``lease_parent``: also lease the depot for the calling
-    process (the shell of ``eval "$(depotdelivery env)"``), which keeps no descriptor of ours."""
+    """prepare() for a command; ``lease_parent``: lease the depot for the calling process (the
+    shell of ``eval "$(depotdelivery env)"``) instead of this one, which exits at once."""
     from depotdelivery.node.prepare import prepare_config
 
-    cfg = _config(args)
-    prepared = prepare_config(cfg)
-    if lease_parent:
-        from depotdelivery.node.cache import NodeCache
-        from depotdelivery.node.locks import acquire_pid_lease
-
-        acquire_pid_lease(NodeCache(cfg.cache).leases, prepared.key, os.getppid())
-        if prepared.lease is not None:  # the parent's lease now covers the depot: leave no file behind
-            prepared.lease.release()
+    prepared = prepare_config(_config(args), lease_pid=os.getppid() if lease_parent else None)
     for warning in prepared.warnings:
         print(f"depotdelivery: warning: {warning}", file=sys.stderr)
     return prepared
@@ -67,24 +57,11 @@ def _emit(obj: dict[str, Any]) -> None:
 # ---- select -------------------------------------------------------------------------------------
 
 def _cmd_select(args: argparse.Namespace) -> int:
-    from depotdelivery.node import trust
-    from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.prepare import detect_host, repo_id_of
-    from depotdelivery.select import select
+    from depotdelivery.node.select import select
+    from depotdelivery.node.session import Session
 
-    cfg = _config(args)
-    if cfg.repo is None:
-        raise UsageError("no repository configured: use --repo or set DEPOTDELIVERY_REPO")
-    root, cache = cfg.repo, NodeCache(cfg.cache)
-    repo_id = repo_id_of(root)
-    if cfg.release is not None:
-        release = trust.load_release(cache, root, repo_id, cfg.release, cfg.trusted_keys, expected_id=None)
-    else:
-        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys)
-        assert facts is not None
-        release = trust.load_release(cache, root, repo_id, facts.release, cfg.trusted_keys,
-                                     expected_id=facts.release_hash)
-    selection = select(release, detect_host(cfg))
+    session = Session(_config(args))
+    selection = select(session.release(), session.host())
     if args.json:
         _emit(selection.to_dict())
         return 0
@@ -111,27 +88,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def render_env(env: dict[str, str], shell: str) -> str:
-    """``env`` as statements for ``eval`` in ``shell`` (or one JSON object)."""
-    if shell == "json":
-        return json.dumps(env, sort_keys=True) + "\n"
-    lines = []
-    for name, value in sorted(env.items()):
-        if shell == "sh":
-            lines.append(f"export {name}={shlex.quote(value)};")
-        elif shell == "csh":
-            # csh has no escape inside single quotes; '!' needs a backslash even there
-            quoted = "'" + value.replace("'", "'\\''").replace("!", "\\!") + "'"
-            lines.append(f"setenv {name} {quoted};")
-        elif shell == "fish":
-            quoted = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            lines.append(f"set -gx {name} {quoted};")
-        else:
-            raise UsageError(f"unknown shell {shell!r} (expected one of {', '.join(_SHELLS)})")
-    return "\n".join(lines) + "\n"
-
-
 def _cmd_env(args: argparse.Namespace) -> int:
+    from depotdelivery.node.env import render_env
+
     prepared = _prepare(args, lease_parent=True)
     env = dict(prepared.env)
     sys.stdout.write(render_env(env, args.shell))
@@ -164,17 +123,10 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from depotdelivery.julia.stale import format_report
-    from depotdelivery.node import trust
-    from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.check import check
-    from depotdelivery.node.prepare import detect_host, repo_id_of
 
-    cfg = _config(args)
     prepared = _prepare(args)
-    root = cfg.repo
-    release = trust.load_release(NodeCache(cfg.cache), root, repo_id_of(root), prepared.release, cfg.trusted_keys,
-                                 expected_id=prepared.release_id)
-    report = check(prepared, release, detect_host(cfg))
+    report = check(prepared)  # the release and host of prepare()'s session, not loaded again
     warnings = list(prepared.warnings)
     if args.json:
         _emit({"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings})
@@ -253,7 +205,7 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
 
     p = sub.add_parser("env", help='print the job environment: eval "$(depotdelivery env)"')
     _add_config(p)
-    p.add_argument("--shell", choices=_SHELLS, default="sh")
+    p.add_argument("--shell", choices=SHELLS, default="sh")
     p.set_defaults(handler=_cmd_env)
 
     p = sub.add_parser("exec", help="run a command (julia ...) in the prepared environment")

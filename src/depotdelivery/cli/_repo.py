@@ -157,7 +157,7 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _parse_variants(specs: list[str], cpu_targets: list[str], in_place_dir: Path | None = None) -> dict[str, Any]:
-    from depotdelivery.publish import VariantInput
+    from depotdelivery.publisher.publish import VariantInput
 
     targets: dict[str, str] = {}
     for spec in cpu_targets:
@@ -189,10 +189,10 @@ def _parse_variants(specs: list[str], cpu_targets: list[str], in_place_dir: Path
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from depotdelivery.channels import parse_duration
+    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.cli import emit_json
-    from depotdelivery.progress import ProgressLine, human_bytes
-    from depotdelivery.publish import publish
+    from depotdelivery.publisher.progress import ProgressLine, human_bytes
+    from depotdelivery.publisher.publish import publish
     from depotdelivery.store.keys import load_private_key
 
     in_place_dir = Path(args.repo) / "releases" / args.name / args.version / "variants" if args.in_place else None
@@ -221,7 +221,7 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _sign(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
-    from depotdelivery.cosign import cosign
+    from depotdelivery.publisher.cosign import cosign
     from depotdelivery.store.keys import load_private_key
 
     done = cosign(args.repo, [load_private_key(k) for k in args.key], release=args.release, channel=args.channel,
@@ -235,13 +235,8 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _channel_dict(ch: Any) -> dict[str, Any]:
-    return {"channel": ch.channel, "seq": ch.seq, "release": ch.release, "release_hash": ch.release_hash,
-            "issued": ch.issued, "expires": ch.expires, "expired": ch.expired()}
-
-
 def _channel(args: argparse.Namespace) -> int:
-    from depotdelivery import channels
+    from depotdelivery.publisher import channels
     from depotdelivery.cli import emit_json
     from depotdelivery.store.keys import load_private_key
     from depotdelivery.store.repo import Repository
@@ -259,7 +254,7 @@ def _channel(args: argparse.Namespace) -> int:
             ch = channels.rollback_channel(args.repo, args.channel, keys, to=args.release, expires=expires,
                                            cvmfs=args.cvmfs)
         if args.json:
-            emit_json(_channel_dict(ch))
+            emit_json(ch.summary())
         else:
             print(f"channel {ch.channel} -> {ch.release} (seq {ch.seq}, expires {ch.expires or 'never'})")
         return 0
@@ -267,7 +262,7 @@ def _channel(args: argparse.Namespace) -> int:
     ch = repo.read_channel(args.channel, _trust(args), check_expiry=False)
     if args.action == "show":
         if args.json:
-            emit_json(_channel_dict(ch))
+            emit_json(ch.summary())
         else:
             state = "EXPIRED" if ch.expired() else "valid"
             print(f"channel {ch.channel} -> {ch.release} ({ch.release_hash[:16]}) seq {ch.seq}, issued {ch.issued}, "
@@ -285,7 +280,7 @@ def _channel(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.errors import IntegrityError, TrustError
-    from depotdelivery.progress import human_bytes
+    from depotdelivery.publisher.progress import human_bytes
     from depotdelivery.store.verify import verify
 
     trust = _verify_trust(args)
@@ -318,8 +313,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _repo_gc(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
-    from depotdelivery.progress import human_bytes
-    from depotdelivery.repogc import repo_gc
+    from depotdelivery.publisher.progress import human_bytes
+    from depotdelivery.publisher.gc import repo_gc
 
     r = repo_gc(args.repo, keep_last=args.keep_last, dry_run=args.dry_run, cvmfs=args.cvmfs)
     if args.json:

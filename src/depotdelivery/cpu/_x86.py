@@ -13,8 +13,7 @@ __all__ = [
     "registers_from_flags",
 ]
 
-# no `typing` at run time: detect() imports this module (see cpu/detection.py)
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from collections.abc import Mapping
 

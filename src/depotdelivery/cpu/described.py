@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 from depotdelivery.cpu import _x86
-from depotdelivery.cpu.detection import ENV_MICROARCH
-from depotdelivery.cpu.host import HostCPU
+from depotdelivery.cpu.host import ENV_MICROARCH, HostCPU
 from depotdelivery.errors import UnsupportedError, UsageError
 
-TYPE_CHECKING = False  # no `typing` at run time (see cpu/detection.py)
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any, Optional
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 import os
 
 from depotdelivery.cpu import _x86
-from depotdelivery.cpu.host import HostCPU
+from depotdelivery.cpu.host import ENV_MICROARCH, HostCPU
 from depotdelivery.errors import UsageError
 
-# `typing` (with re, enum, collections, functools) costs more to import than the whole first
-# detect(): type checkers treat a module-level TYPE_CHECKING name as typing.TYPE_CHECKING.
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Mapping, Optional, Union
 
@@ -21,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ENV_MICROARCH", "detect", "host_from_registers"]
 
-ENV_MICROARCH = "DEPOTDELIVERY_MICROARCH"
 _AT_HWCAP, _AT_HWCAP2 = 16, 26  # linux/auxvec.h
 _ARCH_X86_64, _ARCH_AARCH64 = 1, 2  # src/_cpuid.c dd_arch()
 

@@ -1,14 +1,15 @@
 """HostCPU: the immutable record of one CPU (identity, Linux feature names, raw registers)."""
 from __future__ import annotations
 
-# no `typing` at run time: detect() imports this module (see cpu/detection.py)
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["DEFAULT_JULIA_VERSION", "HostCPU"]
+__all__ = ["DEFAULT_JULIA_VERSION", "ENV_MICROARCH", "HostCPU"]
 
 DEFAULT_JULIA_VERSION = "1.11"
+# overrides detection with a microarchitecture name (EESSI_SOFTWARE_SUBDIR_OVERRIDE's role)
+ENV_MICROARCH = "DEPOTDELIVERY_MICROARCH"
 
 _FIELDS = (
     "arch", "vendor", "family", "model", "stepping", "brand", "features", "source",

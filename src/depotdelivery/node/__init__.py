@@ -1,6 +1,5 @@
-"""Node runtime: configuration, cache, locks and leases, hydration, prepare()."""
-from __future__ import annotations
+"""Job side: configuration, cache, locks and leases, trust, session, selection, hydration,
+prepare() (``depotdelivery.node.prepare``), the Prepared environment, check.
 
-from depotdelivery.node.prepare import Prepared, prepare
-
-__all__ = ["Prepared", "prepare"]
+No re-exports: ``depotdelivery.prepare`` is the public entry point, and a package attribute
+named like one of its submodules (``prepare``, ``select``) would shadow it."""

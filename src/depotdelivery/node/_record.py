@@ -7,9 +7,7 @@ modules a job imports use this small base instead. Subclasses list their fields 
 """
 from __future__ import annotations
 
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any, ClassVar
 

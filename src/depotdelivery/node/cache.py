@@ -6,34 +6,21 @@ import json
 import os
 import stat
 import time
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any
 
-from depotdelivery.errors import CacheError
+from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
 
-__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "cache_error", "crc32_hex", "parse_age"]
+__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex", "parse_age"]
 
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
 RECORD_FORMAT = 1
 # tmp/<key>@<pid>.<hex> (builds) and tmp/<key>@gc.<hex> (gc's trash): keys contain dots
 # (variant names such as armv8.2a) but never '@' (store/_fields.NAME_RE, MODES)
 TMP_SEP = "@"
-
-
-def cache_error(what: str, path: os.PathLike[str] | str, exc: OSError) -> CacheError:
-    """One-line CacheError for an OSError in the cache (ENOSPC and EACCES get a hint)."""
-    hint = {
-        errno.ENOSPC: " (the node cache is full: run `depotdelivery gc` or set DEPOTDELIVERY_CACHE)",
-        errno.EDQUOT: " (disk quota exceeded: run `depotdelivery gc` or set DEPOTDELIVERY_CACHE)",
-        errno.EACCES: " (not writable: set DEPOTDELIVERY_CACHE to a writable local directory)",
-        errno.EROFS: " (read-only filesystem: set DEPOTDELIVERY_CACHE to a writable local directory)",
-    }.get(exc.errno or 0, "")
-    return CacheError(f"cannot {what} {os.fspath(path)}: {exc.strerror or exc}{hint}")
 
 
 def _nibble_table() -> tuple[int, ...]:

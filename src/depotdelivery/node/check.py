@@ -6,19 +6,26 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
     from depotdelivery.julia.stale import StalenessReport
-    from depotdelivery.node.prepare import Prepared
+    from depotdelivery.node.env import Prepared
     from depotdelivery.store.release import Release
 
 __all__ = ["check"]
 
 
-def check(prepared: "Prepared", release: "Release", host: "HostCPU") -> "StalenessReport":
+def check(prepared: Prepared, release: Release | None = None, host: HostCPU | None = None) -> StalenessReport:
     """Julia's staleness verdict for every package of ``prepared``'s environment, on its depot
     stack, with the variant's sysimage (its modules' build ids and clone targets) and Julia's
     default JIT target (``native``) (``depotdelivery check``). ``release`` is the verified
-    release ``prepared`` came from; ``host`` the CPU it was selected for."""
+    release ``prepared`` came from, ``host`` the CPU it was selected for; by default both come
+    from ``prepared.session`` (loaded and detected once per session)."""
     from depotdelivery.julia.stale import predict
-    from depotdelivery.select import image_targets
+    from depotdelivery.node.select import image_targets
+
+    if release is None or host is None:
+        if prepared.session is None:
+            raise ValueError("check() needs the release and host, or a Prepared from prepare()")
+        release = prepared.session.release() if release is None else release
+        host = prepared.session.host() if host is None else host
 
     variant = release.variant(prepared.variant)
     # the JULIA_DEPOT_PATH text, trailing ':' included: on Julia <= 1.10 it also brings in ~/.julia

@@ -2,15 +2,13 @@
 from __future__ import annotations
 
 import os
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any, Callable, Mapping, Sequence
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node._record import Record
-from depotdelivery.store._fields import check_name
+from depotdelivery.store.fields import check_name
 
 __all__ = ["KEYS", "MODES", "Config", "Key", "config_files", "default_cache", "resolve"]
 

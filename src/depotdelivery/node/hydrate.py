@@ -12,7 +12,8 @@ from typing import Any, Callable, Iterable
 
 from depotdelivery.errors import IntegrityError, UnsupportedError
 
-__all__ = ["DELAY_ENV", "WRITE_ZONES", "Hydrated", "Layer", "hydrate", "mount_overlay", "overlay_support", "unmount"]
+__all__ = ["DELAY_ENV", "WRITE_ZONES", "Hydrated", "Layer", "hydrate", "mount_overlay", "overlay_support", "unmount",
+           "verified_copy"]
 
 # Julia and Pkg write into DEPOT_PATH[1] only here (julia-formats.md "Depot": new caches and
 # *.ji.pidfile locks under compiled/vX.Y/<Pkg>/, logs/*_usage.toml, scratchspaces/<uuid>/<key>):
@@ -107,12 +108,29 @@ def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: 
     return count
 
 
+def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, signed_by: str) -> None:
+    """Copy repository file ``src`` to ``dest`` (copy mode), hashing while copying: the copy
+    must have the BLAKE3 and size ``signed_by`` names (a listing, a release's sysimage)."""
+    from depotdelivery.store.hashing import copy_with_hash
+
+    try:
+        digest, got = copy_with_hash(src, dest, limit=size)
+    except OSError as exc:
+        if exc.filename is None or os.fspath(exc.filename) != os.fspath(src):
+            raise  # the cache side (ENOSPC, EACCES): the caller's CacheError
+        # the repository side: a listed file missing or unreadable (a CVMFS catalog
+        # changing under the job, a mixed-up tree) is not a problem of the node cache
+        raise IntegrityError(f"{src}: listed in {signed_by} but cannot be read: {exc.strerror} "
+                             "(a changing CVMFS catalog? run again, or `depotdelivery verify`)") from None
+    if digest != blake3 or got != size:
+        raise IntegrityError(f"{src}: content does not match {signed_by} "
+                             f"(blake3 {digest[:16]}... size {got}, expected {blake3[:16]}... size {size})")
+
+
 def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> int:
     """Copy every listed entry, verifying each file's BLAKE3 and size while copying; modes and
     mtimes are kept (Julia 1.10 compares source mtimes). Directory modes/mtimes are applied
     last, deepest first, so writing into them is still possible."""
-    from depotdelivery.store.hashing import copy_with_hash
-
     dirs: list[tuple[Path, int, int]] = []
     files = 0
     for layer in layers:
@@ -128,22 +146,8 @@ def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> 
             elif entry.type == "symlink":
                 os.symlink(entry.target, dest)
             else:
-                src = layer.root / entry.path
-                try:
-                    digest, size = copy_with_hash(src, dest, limit=entry.size)
-                except OSError as exc:
-                    if exc.filename is None or os.fspath(exc.filename) != os.fspath(src):
-                        raise  # the cache side (ENOSPC, EACCES): the caller's CacheError
-                    # the repository side: a listed file missing or unreadable (a CVMFS catalog
-                    # changing under the job, a mixed-up tree) is not a problem of the node cache
-                    raise IntegrityError(f"{src}: listed in the signed listing of {layer.name} but cannot be "
-                                         f"read: {exc.strerror} (a changing CVMFS catalog? run again, or "
-                                         "`depotdelivery verify`)") from None
-                if digest != entry.blake3 or size != entry.size:
-                    raise IntegrityError(
-                        f"{src}: content does not match the signed listing of {layer.name} "
-                        f"(blake3 {digest[:16]}... size {size}, expected {entry.blake3[:16]}... size {entry.size})"
-                    )
+                verified_copy(layer.root / entry.path, dest, blake3=entry.blake3, size=entry.size,
+                              signed_by=f"the signed listing of {layer.name}")
                 os.chmod(dest, entry.mode)
                 os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
                 files += 1

@@ -7,15 +7,14 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Iterator
 
     import filelock
 
 from depotdelivery.errors import CacheError, LockTimeoutError
+from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node._record import Record
 
 __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "hydration_lock", "leases",
@@ -76,8 +75,6 @@ class Gate:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
                 return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            from depotdelivery.node.cache import cache_error
-
             raise cache_error("create lock", self.path, exc) from None
 
     def __enter__(self) -> "Gate":
@@ -193,8 +190,6 @@ def _create_lease_file(directory: str, path: str, flags: int) -> int:
             os.makedirs(directory, exist_ok=True)
             return os.open(path, flags, 0o644)
     except OSError as exc:
-        from depotdelivery.node.cache import cache_error
-
         raise cache_error("create lease", path, exc) from None
 
 

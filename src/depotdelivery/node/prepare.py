@@ -9,165 +9,58 @@ from __future__ import annotations
 import json
 import os
 import time
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
 
-from depotdelivery.errors import CacheError, UsageError
-from depotdelivery.node import trust
-from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, cache_error, crc32_hex, rmtree
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
+
+from depotdelivery.errors import CacheError
+from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, crc32_hex, rmtree
 from depotdelivery.node.config import Config, resolve
-from depotdelivery.node.locks import Gate, Lease, acquire_lease, hydration_lock
+from depotdelivery.node.env import Prepared
+from depotdelivery.node.locks import Gate, acquire_lease, acquire_pid_lease, hydration_lock
+from depotdelivery.node.oserrors import cache_error
+from depotdelivery.node.session import Session
 
 if TYPE_CHECKING:
-    from typing import Any, Sequence
+    from typing import Any
     from pathlib import Path
 
     from depotdelivery.cpu import HostCPU
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["RELOCATING_MODES", "Prepared", "relocation_breaks_caches", "depot_key", "detect_host", "home_depot_joins",
-           "julia_index", "layers", "names_sysimage", "prepare", "prepare_config", "repo_id_of"]
+__all__ = ["RELOCATING_MODES", "depot_key", "home_depot_joins", "layers", "prepare", "prepare_config",
+           "relocation_breaks_caches"]
 
 HYDRATION_LOG = "hydrations.log"
-
-
-class Prepared:
-    """A ready depot stack for one job: the environment and Julia arguments that use it.
-
-    Holds the job's lease (an open, inheritable flock-ed descriptor) for as long as this
-    process, or a process it ``exec``s, runs. (A plain slotted class: ``dataclasses`` costs
-    more to import than a warm prepare() takes.)"""
-
-    __slots__ = ("depot_path", "env", "julia_args", "release", "release_id", "variant", "mode", "key", "depot",
-                 "why", "hydrated", "warnings", "timings", "lease")
-
-    def __init__(self, *, depot_path: tuple[str, ...], env: dict[str, str], julia_args: tuple[str, ...],
-                 release: str, release_id: str, variant: str, mode: str, key: str, depot: str, why: str,
-                 hydrated: bool, warnings: tuple[str, ...] = (), timings: dict[str, float] | None = None,
-                 lease: Lease | None = None) -> None:
-        self.depot_path = depot_path
-        self.env = env  # JULIA_DEPOT_PATH, JULIA_PROJECT, JULIA_PKG_OFFLINE, JULIA_CPU_TARGET, ...
-        self.julia_args = julia_args  # ("--sysimage", path)
-        self.release = release  # NAME/VERSION
-        self.release_id = release_id
-        self.variant = variant
-        self.mode = mode
-        self.key = key
-        self.depot = depot  # the writable first depot
-        self.why = why
-        self.hydrated = hydrated  # True if this call built the depot
-        self.warnings = warnings
-        self.timings = {} if timings is None else timings  # milliseconds per phase
-        self.lease = lease
-
-    def __repr__(self) -> str:
-        return f"Prepared(release={self.release!r}, variant={self.variant!r}, mode={self.mode!r}, depot={self.depot!r})"
-
-    def apply(self) -> None:
-        """Export :attr:`env` into ``os.environ`` (for code that starts Julia itself)."""
-        os.environ.update(self.env)
-
-    def command(self, argv: Sequence[str]) -> list[str]:
-        """``argv`` with :attr:`julia_args` inserted right after the first ``julia``
-        executable (``srun julia x.jl`` works too), unless it already names a sysimage."""
-        out = list(argv)
-        i = julia_index(out)
-        if i is None or not self.julia_args or names_sysimage(out[i + 1:]):
-            return out
-        return out[: i + 1] + list(self.julia_args) + out[i + 1:]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"depot_path": list(self.depot_path), "env": dict(self.env), "julia_args": list(self.julia_args),
-                "release": self.release, "release_id": self.release_id, "variant": self.variant,
-                "mode": self.mode, "key": self.key, "depot": self.depot, "why": self.why,
-                "hydrated": self.hydrated, "warnings": list(self.warnings), "timings": dict(self.timings),
-                "lease": None if self.lease is None else str(self.lease.path)}
-
-
-def julia_index(argv: Sequence[str]) -> int | None:
-    """Index of the first argument naming a Julia executable (``julia``, ``julia-1.11``, a path)."""
-    for i, arg in enumerate(argv):
-        base = os.path.basename(arg)
-        if base == "julia" or (base.startswith("julia-") and base[6:7].isdigit()):
-            return i
-    return None
-
-
-# Julia's options that take a value, as its getopt_long sees them (src/jloptions.c, v1.12:
-# shortopts "+vhqH:e:E:L:J:C:it:p:O:g:m:" and the required_argument long options). Optional
-# ones (--project, --optimize, --code-coverage, ...) only take a value after '='.
-_SHORT_WITH_VALUE = frozenset("HeELJCtpOgm")
-_LONG_WITH_VALUE = frozenset({
-    "banner", "home", "eval", "module", "print", "load", "bug-report", "sysimage", "sysimage-native-code",
-    "compiled-modules", "pkgimages", "cpu-target", "procs", "threads", "gcthreads", "machine-file", "color",
-    "history-file", "startup-file", "compile", "check-bounds", "output-bc", "output-unopt-bc", "output-o",
-    "output-asm", "output-ji", "output-incremental", "depwarn", "warn-overwrite", "warn-scope", "inline",
-    "polly", "trace-compile", "math-mode", "handle-signals", "bind-to", "permalloc-pkgimg", "heap-size-hint",
-})
-
-
-def names_sysimage(args: Sequence[str]) -> bool:
-    """Whether Julia's own options in ``args`` (what follows the executable) name a sysimage
-    (``-J``/``--sysimage``). Like Julia's option parser ("+": no permutation) it stops at the
-    program file, at ``--`` and after ``-m``/``--module``, and skips options' values, so
-    ``julia x.jl --sysimage y`` (arguments of x.jl) or ``julia -e '-J'`` name none."""
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--" or arg == "-" or not arg.startswith("-"):
-            return False
-        if arg.startswith("--"):
-            name, eq, _value = arg[2:].partition("=")
-            if name == "sysimage":
-                return True
-            if name == "module":
-                return False
-            i += name in _LONG_WITH_VALUE and not eq  # the value is the next argument
-        else:
-            for j, c in enumerate(arg[1:], 2):  # bundled short options: -qJ x, -qJx
-                if c in _SHORT_WITH_VALUE:
-                    if c == "J":
-                        return True
-                    if c == "m":
-                        return False
-                    i += j == len(arg)  # nothing attached: the value is the next argument
-                    break
-        i += 1
-    return False
 
 
 def depot_key(release_id: str, variant: str, mode: str) -> str:
     return f"{release_id[:16]}-{variant}-{mode}"
 
 
-def prepare(**overrides: Any) -> Prepared:
-    """Prepare the depot stack for a job on this node (see docs/configuration.md for the keys:
-    ``repo``, ``channel``, ``release``, ``mode``, ``cache``, ``trusted_keys``, ``microarch``,
-    ``cpuinfo``, ``lock_timeout``). ``host=HostCPU`` may be passed to skip detection."""
+def prepare(*, repo: str | None = None, channel: str | None = None, release: str | None = None,
+            mode: str | None = None, cache: str | None = None, trusted_keys: str | None = None,
+            microarch: str | None = None, cpuinfo: str | None = None, lock_timeout: float | None = None,
+            host: HostCPU | None = None, lease_pid: int | None = None) -> Prepared:
+    """Prepare the depot stack for a job on this node.
+
+    The configuration keys (docs/configuration.md; None: from ``DEPOTDELIVERY_*``, config files,
+    defaults): ``repo`` root, ``channel`` to follow or ``release`` NAME/VERSION to pin, hydration
+    ``mode`` (stack, symlink, copy, overlay), node ``cache`` directory, ``trusted_keys``
+    directory, ``microarch`` or ``cpuinfo`` instead of CPUID, ``lock_timeout`` seconds.
+    ``host``: a :class:`~depotdelivery.cpu.HostCPU` to use instead of detecting it.
+    ``lease_pid``: lease the depot for that process instead of this one (the shell of
+    ``eval "$(depotdelivery env)"``, which keeps no descriptor of ours; see
+    :func:`~depotdelivery.node.locks.acquire_pid_lease`)."""
     t0 = time.perf_counter()
-    host = overrides.pop("host", None)
-    return prepare_config(resolve(overrides), host=host, started=t0)
+    overrides = {"repo": repo, "channel": channel, "release": release, "mode": mode, "cache": cache,
+                 "trusted_keys": trusted_keys, "microarch": microarch, "cpuinfo": cpuinfo,
+                 "lock_timeout": lock_timeout}
+    return prepare_config(resolve(overrides), host=host, started=t0, lease_pid=lease_pid)
 
 
 def _ms(t: float) -> float:
     return round((time.perf_counter() - t) * 1000, 3)
-
-
-def repo_id_of(root: str) -> str:
-    """The repository id from ``depotdelivery-repo.json`` (one small read); anything unusual
-    goes through the store's reader for the proper error (``cvmfs_config probe`` hint)."""
-    try:
-        with open(os.path.join(root, "depotdelivery-repo.json"), "rb") as f:
-            repo_id = json.loads(f.read()).get("id")
-        if isinstance(repo_id, str) and repo_id.isalnum():
-            return repo_id
-    except (OSError, ValueError, AttributeError, RecursionError):  # the store reader names the problem
-        pass
-    from depotdelivery.store.repo import Repository
-
-    return Repository.open(root).repo_id
 
 
 def _host_key(cfg: Config) -> str:
@@ -181,7 +74,8 @@ class _Cold(Exception):
     """The hot path found a record missing: the caller redoes the work behind the gate."""
 
 
-def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float | None = None) -> Prepared:
+def prepare_config(cfg: Config, *, host: HostCPU | None = None, started: float | None = None,
+                   lease_pid: int | None = None) -> Prepared:
     """:func:`prepare` for an already resolved :class:`Config`.
 
     First the hot path, lock-free, from the records of earlier calls. If a record is missing,
@@ -189,29 +83,35 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
     verifies, selects and hydrates; the others then find the records and leave at once, so 64
     simultaneous cold jobs cost about one cold job."""
     t0 = time.perf_counter() if started is None else started
-    if cfg.repo is None:
-        raise UsageError("no repository configured: pass repo=..., use --repo, or set DEPOTDELIVERY_REPO "
-                         "(see docs/configuration.md)")
-    cache = NodeCache(cfg.cache)
-    repo_id = repo_id_of(cfg.repo)
+    session = Session(cfg, host=host)
+    prepared = _gated(session, t0)
+    if lease_pid is not None:
+        acquire_pid_lease(session.cache.leases, prepared.key, lease_pid)
+        if prepared.lease is not None:  # the pid lease now covers the depot: leave no file behind
+            prepared.lease.release()
+    return prepared
+
+
+def _gated(session: Session, t0: float) -> Prepared:
     try:
-        return _attempt(cfg, cache, repo_id, host, t0, cold=False)
+        return _attempt(session, t0, cold=False)
     except _Cold:
         pass
+    cfg, cache = session.cfg, session.cache
     t = time.perf_counter()
     deadline = time.monotonic() + cfg.lock_timeout
     what = cfg.release.replace("/", "+") if cfg.release else cfg.channel
-    with Gate(os.path.join(cache.locks, f"prepare-{repo_id}-{what}.lock")) as gate:
+    with Gate(os.path.join(cache.locks, f"prepare-{session.repo_id}-{what}.lock")) as gate:
         while True:
             if gate.try_lead():
                 try:
-                    prepared = _attempt(cfg, cache, repo_id, host, t0, cold=True)
+                    prepared = _attempt(session, t0, cold=True)
                 finally:
                     gate.unlock()
                 break
             gate.wait_free(deadline, cfg.lock_timeout)
             try:
-                prepared = _attempt(cfg, cache, repo_id, host, t0, cold=False)
+                prepared = _attempt(session, t0, cold=False)
                 break
             except _Cold:
                 continue  # the leader failed or did other work: lead ourselves
@@ -219,25 +119,13 @@ def prepare_config(cfg: Config, *, host: "HostCPU | None" = None, started: float
     return prepared
 
 
-def _attempt(cfg: Config, cache: NodeCache, repo_id: str, host: "HostCPU | None", t0: float,
-             *, cold: bool) -> Prepared:
+def _attempt(session: Session, t0: float, *, cold: bool) -> Prepared:
     timings: dict[str, float] = {}
-    root = cfg.repo
-    assert root is not None
-    release: Release | None = None
-    if cfg.release is not None:
-        ref = cfg.release
-        release_id = trust.remembered_release_id(cache, root, repo_id, ref, cfg.trusted_keys)
-        if release_id is None:
-            if not cold:
-                raise _Cold
-            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=None)
-            release_id = release.id
-    else:
-        facts = trust.verified_channel(cache, root, repo_id, cfg.channel, cfg.trusted_keys, remembered_only=not cold)
-        if facts is None:
-            raise _Cold
-        ref, release_id = facts.release, facts.release_hash
+    cfg, cache = session.cfg, session.cache
+    if not session.locate(verify=cold):
+        raise _Cold
+    release_id = session.release_id
+    assert release_id is not None
     timings["verify"] = _ms(t0)
 
     t = time.perf_counter()
@@ -246,9 +134,7 @@ def _attempt(cfg: Config, cache: NodeCache, repo_id: str, host: "HostCPU | None"
     if not (isinstance(chosen, dict) and isinstance(chosen.get("variant"), str)):
         if not cold:
             raise _Cold
-        if release is None:
-            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
-        chosen = _select(cfg, cache, release, host, selection_path)
+        chosen = _select(session, selection_path)
     timings["select"] = _ms(t)
 
     t = time.perf_counter()
@@ -261,53 +147,41 @@ def _attempt(cfg: Config, cache: NodeCache, repo_id: str, host: "HostCPU | None"
     if record is None or (record.get("mount") and not os.path.ismount(record["mount"])):
         if not cold:
             raise _Cold
-        if release is None:
-            release = trust.load_release(cache, root, repo_id, ref, cfg.trusted_keys, expected_id=release_id)
-        record, hydrated = _hydrate(cfg, cache, release, chosen["variant"], key)
+        record, hydrated = _hydrate(session, chosen["variant"], key)
     timings["hydrate" if hydrated else "lease"] = _ms(t)
     timings["total"] = _ms(t0)
     return Prepared(depot_path=tuple(record["depot_path"]), env=dict(record["env"]),
                     julia_args=tuple(record["julia_args"]), release=record["release"]["ref"],
                     release_id=record["release"]["id"], variant=record["variant"], mode=record["mode"],
                     key=key, depot=record["depot"], why=chosen.get("why", ""), hydrated=hydrated,
-                    warnings=tuple(record.get("warnings", ())), timings=timings, lease=lease)
+                    warnings=tuple(record.get("warnings", ())), timings=timings, lease=lease, session=session)
 
 
-def _select(cfg: Config, cache: NodeCache, release: "Release", host: "HostCPU | None",
-            path: str) -> dict[str, Any]:
-    from depotdelivery.select import select
+def _select(session: Session, path: str) -> dict[str, Any]:
+    from depotdelivery.node.select import select
 
-    if host is None:
-        host = detect_host(cfg)
-    selection = select(release, host)
+    selection = select(session.release(), session.host())
     chosen = {"variant": selection.target, "why": selection.why, "selection": selection.to_dict()}
-    cache.ensure()
-    cache.write_json(path, chosen)
+    session.cache.ensure()
+    session.cache.write_json(path, chosen)
     return chosen
 
 
-def detect_host(cfg: Config) -> "HostCPU":
-    """The host CPU as configured: ``microarch`` override, a recorded ``cpuinfo``, or CPUID."""
-    from depotdelivery.cpu import detect
-
-    return detect(cpuinfo=cfg.cpuinfo, microarch=cfg.microarch)
-
-
-def layers(root: str, release: "Release", variant: "Variant", *, listings: bool) -> list["Layer"]:
-    """The read-only depots of ``variant``, highest priority first: the variant's own depot
-    (its precompiled caches), then the release's shared depot."""
+def layers(session: Session, variant: Variant, *, listings: bool) -> list[Layer]:
+    """The read-only depots of ``variant`` of the session's release, highest priority first:
+    the variant's own depot (its precompiled caches), then the release's shared depot.
+    ``listings``: each layer carries its signed listing entries (copy mode)."""
     from pathlib import Path
 
     from depotdelivery.node.hydrate import Layer
-    from depotdelivery.store.repo import Repository
+    from depotdelivery.store import layout
 
-    release_dir = Path(root, "releases", release.name, release.version)
-    repo = Repository.open(root) if listings else None
+    release = session.release()
+    release_dir = Path(layout.release_dir(session.root, release.name, release.version))
 
     def entries(tree: str, prefix: str) -> Any:
         def read() -> Any:
-            assert repo is not None
-            for entry in repo.read_listing(release, tree):
+            for entry in session.repository().read_listing(release, tree):
                 if entry.path.startswith(prefix):
                     yield _Relative(entry, entry.path[len(prefix):])
         return read if listings else None
@@ -331,15 +205,14 @@ class _Relative:
         return getattr(self.entry, name)
 
 
-def _hydrate(cfg: Config, cache: NodeCache, release: "Release", target: str,
-             key: str) -> tuple[dict[str, Any], bool]:
+def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], bool]:
     from pathlib import Path
 
     from depotdelivery.node import hydrate
 
-    assert cfg.repo is not None
+    cfg, cache, release = session.cfg, session.cache, session.release()
     variant = release.variant(target)
-    stack = layers(cfg.repo, release, variant, listings=cfg.mode == "copy")
+    stack = layers(session, variant, listings=cfg.mode == "copy")
     cache.ensure()
     with hydration_lock(cache.lock_file(key), cfg.lock_timeout):
         final = Path(cache.depot_dir(key))
@@ -355,7 +228,7 @@ def _hydrate(cfg: Config, cache: NodeCache, release: "Release", target: str,
         build = Path(cache.build_dir(key))
         try:
             done = hydrate.hydrate(cfg.mode, stack, build, final)
-            sysimage = _sysimage(cfg, release, variant, build, final)
+            sysimage = _sysimage(session, variant, build, final)
             record = _record(cfg, release, variant, key, stack, done, sysimage)
             cache.write_json(str(build / COMPLETE), record)
             if cfg.mode == "copy":
@@ -378,22 +251,21 @@ def _hydrate(cfg: Config, cache: NodeCache, release: "Release", target: str,
     return record, True
 
 
-def _sysimage(cfg: Config, release: "Release", variant: "Variant", build: "Path", final: "Path") -> str | None:
+def _sysimage(session: Session, variant: Variant, build: Path, final: Path) -> str | None:
     """The sysimage path Julia gets: the repository's file, or in copy mode a verified copy."""
     if variant.sysimage is None:
         return None
-    assert cfg.repo is not None
-    src = os.path.join(cfg.repo, "releases", release.name, release.version, variant.sysimage.path)
-    if cfg.mode != "copy":
+    from depotdelivery.store import layout
+
+    release = session.release()
+    src = os.path.join(layout.release_dir(session.root, release.name, release.version), variant.sysimage.path)
+    if session.cfg.mode != "copy":
         return str(src)
-    from depotdelivery.errors import IntegrityError
-    from depotdelivery.store.hashing import copy_with_hash
+    from depotdelivery.node.hydrate import verified_copy
 
     name = os.path.basename(variant.sysimage.path)
-    digest, size = copy_with_hash(src, build / name, limit=variant.sysimage.size)
-    if (digest, size) != (variant.sysimage.blake3, variant.sysimage.size):
-        raise IntegrityError(f"{src}: sysimage does not match release {release.ref} (blake3 {digest[:16]}..., "
-                             f"size {size}; signed {variant.sysimage.blake3[:16]}..., size {variant.sysimage.size})")
+    verified_copy(src, build / name, blake3=variant.sysimage.blake3, size=variant.sysimage.size,
+                  signed_by=f"the sysimage of release {release.ref}")
     os.chmod(build / name, 0o555)
     return str(final / name)
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the node's hot path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 
 from depotdelivery.errors import TrustError
 from depotdelivery.node._record import Record
 from depotdelivery.node.cache import NodeCache, crc32_hex
+from depotdelivery.store import layout
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable
+
     from depotdelivery.store.release import Release
+    from depotdelivery.store.repo import Repository
 
 __all__ = ["ChannelFacts", "keys_fingerprint", "load_release", "remembered_release_id", "state_key", "verified_channel"]
 
@@ -53,15 +54,18 @@ def _read(path: str) -> bytes | None:
 
 
 class ChannelFacts(Record):
-    """What prepare() needs from a verified channel document."""
+    """What prepare() needs from a verified channel document; ``document``: the release it
+    names, when verifying the channel just read it (None when remembered)."""
 
-    __slots__ = ("channel", "seq", "release", "release_hash", "expires", "expires_text")
+    __slots__ = ("channel", "seq", "release", "release_hash", "expires", "expires_text", "document")
+    _defaults = {"document": None}
     channel: str
     seq: int
     release: str
     release_hash: str
     expires: float | None
     expires_text: str | None
+    document: Release | None
 
 
 def _remembered(record: Any, raw: bytes | None, sig: bytes | None, fp: str) -> bool:
@@ -75,13 +79,15 @@ def _remembered(record: Any, raw: bytes | None, sig: bytes | None, fp: str) -> b
 
 
 def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, trusted_keys: str,
-                     *, now: float | None = None, remembered_only: bool = False) -> ChannelFacts | None:
+                     *, now: float | None = None, remembered_only: bool = False,
+                     repository: Callable[[], Repository] | None = None) -> ChannelFacts | None:
     """The channel ``channel`` of the repository at ``root``, signature-verified (or remembered
     as verified for these exact bytes under this trust state), not expired, and not older than
     the highest ``seq`` this node accepted. With ``remembered_only`` (the hot path), None
-    when that needs a signature check or a trust-state update."""
-    path = _path_of(root, channel)
-    raw, sig = _read(path), _read(path + ".sig")
+    when that needs a signature check or a trust-state update. ``repository``: how to get the
+    opened repository when a document must be verified (default: open ``root``)."""
+    path = layout.channel_file(root, channel)
+    raw, sig = _read(path), _read(layout.sig_file(path))
     fp = keys_fingerprint(trusted_keys)
     record_path = os.path.join(cache.verified, f"{repo_id}-channel-{channel}.json")
     record = cache.read_json(record_path)
@@ -92,7 +98,7 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
     elif remembered_only:
         return None
     else:
-        facts = _verify_channel(cache, root, channel, trusted_keys, fp, record_path, now)
+        facts = _verify_channel(cache, _opened(root, repository), channel, trusted_keys, fp, record_path, now)
     now = time.time() if now is None else now
     if facts.expires is not None and now >= facts.expires:
         raise TrustError(
@@ -103,21 +109,21 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
     return facts
 
 
-def _path_of(root: str, channel: str) -> str:
-    return os.path.join(root, "channels", f"{channel}.json")
+def _opened(root: str, repository: Callable[[], Repository] | None) -> Repository:
+    if repository is not None:
+        return repository()
+    from depotdelivery.store.repo import Repository
+
+    return Repository.open(root)
 
 
-def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str, fp: str,
+def _verify_channel(cache: NodeCache, repo: Repository, channel: str, trusted_keys: str, fp: str,
                     record_path: str, now: float | None) -> ChannelFacts:
     from depotdelivery.store.channel import parse_time
     from depotdelivery.store.keys import TrustStore
-    from depotdelivery.store.repo import Repository
 
-    repo = Repository.open(root)
     ch = repo.read_channel(channel, TrustStore.from_dir(trusted_keys), now=now, check_expiry=False)
     expires = None if ch.expires is None else float(parse_time(ch.expires) or 0)
-    facts = ChannelFacts(channel=channel, seq=ch.seq, release=ch.release, release_hash=ch.release_hash,
-                         expires=expires, expires_text=ch.expires)
     # A channel names its release twice, by ref and by hash: check they agree before remembering
     # the document, or a warm cache holding the hash's depot would serve it under the other name
     # (mix-and-match; tests/adversarial/test_paths_and_mixing.py). One small read per new document.
@@ -127,8 +133,10 @@ def _verify_channel(cache: NodeCache, root: str, channel: str, trusted_keys: str
         from depotdelivery.errors import IntegrityError
 
         raise IntegrityError(
-            f"{_path_of(root, channel)}: names release {ch.release} with hash {ch.release_hash[:16]}..., but that "
+            f"{layout.channel_file(str(repo.root), channel)}: names release {ch.release} with hash {ch.release_hash[:16]}..., but that "
             f"release's release.json hashes to {rel.id[:16]}... (a mixed-up mirror, or a stale CVMFS catalog)")
+    facts = ChannelFacts(channel=channel, seq=ch.seq, release=ch.release, release_hash=ch.release_hash,
+                         expires=expires, expires_text=ch.expires, document=rel)
     cache.ensure()
     cache.write_json(record_path, {
         "trust": fp, "raw": ch.raw.decode("utf-8"),
@@ -191,23 +199,22 @@ def remembered_release_id(cache: NodeCache, root: str, repo_id: str, ref: str, t
     """The id of pinned release ``ref`` if this node already verified its exact bytes and
     signature under the current trust state (the hot path), else None."""
     name, _, version = ref.partition("/")
-    path = os.path.join(root, "releases", name, version, "release.json")
-    raw, sig = _read(path), _read(path + ".sig")
+    path = layout.release_file(root, name, version)
+    raw, sig = _read(path), _read(layout.sig_file(path))
     record = cache.read_json(os.path.join(cache.verified, f"{repo_id}-pinned-{name}-{version}.json"))
     if _remembered(record, raw, sig, keys_fingerprint(trusted_keys)) and isinstance(record.get("id"), str):
         return str(record["id"])
     return None
 
 
-def load_release(cache: NodeCache, root: str, repo_id: str, ref: str, trusted_keys: str,
-                 *, expected_id: str | None) -> "Release":
-    """Read and verify release ``ref`` (NAME/VERSION): against the hash a verified channel
-    names (``expected_id``), or, pinned, by its own signature (then remembered)."""
+def load_release(cache: NodeCache, repo: Repository, repo_id: str, ref: str, trusted_keys: str,
+                 *, expected_id: str | None) -> Release:
+    """Read and verify release ``ref`` (NAME/VERSION) of ``repo``: against the hash a verified
+    channel names (``expected_id``), or, pinned, by its own signature (then remembered)."""
     from depotdelivery.errors import IntegrityError
-    from depotdelivery.store.repo import Repository
 
     name, _, version = ref.partition("/")
-    repo = Repository.open(root)
+    root = repo.root
     if expected_id is not None:
         rel = repo.read_release(name, version)
         if rel.id != expected_id:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depotdelivery.errors import TrustError
-from depotdelivery.store._fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
+from depotdelivery.store.fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
 from depotdelivery.store.canonical import canonical_json
 
 __all__ = [
@@ -108,6 +108,11 @@ class Channel:
         if self.expires is None:
             return False
         return (time.time() if now is None else now) >= (parse_time(self.expires) or 0)
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        """What ``channel show --json`` (and set/rollback) print: where it points, since and until when."""
+        return {"channel": self.channel, "seq": self.seq, "release": self.release, "release_hash": self.release_hash,
+                "issued": self.issued, "expires": self.expires, "expired": self.expired(now)}
 
     def check_fresh(self, now: float | None = None, *, where: str) -> None:
         """Refuse an expired channel (a freeze attack replays an old, validly signed document)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
-from depotdelivery.store._fields import Fields
+from depotdelivery.store.fields import Fields
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
 

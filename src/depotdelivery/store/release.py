@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depotdelivery.errors import NotFoundError
-from depotdelivery.store._fields import FORMAT, Fields, check_format, load_canonical
+from depotdelivery.store.fields import FORMAT, Fields, check_format, load_canonical
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
 

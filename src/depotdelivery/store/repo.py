@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depotdelivery.errors import FormatError, IntegrityError, NotFoundError, RepositoryUnavailableError
-from depotdelivery.store._fields import FORMAT, Fields, check_format, check_name, load_canonical
+from depotdelivery.store.fields import FORMAT, Fields, check_format, check_name, load_canonical
 from depotdelivery.store.channel import Channel
 from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.listing import ListingEntry, is_chunk_index, parse_chunk_index, parse_listing
+from depotdelivery.store import layout
+from depotdelivery.store.layout import REPO_FILE
 from depotdelivery.store.release import Release
 
 if TYPE_CHECKING:
@@ -26,7 +28,6 @@ __all__ = [
     "repo_unavailable",
 ]
 
-REPO_FILE = "depotdelivery-repo.json"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -86,21 +87,22 @@ class Repository:
 
     # ---- paths -------------------------------------------------------------------------------
     def release_dir(self, name: str, version: str) -> Path:
-        return self.root / "releases" / check_name("release name", name) / check_name("release version", version)
+        return Path(layout.release_dir(self.root, check_name("release name", name),
+                                       check_name("release version", version)))
 
     def channel_path(self, channel: str) -> Path:
-        return self.root / "channels" / f"{check_name('channel', channel)}.json"
+        return Path(layout.channel_file(self.root, check_name("channel", channel)))
 
     # ---- documents -----------------------------------------------------------------------------
     def read_release(self, name: str, version: str, trust: "TrustStore | None" = None) -> Release:
         """Read ``releases/N/V/release.json``; verify its signature when ``trust`` is given."""
         d = self.release_dir(name, version)
         where = f"release {name}/{version}"
-        raw = read_document(d / "release.json", "release document")
+        raw = read_document(d / layout.RELEASE_FILE, "release document")
         if raw is None:
             known = ", ".join(f"{n}/{v}" for n, v in self.releases()) or "none"
             raise NotFoundError(f"{where} not found in {self.root} (releases: {known})")
-        sig_raw = read_document(d / "release.json.sig", "signature")
+        sig_raw = read_document(d / f"{layout.RELEASE_FILE}{layout.SIG_SUFFIX}", "signature")
         if trust is not None:
             trust.verify(raw, sig_raw, where)
         rel = Release.from_bytes(raw, where=f"{d / 'release.json'}", sig_raw=sig_raw)
@@ -117,7 +119,7 @@ class Repository:
         if raw is None:
             known = ", ".join(self.channels()) or "none"
             raise NotFoundError(f"{where} not found in {self.root} (channels: {known})")
-        sig_raw = read_document(p.with_name(p.name + ".sig"), "signature")
+        sig_raw = read_document(Path(layout.sig_file(str(p))), "signature")
         if trust is not None:
             trust.verify(raw, sig_raw, where)
         ch = Channel.from_bytes(raw, where=str(p), sig_raw=sig_raw)
@@ -128,7 +130,8 @@ class Repository:
         return ch
 
     def listing_path(self, name: str, version: str, tree: str) -> Path:
-        return self.release_dir(name, version) / "listings" / f"{tree}.jsonl"
+        return Path(layout.listing_file(self.root, check_name("release name", name),
+                                        check_name("release version", version), tree))
 
     def read_listing(self, release: Release, tree: str) -> tuple[ListingEntry, ...]:
         """The entries of one of ``release``'s trees (its chunks joined when the listing is a
@@ -141,15 +144,16 @@ class Repository:
     def releases(self) -> list[tuple[str, str]]:
         """Every committed release ``(name, version)``, sorted (temporaries are skipped)."""
         out = []
-        for n in _subdirs(self.root / "releases"):
-            for v in _subdirs(self.root / "releases" / n):
-                if (self.root / "releases" / n / v / "release.json").is_file():
+        releases = layout.releases_dir(self.root)
+        for n in _subdirs(Path(releases)):
+            for v in _subdirs(Path(releases, n)):
+                if os.path.isfile(layout.release_file(self.root, n, v)):
                     out.append((n, v))
         return sorted(out)
 
     def channels(self) -> list[str]:
         try:
-            names = os.listdir(self.root / "channels")
+            names = os.listdir(layout.channels_dir(self.root))
         except FileNotFoundError:
             return []
         return sorted(n[:-5] for n in names if n.endswith(".json") and not n.startswith("."))

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depotdelivery.errors import DepotDeliveryError, IntegrityError, NotFoundError, TrustError
-from depotdelivery.store._fields import split_ref
+from depotdelivery.store.fields import split_ref
 from depotdelivery.store.hashing import hash_file
 from depotdelivery.store.listing import ListingEntry
 from depotdelivery.store.release import Release

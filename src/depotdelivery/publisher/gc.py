@@ -1,0 +1,112 @@
+"""Repository garbage collection: remove releases no channel needs, never one a channel points at."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from depotdelivery.publisher.channels import repository_lock
+from depotdelivery.errors import DepotDeliveryError, PublishError, UsageError
+from depotdelivery.store.atomic import temp_name
+from depotdelivery.store.repo import Repository
+from depotdelivery.store.walk import walk
+
+__all__ = ["GcResult", "repo_gc"]
+
+
+@dataclass(slots=True)
+class GcResult:
+    removed: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)  # release -> why it stays
+    freed_bytes: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"removed": self.removed, "kept": self.kept, "freed_bytes": self.freed_bytes, "dry_run": self.dry_run}
+
+
+def _keep_reasons(repo: Repository, keep_last: int) -> dict[str, str]:
+    reasons: dict[str, str] = {}
+    referenced: set[str] = set()
+    for c in repo.channels():
+        try:
+            ch = repo.read_channel(c, check_expiry=False)
+        except DepotDeliveryError as exc:
+            # what an unreadable channel points at is unknown: deleting anything could break it
+            raise PublishError(f"repo-gc refuses to run: {exc}") from None
+        reasons.setdefault(ch.release, f"channel {c} points at it (seq {ch.seq})")
+        for e in ch.previous[: max(keep_last - 1, 0)]:
+            reasons.setdefault(e.release, f"in the last {keep_last} of channel {c}'s history (seq {e.seq})")
+        referenced.update(e.release for e in ch.history())
+    # a release never put on a channel may be pinned by jobs (--release N/V) or about to be
+    # promoted: the newest keep_last of those stay, per release name
+    newest: dict[str, list[tuple[int, str]]] = {}
+    for n, v in repo.releases():
+        ref = f"{n}/{v}"
+        if ref not in referenced:
+            mtime = os.stat(repo.release_dir(n, v) / "release.json").st_mtime_ns
+            newest.setdefault(n, []).append((mtime, ref))
+    for items in newest.values():
+        for _, ref in sorted(items, reverse=True)[:keep_last]:
+            reasons.setdefault(ref, f"one of the {keep_last} newest releases not on any channel")
+    return reasons
+
+
+def _private_bytes(d: Path) -> int:
+    """Bytes that removing ``d`` frees: files not hard-linked from another release."""
+    return sum(e.st.st_size for e in walk(d) if stat.S_ISREG(e.st.st_mode) and e.st.st_nlink == 1)
+
+
+def repo_gc(root: str | os.PathLike[str], *, keep_last: int = 3, dry_run: bool = False,
+            cvmfs: str | None = None) -> GcResult:
+    """Remove every release that no channel points at, that is not among the last
+    ``keep_last`` entries of any channel's history, and that is not among the ``keep_last``
+    newest never-channelled releases of its name. Each removal is a rename out of sight then
+    a delete, so readers never see half a release."""
+    if keep_last < 1:
+        raise UsageError(f"--keep-last must be at least 1, got {keep_last}")
+    repo = Repository.open(root)
+    result, doomed = _plan(repo, keep_last, dry_run)
+    if dry_run or not doomed:
+        return result  # no transaction, no lock for nothing
+    # a unique tag per run: CVMFS refuses to publish under a tag the repository already has
+    tag = f"repo-gc-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
+    # the lock channel updates take, then decide again: a channel cannot move onto a release
+    # being removed, and what a concurrent update pointed at is seen
+    with repository_lock(repo.root, cvmfs, tag=tag, message="depotdelivery: repo-gc") as commit:
+        result, doomed = _plan(repo, keep_last, dry_run)
+        if commit is not None:
+            commit.message = f"depotdelivery: repo-gc removed {', '.join(result.removed) or 'nothing'}"
+        for n, v in doomed:
+            d = repo.release_dir(n, v)
+            gone = temp_name(d)
+            try:
+                os.rename(d, gone)
+                shutil.rmtree(gone)
+            except OSError as exc:
+                raise PublishError(f"repo-gc: cannot remove {d}: {exc.strerror}") from None
+            try:
+                os.rmdir(d.parent)
+            except OSError:
+                pass  # other versions remain
+    return result
+
+
+def _plan(repo: Repository, keep_last: int, dry_run: bool) -> tuple[GcResult, list[tuple[str, str]]]:
+    """What stays (and why) and what goes, from the channels as they are now."""
+    reasons = _keep_reasons(repo, keep_last)
+    result = GcResult(dry_run=dry_run)
+    doomed = []
+    for n, v in repo.releases():
+        ref = f"{n}/{v}"
+        if ref in reasons:
+            result.kept[ref] = reasons[ref]
+        else:
+            doomed.append((n, v))
+            result.removed.append(ref)
+            result.freed_bytes += _private_bytes(repo.release_dir(n, v))
+    return result, doomed

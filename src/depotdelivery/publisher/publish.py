@@ -1,0 +1,423 @@
+"""Publisher orchestration: ingest a depot and its variants -> scan and hash -> listings ->
+release.json -> sign -> commit atomically (inside a CVMFS transaction with ``cvmfs``) -> channel.
+
+The steps live beside this module: :mod:`~depotdelivery.publisher.scan` (what the trees hold and
+their hashes), :mod:`~depotdelivery.publisher.inspect` (what Julia's files say),
+:mod:`~depotdelivery.publisher.write` (hard-link dedup, the write, the undo) and
+:mod:`~depotdelivery.publisher.cvmfs` (the transaction)."""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+from depotdelivery.errors import ConflictError, DepotDeliveryError, PublishError, UsageError
+from depotdelivery.publisher.channels import DEFAULT_EXPIRY, set_channel
+from depotdelivery.publisher.inspect import infer_julia_version, infer_project, variant_record
+from depotdelivery.publisher.progress import ProgressLine
+from depotdelivery.publisher.scan import InputTree, hash_trees, scan
+from depotdelivery.publisher.write import LinkIndex, WriteStats, mkdirs, undo, write_documents, write_release
+from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
+from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.fields import check_name
+from depotdelivery.store.hashing import HashCache
+from depotdelivery.store.keys import PrivateKey, signing_keys
+from depotdelivery.store.listing import encode_listing_files
+from depotdelivery.store.release import Release
+from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
+
+if TYPE_CHECKING:
+    from depotdelivery.publisher.cvmfs import Commit
+
+__all__ = [
+    "PublishResult",
+    "VariantInput",
+    "default_hash_cache_dir",
+    "init_repository",
+    "publish",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariantInput:
+    """One variant to publish: a directory laid out as ``variants/<target>/`` will be (the
+    sysimage + ``depot/compiled/...``), the sysimage inside it (found when it is the only
+    top-level ``*.so``), the variant's ``JULIA_CPU_TARGET`` (default: the target name) and its
+    architecture (default: from the sysimage, else this machine's)."""
+
+    dir: Path
+    sysimage: Path | None = None
+    cpu_target: str | None = None
+    arch: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishResult:
+    release_id: str
+    ref: str
+    path: Path
+    created: bool
+    files: int
+    bytes: int
+    hashed_bytes: int
+    linked_files: int
+    copied_bytes: int
+    channel_seq: int | None = None
+    warnings: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "release_id": self.release_id, "release": self.ref, "path": str(self.path), "created": self.created,
+            "files": self.files, "bytes": self.bytes, "hashed_bytes": self.hashed_bytes,
+            "linked_files": self.linked_files, "copied_bytes": self.copied_bytes,
+            "channel_seq": self.channel_seq, "warnings": list(self.warnings), "seconds": round(self.seconds, 3),
+        }
+
+
+def default_hash_cache_dir() -> Path:
+    """Where the publisher keeps its stat-keyed hash caches (never inside the repository)."""
+    env = os.environ.get("DEPOTDELIVERY_PUBLISH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "depotdelivery" / "publish-hashes"
+
+
+def init_repository(root: str | os.PathLike[str]) -> Repository:
+    """Create (or open) a repository at ``root``: ``depotdelivery-repo.json`` with a random id."""
+    r = Path(root)
+    try:
+        r.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _os_error(exc, r, "creating the repository root") from None
+    return _open_or_init(r, created=[])
+
+
+def _open_or_init(root: Path, created: list[Path]) -> Repository:
+    """Open ``root``; an existing empty directory becomes a new repository (recorded in
+    ``created`` so a failed publish removes it again)."""
+    if not root.is_dir():
+        raise repo_unavailable(root, "does not exist or is not a directory (create it, or mount it)")
+    if not (root / REPO_FILE).exists():
+        # only a releases/ tree (an --in-place build waiting for its first publish) may be there
+        if any(not n.startswith(".") and n != "releases" for n in os.listdir(root)):
+            raise repo_unavailable(root, f"is not empty and not a depotdelivery repository (no {REPO_FILE})")
+        try:
+            write_atomic(root / REPO_FILE, canonical_json(repo_document(secrets.token_hex(16))))
+        except OSError as exc:
+            raise _os_error(exc, root, "initialising the repository") from None
+        created.append(root / REPO_FILE)
+    return Repository.open(root)
+
+
+def _os_error(exc: OSError, where: Path, doing: str) -> PublishError:
+    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
+        what = "is full (no space left on device)"
+    elif exc.errno == errno.EROFS:
+        what = "is read-only (on CVMFS, publish with --cvmfs FQRN to open a transaction)"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = "is not writable by this user"
+    else:
+        what = f"failed: {exc.strerror or exc}"
+    path = exc.filename or where
+    return PublishError(f"{doing}: {path} {what}; the repository was left as it was")
+
+
+def _brief(value: object, limit: int = 80) -> str:
+    # a conflict message stays one readable line: long values (clone lists, sysimage
+    # module build ids) are cut, the full documents are in the repository for diffing
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list[InputTree]) -> str:
+    diffs = [f"{k} {getattr(old, k)!r} -> {getattr(new, k)!r}" for k in ("julia_version", "project")
+             if getattr(old, k) != getattr(new, k)]
+    old_trees = {t.path: t for t in old.trees()}
+    for t in trees:
+        ot = old_trees.pop(t.dest, None)
+        if ot is None:
+            diffs.append(f"new tree {t.dest}")
+        elif ot.tree != t.tree:
+            try:
+                before = {e.path: e for e in repo.read_listing(old, ot.tree)}
+            except DepotDeliveryError:
+                before = {}
+            after = {e.path: e for e in t.entries()}
+            changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+            diffs.append(f"{t.dest}: {len(changed)} paths differ ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})")
+    diffs += [f"tree {p} missing" for p in old_trees]
+    old_variants = {v.target: v.to_dict() for v in old.variants}
+    for v in new.variants:
+        before = old_variants.get(v.target)
+        if before is not None:
+            after = v.to_dict()
+            diffs += [f"variant {v.target} {k} {_brief(before[k])} -> {_brief(after[k])}" for k in sorted(after)
+                      if k not in ("tree", "files", "bytes", "sysimage") and before[k] != after[k]]
+    if not diffs:
+        diffs.append("variant metadata differs")
+    return "; ".join(diffs)
+
+
+# ---- publish ----------------------------------------------------------------------------------
+
+def publish(
+    repo_root: str | os.PathLike[str],
+    name: str,
+    version: str,
+    depot: str | os.PathLike[str] | None,
+    variants: Mapping[str, VariantInput],
+    key: PrivateKey | Sequence[PrivateKey],
+    *,
+    channel: str | None = None,
+    expires: float | None = DEFAULT_EXPIRY,
+    cvmfs: str | None = None,
+    in_place: bool = False,
+    julia_version: str | None = None,
+    project: str | None = None,
+    progress: ProgressLine | None = None,
+    hash_cache_dir: Path | None = None,
+    use_hash_cache: bool = True,
+) -> PublishResult:
+    """Publish ``depot`` (+ ``variants``) as release ``name/version`` of the repository at
+    ``repo_root``, signed with ``key`` (one key, or several: each signs ``release.json`` and the
+    channel document, for nodes with a signature threshold); optionally point ``channel`` at it.
+
+    Identical inputs give the identical release id and write nothing; different content
+    under an existing name/version raises ConflictError. Any failure before the release is
+    committed leaves the repository exactly as it was; a failing channel update after it keeps
+    the release and raises PublishError saying so. With ``cvmfs`` the writes happen inside a CVMFS
+    transaction (opened here, or, with ``in_place``, by the caller who built the content at its
+    final path); every exit publishes or aborts it, none leaves it open.
+    """
+    from depotdelivery.publisher.cvmfs import transaction
+
+    job = _Job(root=Path(repo_root), name=name, version=version, depot=depot, variants=dict(variants),
+               keys=signing_keys(key), channel=channel, expires=expires, cvmfs=cvmfs, in_place=in_place,
+               julia_version=julia_version, project=project, progress=progress, hash_cache_dir=hash_cache_dir,
+               use_hash_cache=use_hash_cache, t0=time.monotonic())
+    with ExitStack() as ci:
+        if in_place and cvmfs is not None:
+            # --in-place --cvmfs: the caller's transaction is open from the start, so entering it
+            # here first means a failure anywhere (arguments, scanning, hashing, a conflict) aborts it
+            job.commit = ci.enter_context(transaction(
+                cvmfs, tag=f"{name}-{version}", message=f"depotdelivery: release {name}/{version}",
+                already_open=True))
+        result = _publish(job)
+    if job.channel_error is not None:
+        raise job.channel_error  # only now: every transaction holding the release has been published
+    return result
+
+
+@dataclass(slots=True, kw_only=True)
+class _Job:
+    """One publish call: its arguments (``depot`` and ``variants`` completed for ``in_place``),
+    the caller's open CVMFS transaction (``commit``, --in-place --cvmfs) and, once the release is
+    committed, the channel's new seq or the update's failure (raised after every transaction is
+    closed)."""
+
+    root: Path
+    name: str
+    version: str
+    depot: str | os.PathLike[str] | None
+    variants: dict[str, VariantInput]
+    keys: tuple[PrivateKey, ...]
+    channel: str | None
+    expires: float | None
+    cvmfs: str | None
+    in_place: bool
+    julia_version: str | None
+    project: str | None
+    progress: ProgressLine | None
+    hash_cache_dir: Path | None
+    use_hash_cache: bool
+    t0: float
+    commit: Commit | None = None
+    warnings: list[str] = field(default_factory=list)
+    channel_seq: int | None = None
+    channel_error: PublishError | None = None
+
+    @property
+    def final(self) -> Path:
+        return self.root / "releases" / self.name / self.version
+
+
+def _publish(job: _Job) -> PublishResult:
+    """The body of :func:`publish`: check the inputs, read them, then commit (or find the
+    identical release committed already)."""
+    depot = _check_inputs(job)
+    trees, hashed = _scan_and_hash(job, depot)
+    release = _release_document(job, trees)
+    total = (sum(len(t.files) for t in trees), sum(t.summary().bytes for t in trees))
+
+    def result(created: bool, ws: WriteStats | None) -> PublishResult:
+        return PublishResult(
+            release_id=release.id, ref=release.ref, path=job.final, created=created, files=total[0],
+            bytes=total[1], hashed_bytes=hashed, linked_files=ws.linked if ws else 0,
+            copied_bytes=ws.copied_bytes if ws else 0, channel_seq=job.channel_seq, warnings=tuple(job.warnings),
+            seconds=time.monotonic() - job.t0)
+
+    if _already_published(job, release, trees):
+        if job.commit is not None:
+            # nothing new to tag (the release's tag exists already): close the caller's
+            # transaction with an untagged publish, holding the channel update if any
+            job.commit.tag = None
+            job.commit.message = f"depotdelivery: release {release.ref} unchanged"
+        _point_channel(job, release, in_transaction=job.commit is not None)
+        return result(False, None)
+    ws = WriteStats()
+    return result(_commit(job, release, trees, ws, total), ws)
+
+
+def _check_inputs(job: _Job) -> Path:
+    """Check names and paths before anything is read; with ``in_place`` complete the variants
+    from what is built at the final path. The depot directory to publish."""
+    check_name("release name", job.name)
+    check_name("release version", job.version)
+    for target in job.variants:
+        check_name("variant target", target)
+    final = job.final
+    if job.in_place:
+        if job.depot is not None and Path(job.depot).resolve() != (final / "depot").resolve():
+            raise UsageError(f"--in-place publishes the content already at {final}/depot, not {job.depot}")
+        for target, vi in job.variants.items():
+            if vi.dir.resolve() != (final / "variants" / target).resolve():
+                raise UsageError(f"--in-place: variant {target} must be at {final}/variants/{target}, not {vi.dir}")
+        job.depot = final / "depot"
+        # every variant already built in place is part of the release, named or not
+        vroot = final / "variants"
+        found = sorted(e.name for e in os.scandir(vroot) if e.is_dir(follow_symlinks=False)) if vroot.is_dir() else []
+        job.variants = {**{t: VariantInput(dir=vroot / t) for t in found}, **job.variants}
+        for target in job.variants:
+            check_name("variant target", target)
+    if job.depot is None:
+        raise UsageError("publish needs --depot DIR")
+    if not job.root.is_dir():
+        raise repo_unavailable(job.root, "does not exist or is not a directory (create it, or mount it)")
+    return Path(job.depot)
+
+
+def _scan_and_hash(job: _Job, depot: Path) -> tuple[list[InputTree], int]:
+    """The input trees (shared depot first, then the variants by target), scanned, hashed and
+    encoded as listings; and the bytes hashed (not taken from the stat cache)."""
+    trees = [InputTree(src=depot, dest="depot")]
+    trees += [InputTree(src=vi.dir, dest=f"variants/{target}") for target, vi in sorted(job.variants.items())]
+    for t in trees:
+        t.items = scan(t.src)
+    if job.use_hash_cache:
+        cache = HashCache.for_tree(job.hash_cache_dir or default_hash_cache_dir(), depot)
+    else:
+        cache = HashCache(None)
+    hashed = hash_trees(trees, cache, job.progress)
+    cache.save()
+    for t in trees:
+        t.tree, t.listing_files = encode_listing_files(t.entries())
+    return trees, hashed
+
+
+def _release_document(job: _Job, trees: list[InputTree]) -> Release:
+    jv = job.julia_version or infer_julia_version(trees)
+    targets = sorted(job.variants)
+    release = Release(
+        name=job.name, version=job.version, julia_version=jv,
+        project=job.project or infer_project(trees[0], job.name), shared=trees[0].summary(),
+        variants=tuple(variant_record(t, target, job.variants[target], jv, job.warnings)
+                       for t, target in zip(trees[1:], targets)),
+    ).sealed()
+    # round-trip through the parser: the publisher never writes a document a node would reject
+    Release.from_bytes(release.raw, where=f"new release {release.ref}")
+    return release
+
+
+def _already_published(job: _Job, release: Release, trees: list[InputTree]) -> bool:
+    """True when the identical release is committed already; ConflictError when other content
+    holds its name, or an unfinished --in-place build sits at its path without ``in_place``."""
+    existing = job.final / "release.json"
+    if existing.exists():
+        old_raw = existing.read_bytes()
+        if old_raw == release.raw:
+            return True
+        repo = Repository.open(job.root)
+        old = Release.from_bytes(old_raw, where=str(existing))
+        raise ConflictError(
+            f"release {release.ref} already exists in {job.root} with different content "
+            f"({_describe_conflict(repo, old, release, trees)}); releases are immutable: publish a new version")
+    if not job.in_place and job.final.exists():
+        raise ConflictError(f"{job.final} exists but holds no committed release (an unfinished --in-place build?); "
+                            "remove it or publish it with --in-place")
+    return False
+
+
+def _commit(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats, totals: tuple[int, int]) -> bool:
+    """Write and commit the release (in a CVMFS transaction of its own unless the caller's is
+    open), then point the channel; False when a concurrent publisher committed it first."""
+    from depotdelivery.publisher.cvmfs import transaction
+
+    root, final = job.root, job.final
+    created: list[Path] = []
+    message = f"depotdelivery: release {release.ref} {release.id[:16]}"
+    if job.commit is not None:
+        job.commit.message = message
+    with ExitStack() as stack:
+        if job.cvmfs is not None and job.commit is None:
+            stack.enter_context(transaction(job.cvmfs, tag=f"{job.name}-{job.version}", message=message))
+        stack.enter_context(dir_times_restored_on_error(
+            root, root / "releases", root / "releases" / job.name, final, root / "channels"))
+        try:
+            raced = _write(job, release, trees, ws, totals, created)
+        except BaseException as exc:
+            if job.progress is not None:
+                job.progress.finish()
+            undo(created)
+            if isinstance(exc, OSError) and not isinstance(exc, DepotDeliveryError):
+                raise _os_error(exc, root, f"publishing {release.ref}") from None
+            raise
+        # the release is committed (renamed into place, or its release.json written): readers
+        # may already use it, so a failing channel update below no longer takes it back
+        _point_channel(job, release, in_transaction=True)
+    return not raced
+
+
+def _write(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats, totals: tuple[int, int],
+           created: list[Path]) -> bool:
+    """Under the release name's lock: write the release, unless another publisher committed
+    the identical one meanwhile (True; different content: ConflictError)."""
+    repo = _open_or_init(job.root, created)
+    mkdirs(job.root / "releases" / job.name, created)
+    with dir_lock(job.root / "releases" / job.name):  # publishers of one release name
+        existing = job.final / "release.json"
+        if existing.exists():  # another publisher committed while we hashed
+            if existing.read_bytes() != release.raw:
+                raise ConflictError(f"release {release.ref} was published concurrently with different "
+                                    "content; releases are immutable: publish a new version")
+            return True
+        if job.in_place:
+            write_documents(job.final, trees, release, job.keys, created)
+        else:
+            links = LinkIndex(repo, job.name) if job.cvmfs is None else None  # CVMFS deduplicates itself
+            write_release(job.final, trees, release, job.keys, links, created, ws, job.progress, totals)
+    return False
+
+
+def _point_channel(job: _Job, release: Release, *, in_transaction: bool) -> None:
+    """Point the job's channel at the committed ``release`` (in a CVMFS transaction of its own
+    unless ``in_transaction``), keeping its new seq in ``job.channel_seq``. A failure (the
+    release stays published either way) is kept in ``job.channel_error``, naming the command
+    that finishes the job."""
+    channel, cvmfs = job.channel, job.cvmfs
+    if channel is None:
+        return
+    try:
+        job.channel_seq = set_channel(job.root, channel, release.ref, job.keys, expires=job.expires,
+                                      cvmfs=None if in_transaction else cvmfs, if_changed=True).seq
+    except (DepotDeliveryError, OSError) as exc:
+        reason = str(exc) if isinstance(exc, DepotDeliveryError) else f"{exc.filename}: {exc.strerror}"
+        rerun = f"depotdelivery channel set --repo {job.root} --channel {channel} --release {release.ref} --key KEY"
+        job.channel_error = PublishError(f"release {release.ref} published, channel {channel} not updated: {reason}; "
+                                         f"run `{rerun}{'' if cvmfs is None else f' --cvmfs {cvmfs}'}`")

@@ -1,0 +1,241 @@
+"""Publisher writing: a release's trees and documents into the repository, each file hard-linked
+to an identical one of an earlier release where possible (deduplication outside CVMFS), and
+everything a failed publish created removed again (:func:`undo`)."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from depotdelivery.errors import DepotDeliveryError, PublishError
+from depotdelivery.publisher.progress import ProgressLine
+from depotdelivery.publisher.scan import InputTree, Item
+from depotdelivery.store.atomic import fsync_dir, syncfs, temp_name, write_atomic
+from depotdelivery.store.keys import PrivateKey, sign
+from depotdelivery.store.release import Release
+from depotdelivery.store.repo import Repository, listing_bytes
+
+__all__ = ["LinkIndex", "WriteStats", "mkdirs", "undo", "write_documents", "write_release"]
+
+
+# Hard links come from the newest few releases (same name first): indexing every listing of a
+# long-lived repository would cost more than it saves; a file absent from all of them is rare.
+_LINK_HORIZON = 4
+
+
+def _link_sources(repo: Repository, name: str) -> list[Path]:
+    def newest(refs: list[tuple[str, str]]) -> list[Path]:
+        dirs = [repo.release_dir(n, v) for n, v in refs]
+        return sorted(dirs, key=lambda d: _mtime(d / "release.json"), reverse=True)
+
+    refs = repo.releases()
+    ours = newest([r for r in refs if r[0] == name])
+    return (ours + newest([r for r in refs if r[0] != name]))[:_LINK_HORIZON]
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return os.stat(p).st_mtime_ns
+    except OSError:
+        return 0
+
+
+class LinkIndex:
+    """Files of earlier releases by (BLAKE3, size, mode, mtime): a hard link to one of them
+    shares the inode, and an inode carries mode and mtime, so all four must be equal."""
+
+    def __init__(self, repo: Repository, name: str) -> None:
+        self._by_key: dict[tuple[str, int, int, int], Path] = {}
+        self.listings: dict[str, Path] = {}  # listing/chunk hash -> an earlier release's file
+        seen: set[str] = set()
+        for d in _link_sources(repo, name):
+            try:
+                self._add(d, seen)
+            except (OSError, ValueError, KeyError, DepotDeliveryError):
+                continue  # an unreadable old release only loses deduplication; verify reports it
+
+    def _add(self, d: Path, seen: set[str]) -> None:
+        """Index the listings and files of the release in directory ``d``; ``seen``: the trees
+        already indexed."""
+        rel = Release.from_bytes((d / "release.json").read_bytes(), where=str(d / "release.json"))
+        with os.scandir(d / "listings") as it:
+            for f in it:
+                self.listings.setdefault(f.name.removesuffix(".jsonl"), Path(f.path))
+        for tree in rel.trees():
+            if tree.tree in seen:
+                continue  # the same tree (a shared listing): its files are indexed already
+            seen.add(tree.tree)
+            for line in listing_bytes(d / "listings", tree.tree, f"release {rel.ref}").splitlines():
+                e = json.loads(line)
+                if e.get("type") == "file":
+                    self._by_key.setdefault((e["blake3"], e["size"], e["mode"], e["mtime_ns"]), d / tree.path / e["path"])
+
+    def find(self, it: Item) -> Path | None:
+        p = self._by_key.get((it.digest or "", it.st.st_size, stat.S_IMODE(it.st.st_mode), it.st.st_mtime_ns))
+        if p is None:
+            return None
+        try:
+            st = os.lstat(p)
+        except OSError:
+            return None
+        if (stat.S_ISREG(st.st_mode) and st.st_size == it.st.st_size and st.st_mtime_ns == it.st.st_mtime_ns
+                and stat.S_IMODE(st.st_mode) == stat.S_IMODE(it.st.st_mode)):
+            return p
+        return None
+
+
+@dataclass(slots=True)
+class WriteStats:
+    linked: int = 0
+    copied_bytes: int = 0
+    files: int = 0
+    bytes: int = 0
+
+
+def _copy_file(src: Path, dst: Path, it: Item) -> None:
+    """Copy one file (kernel-side ``copy_file_range`` when possible) and check that the source
+    is the one that was hashed: same size, mtime and ctime before and after the copy."""
+    fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        before = os.fstat(fin)
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            left = before.st_size
+            while left > 0:
+                try:
+                    n = os.copy_file_range(fin, fout, left)
+                except OSError as exc:
+                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                        raise
+                    n = os.write(fout, os.read(fin, min(left, 1 << 20)))
+                if n == 0:
+                    break
+                left -= n
+        finally:
+            os.close(fout)
+        after = os.fstat(fin)
+    finally:
+        os.close(fin)
+    sig = (it.st.st_size, it.st.st_mtime_ns, it.st.st_ctime_ns)
+    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != sig or (
+            after.st_size, after.st_mtime_ns, after.st_ctime_ns) != sig or left:
+        raise PublishError(f"{src} changed while it was being published; publish again when the build has finished")
+
+
+def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStats,
+                progress: ProgressLine | None) -> None:
+    os.mkdir(dest, 0o700)
+    for it in t.items:
+        dst = dest / it.rel
+        if it.kind == "dir":
+            os.mkdir(dst, 0o700)
+        elif it.kind == "symlink":
+            os.symlink(it.target or "", dst)
+            os.utime(dst, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns), follow_symlinks=False)
+        else:
+            if _link(links.find(it) if links is not None else None, dst):
+                ws.linked += 1
+            else:
+                _copy_file(t.src / it.rel, dst, it)
+                os.chmod(dst, stat.S_IMODE(it.st.st_mode))
+                os.utime(dst, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
+                ws.copied_bytes += it.st.st_size
+            ws.files += 1
+            ws.bytes += it.st.st_size
+            if progress is not None:
+                progress.update(ws.files, ws.bytes)
+    # directories last, deepest first: adding entries would move their mtimes again
+    for it in reversed(t.items):
+        if it.kind == "dir":
+            os.chmod(dest / it.rel, stat.S_IMODE(it.st.st_mode))
+            os.utime(dest / it.rel, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
+    top_st = os.stat(t.src)
+    os.chmod(dest, stat.S_IMODE(top_st.st_mode))
+
+
+def _link(old: Path | None, dst: Path) -> bool:
+    """Hard-link the earlier release's ``old`` as ``dst``. False, with nothing made, where there
+    is none or it cannot be linked (removed since, too many links, another filesystem)."""
+    if old is None:
+        return False
+    try:
+        os.link(old, dst)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.EMLINK, errno.EXDEV):
+            raise
+        return False
+    return True
+
+
+def write_documents(d: Path, trees: list[InputTree], release: Release, keys: tuple[PrivateKey, ...], created: list[Path],
+                     links: LinkIndex | None = None) -> None:
+    """listings/, then release.json.sig, then release.json last: a reader that sees
+    release.json finds everything it refers to. Listing files (and chunks) are named by their
+    own hash, so an unchanged one is a hard link to the earlier release's."""
+    listings = d / "listings"
+    if not listings.exists():
+        os.mkdir(listings, 0o755)
+        created.append(listings)
+    for name, data in ((h, b) for t in trees for h, b in t.listing_files.items()):
+        p = listings / f"{name}.jsonl"
+        if p.exists():
+            continue
+        if not _link(links.listings.get(name) if links is not None else None, p):
+            write_atomic(p, data)
+        created.append(p)
+    sig = d / "release.json.sig"
+    write_atomic(sig, sign(release.raw, *keys))
+    created.append(sig)
+    write_atomic(d / "release.json", release.raw)
+    created.append(d / "release.json")
+
+
+def undo(created: list[Path]) -> None:
+    for p in reversed(created):
+        try:
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def mkdirs(p: Path, created: list[Path]) -> None:
+    missing = []
+    q = p
+    while not q.exists():
+        missing.append(q)
+        q = q.parent
+    for m in reversed(missing):
+        try:
+            os.mkdir(m, 0o755)
+        except FileExistsError:
+            continue  # a concurrent publisher made it: theirs, not ours to undo
+        created.append(m)
+
+
+def write_release(final: Path, trees: list[InputTree], release: Release, keys: tuple[PrivateKey, ...],
+                   links: LinkIndex | None, created: list[Path], ws: WriteStats,
+                   progress: ProgressLine | None, totals: tuple[int, int]) -> None:
+    """Write the whole release into a temporary directory next to ``final``, then rename it
+    into place: a reader never sees a half-written release. ``totals``: (files, bytes)."""
+    tmp = temp_name(final)
+    os.mkdir(tmp, 0o755)
+    created.append(tmp)
+    if progress is not None:
+        progress.start("writing", *totals)
+    for t in trees:
+        mkdirs((tmp / t.dest).parent, [])
+        _write_tree(t, tmp / t.dest, links, ws, progress)
+    if progress is not None:
+        progress.finish()
+    write_documents(tmp, trees, release, keys, [], links)
+    syncfs(tmp)
+    os.rename(tmp, final)
+    created[-1] = final
+    fsync_dir(final.parent)

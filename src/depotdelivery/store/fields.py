@@ -1,0 +1,161 @@
+"""Field validation shared by the document parsers: typed getters whose errors name file and dotted field."""
+from __future__ import annotations
+
+import json
+import re
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any, Mapping, TypeVar
+
+    T = TypeVar("T")
+
+from depotdelivery.errors import FormatError, UsageError
+from depotdelivery.store.canonical import canonical_json
+
+__all__ = [
+    "FORMAT",
+    "NAME_RE",
+    "Fields",
+    "check_format",
+    "check_name",
+    "load_canonical",
+    "split_ref",
+]
+
+FORMAT = 1
+# Release names, versions, variant targets and channel names become path components.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+
+def load_canonical(raw: bytes, where: str) -> Any:
+    """Parse ``raw`` as JSON and insist it is in canonical form (so its BLAKE3 is an identity)."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{where}: not UTF-8 at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        # hostile bytes: an integer of more than 4300 digits (CPython's int_max_str_digits) or
+        # nesting deeper than the recursion limit; neither is in any document we write
+        raise FormatError(f"{where}: unparseable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    try:
+        canonical = canonical_json(obj)
+    except ValueError as exc:  # NaN / Infinity
+        raise FormatError(f"{where}: {exc}") from None
+    if canonical != raw:
+        raise FormatError(f"{where}: not canonical JSON (sorted keys, compact separators, UTF-8)")
+    return obj
+
+
+class Fields:
+    """Typed access to one JSON object; every error names ``where`` and the dotted field path."""
+
+    __slots__ = ("obj", "where", "path")
+
+    def __init__(self, obj: Any, where: str, path: str = "") -> None:
+        if not isinstance(obj, dict):
+            raise FormatError(f"{where}: {path or 'document'}: expected an object, got {type(obj).__name__}")
+        self.obj: Mapping[str, Any] = obj
+        self.where = where
+        self.path = path
+
+    def error(self, key: str, msg: str) -> FormatError:
+        return FormatError(f"{self.where}: field {self._dotted(key)}: {msg}")
+
+    def _dotted(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _get(self, key: str, types: type | tuple[type, ...], optional: bool) -> Any:
+        if key not in self.obj:
+            if optional:
+                return None
+            raise self.error(key, "missing")
+        value = self.obj[key]
+        if value is None and optional:
+            return None
+        # bool is an int subclass; a JSON true is never a valid integer field
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+            raise self.error(key, f"expected {_type_name(types)}, got {json.dumps(value)[:40]}")
+        return value
+
+    def str(self, key: str, *, optional: bool = False, pattern: re.Pattern[str] | None = None) -> Any:
+        value = self._get(key, str, optional)
+        if value is not None and pattern is not None and not pattern.fullmatch(value):
+            raise self.error(key, f"invalid value {value!r}")
+        return value
+
+    def name(self, key: str) -> str:
+        return self.str(key, pattern=NAME_RE)
+
+    def hex64(self, key: str, *, optional: bool = False) -> Any:
+        return self.str(key, optional=optional, pattern=_HEX64)
+
+    def int(self, key: str, *, minimum: int | None = None, optional: bool = False) -> Any:
+        value = self._get(key, int, optional)
+        if value is not None and minimum is not None and value < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def list(self, key: str) -> list[Any]:
+        return self._get(key, list, False)
+
+    def int_list(self, key: str) -> tuple[int, ...]:
+        items = self.list(key)
+        for i, v in enumerate(items):
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
+                raise self.error(f"{key}[{i}]", f"expected a u32, got {json.dumps(v)[:40]}")
+        return tuple(items)
+
+    def str_list(self, key: str) -> tuple[str, ...]:
+        items = self.list(key)
+        for i, v in enumerate(items):
+            if not isinstance(v, str):
+                raise self.error(f"{key}[{i}]", f"expected a string, got {json.dumps(v)[:40]}")
+        return tuple(items)
+
+    def sub(self, key: str, *, optional: bool = False) -> "Fields | None":
+        value = self._get(key, dict, optional)
+        return None if value is None else Fields(value, self.where, self._dotted(key))
+
+    def subs(self, key: str) -> list["Fields"]:
+        return [Fields(v, self.where, f"{self._dotted(key)}[{i}]") for i, v in enumerate(self.list(key))]
+
+    def only(self, allowed: frozenset[str]) -> None:
+        """Reject fields this format version does not define (a typo must not pass silently)."""
+        extra = sorted(set(self.obj) - allowed)
+        if extra:
+            raise self.error(extra[0], "unknown field")
+
+
+def check_format(f: Fields) -> None:
+    """Reject a document of an unknown major format version."""
+    version = f.int("format")
+    if version != FORMAT:
+        raise f.error("format", f"unsupported format version {version} (this depotdelivery reads {FORMAT}); upgrade depotdelivery")
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "a boolean"}
+    return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
+
+
+def check_name(kind: str, value: str) -> str:
+    """Validate a release name/version, variant target or channel given by a user."""
+    if not NAME_RE.fullmatch(value):
+        raise UsageError(f"invalid {kind} {value!r}: use letters, digits and . _ + - (not starting with . _ + -), at most 128")
+    return value
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``NAME/VERSION`` given by a user -> (name, version); a usage error (exit 2) otherwise."""
+    name, sep, version = ref.partition("/")
+    if not sep or not name or not version:
+        raise UsageError(f"invalid release {ref!r}: expected NAME/VERSION")
+    return name, version

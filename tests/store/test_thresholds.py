@@ -1,0 +1,311 @@
+"""Signature thresholds (a trusted-keys directory's ``threshold`` file) and co-signing: real
+Ed25519 keys, real ``.sig`` files, real repositories, the real CLI."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from depotdelivery.cli import main
+from depotdelivery.errors import IntegrityError, TrustError
+from depotdelivery.node.trust import keys_fingerprint
+from depotdelivery.store.keys import (
+    REVOKED_FILE, THRESHOLD_FILE, Signature, TrustStore, encode_signatures, keygen, load_private_key, parse_signatures,
+    parse_threshold, sign)
+from depotdelivery.store.repo import Repository
+
+DOC = b'{"format":1,"what":"a document"}'
+
+
+@pytest.fixture
+def keys(tmp_path):
+    """Three keys a, b, c whose public halves are trusted, and a stranger s (not trusted)."""
+    trust = tmp_path / "trust"
+    trust.mkdir()
+    out = {}
+    for name in ("a", "b", "c", "s"):
+        _, pub, _ = keygen(tmp_path / name)
+        if name != "s":
+            shutil.copy(pub, trust / f"{name}.pub")
+        out[name] = load_private_key(tmp_path / name)
+    return trust, out
+
+
+def _threshold(trust: Path, n: int | str) -> None:
+    (trust / THRESHOLD_FILE).write_text(f"{n}\n")
+
+
+def test_default_threshold_is_one_and_any_trusted_signature_passes(keys):
+    trust, k = keys
+    store = TrustStore.from_dir(trust)
+    assert store.threshold == 1
+    assert store.signers(DOC, sign(DOC, k["s"], k["b"]), "doc") == (k["b"].keyid,)
+
+
+def test_threshold_two_with_one_signature_names_one_of_two(keys):
+    trust, k = keys
+    _threshold(trust, 2)
+    with pytest.raises(TrustError, match=f"doc: 1 of 2 required signatures .*valid: {k['a'].keyid}.*"
+                                         f"ignored unknown key\\(s\\) {k['s'].keyid}.*{THRESHOLD_FILE}"):
+        TrustStore.from_dir(trust).signers(DOC, sign(DOC, k["a"], k["s"]), "doc")
+    assert TrustStore.from_dir(trust).signers(DOC, sign(DOC, k["a"], k["s"], k["c"]), "doc") == (
+        k["a"].keyid, k["c"].keyid)
+
+
+def test_two_signatures_by_the_same_key_count_once(keys):
+    trust, k = keys
+    _threshold(trust, 2)
+    a = k["a"]
+    twice = encode_signatures([Signature(a.keyid, a.key.sign(DOC)), Signature(a.keyid, a.key.sign(DOC))])
+    with pytest.raises(TrustError, match="1 of 2"):
+        TrustStore.from_dir(trust).signers(DOC, twice, "doc")
+
+
+def test_a_revoked_keys_signature_does_not_count(keys):
+    trust, k = keys
+    _threshold(trust, 2)
+    (trust / REVOKED_FILE).write_text(f"{k['b'].keyid}  # stolen\n")
+    with pytest.raises(TrustError, match=f"1 of 2 .*ignored revoked key\\(s\\) {k['b'].keyid}"):
+        TrustStore.from_dir(trust).signers(DOC, sign(DOC, k["a"], k["b"]), "doc")
+
+
+def test_an_invalid_signature_by_a_trusted_key_fails_even_when_the_threshold_is_met(keys):
+    trust, k = keys
+    forged = Signature(k["c"].keyid, k["c"].key.sign(DOC + b" "))  # c signed other bytes
+    sigs = encode_signatures([Signature(k["a"].keyid, k["a"].key.sign(DOC)),
+                              Signature(k["b"].keyid, k["b"].key.sign(DOC)), forged])
+    for n in (1, 2):
+        _threshold(trust, n)
+        with pytest.raises(IntegrityError, match=f"trusted key {k['c'].keyid} does not match"):
+            TrustStore.from_dir(trust).signers(DOC, sigs, "doc")
+
+
+def test_a_keys_signature_over_the_previous_document_is_not_tampering(keys):
+    """A channel's .sig keeps each signer's signature over the previous document (readers racing
+    an update): a key with one valid signature counts, its other one is not a forgery."""
+    trust, k = keys
+    _threshold(trust, 2)
+    old, new = DOC, DOC + b"\n"
+    both = encode_signatures([Signature(x.keyid, x.key.sign(d)) for d in (new, old) for x in (k["a"], k["b"])])
+    store = TrustStore.from_dir(trust)
+    assert store.signers(new, both, "doc") == store.signers(old, both, "doc") == (k["a"].keyid, k["b"].keyid)
+
+
+def test_verify_returns_the_first_signer(keys):
+    trust, k = keys
+    assert TrustStore.from_dir(trust).verify(DOC, sign(DOC, k["c"], k["a"]), "doc") == k["c"].keyid
+
+
+@pytest.mark.parametrize("text, message", [
+    ("0\n", "line 1: expected a positive integer"),
+    ("-1", "got '-1'"),
+    ("two", "got 'two'"),
+    ("2\n3\n", "line 2: expected one positive integer, found a second value"),
+    ("# only a comment\n\n", "empty"),
+    ("1234567", "at most 6 digits"),
+    ("\u0662", "got"),  # an Arabic-Indic two: str.isdigit, but not a threshold
+])
+def test_malformed_threshold_file_is_a_trust_error_naming_it(keys, text, message):
+    trust, _ = keys
+    (trust / THRESHOLD_FILE).write_text(text)
+    with pytest.raises(TrustError, match=f"threshold file {trust / THRESHOLD_FILE}.*{message}"):
+        TrustStore.from_dir(trust)
+
+
+def test_unreadable_threshold_file_fails_closed(keys):
+    trust, _ = keys
+    os.symlink(trust / "nowhere", trust / THRESHOLD_FILE)
+    with pytest.raises(TrustError, match="dangling symlink"):
+        TrustStore.from_dir(trust)
+    os.unlink(trust / THRESHOLD_FILE)
+    (trust / THRESHOLD_FILE).mkdir()
+    with pytest.raises(TrustError, match="cannot be read"):
+        TrustStore.from_dir(trust)
+    (trust / THRESHOLD_FILE).rmdir()
+    (trust / THRESHOLD_FILE).write_bytes(b"\xff2")
+    with pytest.raises(TrustError, match="not UTF-8 at byte 0"):
+        TrustStore.from_dir(trust)
+
+
+@given(n=st.integers(1, 999_999), comment=st.sampled_from(["", "  # two of three publishers", "#"]),
+       blank=st.sampled_from(["", "\n", "\n# header\n\n"]))
+def test_threshold_parser_reads_what_it_is_given(n, comment, blank):
+    assert parse_threshold(f"{blank} {n}{comment}\n{blank}", "t") == n
+
+
+@given(st.text(max_size=20))
+def test_threshold_parser_accepts_exactly_one_positive_ascii_integer(text):
+    words = [w.split("#", 1)[0].strip() for w in text.splitlines()]
+    words = [w for w in words if w]
+    ok = len(words) == 1 and words[0].isascii() and words[0].isdigit() and len(words[0]) <= 6 and int(words[0]) > 0
+    try:
+        got = parse_threshold(text, "t")
+    except TrustError as exc:
+        assert not ok and str(exc).startswith("threshold file t")
+    else:
+        assert ok and got == int(words[0])
+
+
+def test_node_fingerprint_changes_with_the_threshold_even_in_place(keys):
+    """The node's "already verified these bytes" records are keyed by this fingerprint: a
+    threshold rewritten in place with the same size, inode and mtime must still change it."""
+    trust, _ = keys
+    _threshold(trust, 1)
+    st0 = os.stat(trust / THRESHOLD_FILE)
+    before = keys_fingerprint(str(trust))
+    with open(trust / THRESHOLD_FILE, "r+") as f:
+        f.write("2\n")
+    os.utime(trust / THRESHOLD_FILE, ns=(st0.st_atime_ns, st0.st_mtime_ns))
+    assert os.stat(trust / THRESHOLD_FILE).st_ino == st0.st_ino
+    assert keys_fingerprint(str(trust)) != before
+
+
+# ---- co-signing, the CLI, and a node with a threshold ------------------------------------------
+
+@pytest.fixture
+def signed_repo(tmp_path):
+    """A real published repository (channel ``stable``, signed by publisher.key only), a second
+    key ``b`` trusted by the node too, and threshold 2."""
+    from node_fixtures import build_repo
+
+    repo = build_repo(tmp_path / "n", targets=("haswell",), packages=1)
+    _, pub, _ = keygen(tmp_path / "b")
+    shutil.copy(pub, repo.trusted / "b.pub")
+    _threshold(repo.trusted, 2)
+    return repo, tmp_path / "b"
+
+
+def _node(repo, cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    from captured_cpus import captured_cpu
+    from node_fixtures import node_env
+
+    env = node_env(repo, cache, DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")))
+    return subprocess.run([sys.executable, "-m", "depotdelivery", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_threshold_two_refuses_one_signature_until_cosigned(signed_repo, tmp_path, capsys):
+    repo, b = signed_repo
+    done = _node(repo, tmp_path / "cache", "prepare", "--json")
+    assert done.returncode == 5 and "1 of 2" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert main(["verify", "--repo", str(repo.root), "--trust", str(repo.trusted)]) == 5
+    assert "1 of 2" in capsys.readouterr().err
+
+    release_json = (repo.root / "releases/hep/2026.11/release.json").read_bytes()
+    channel_json = (repo.root / "channels/stable.json").read_bytes()
+    assert main(["sign", "--repo", str(repo.root), "--channel", "stable", "--key", str(b)]) == 0
+    assert "signed by" in capsys.readouterr().out
+    done = _node(repo, tmp_path / "cache", "prepare", "--json")  # the release is checked by the channel's hash
+    assert done.returncode == 0, done.stderr
+    assert main(["verify", "--repo", str(repo.root), "--trust", str(repo.trusted)]) == 5  # release.json: 1 of 2
+    assert "release hep/2026.11" in capsys.readouterr().err
+    assert main(["sign", "--repo", str(repo.root), "--release", repo.ref, "--key", str(b), "--key",
+                 str(repo.key), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["already_signed"] == [load_private_key(repo.key).keyid] and out["signatures"] == 2
+    assert main(["verify", "--repo", str(repo.root), "--trust", str(repo.trusted), "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)["reports"]
+    assert all(len(r["signed_by"].split(", ")) == 2 for r in reports)
+    pinned = _node(repo, tmp_path / "cache2", "prepare", "--release", repo.ref, "--json")
+    assert pinned.returncode == 0, pinned.stderr
+
+    # idempotent: signing again writes nothing; the documents were never changed
+    sigs = {p: p.read_bytes() for p in repo.root.rglob("*.sig")}
+    stats = {p: os.stat(p).st_ino for p in sigs}
+    assert main(["sign", "--repo", str(repo.root), "--channel", "stable", "--key", str(b)]) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in sigs} == sigs and {p: os.stat(p).st_ino for p in sigs} == stats
+    assert (repo.root / "releases/hep/2026.11/release.json").read_bytes() == release_json
+    assert (repo.root / "channels/stable.json").read_bytes() == channel_json
+
+    # a raised threshold forces the remembered verification to be redone (hot path included)
+    _threshold(repo.trusted, 3)
+    done = _node(repo, tmp_path / "cache", "prepare", "--json")
+    assert done.returncode == 5 and "2 of 3" in done.stderr, done.stderr
+
+
+def test_publish_and_channel_set_sign_with_every_key(signed_repo, tmp_path, capsys):
+    from repo_fixtures import build_depot
+
+    repo, b = signed_repo
+    trust = TrustStore.from_dir(repo.trusted)
+    depot = build_depot(tmp_path / "depot")
+    assert main(["publish", "--repo", str(repo.root), "--name", "lib", "--version", "1", "--depot", str(depot),
+                 "--key", str(repo.key), "--key", str(b), "--key", str(b), "--quiet"]) == 0
+    capsys.readouterr()
+    r = Repository.open(repo.root)
+    rel = r.read_release("lib", "1", trust)
+    assert len(parse_signatures(rel.sig_raw or b"", where="t")) == 2  # the repeated key signs once
+
+    old = r.read_channel("stable", check_expiry=False)
+    assert main(["channel", "set", "--repo", str(repo.root), "--channel", "stable", "--release", "lib/1",
+                 "--key", str(repo.key), "--key", str(b)]) == 0
+    new = r.read_channel("stable", trust)
+    # a reader racing the update (old document, new .sig) still finds both keys' signatures
+    assert len(trust.signers(old.raw, new.sig_raw, "old stable")) == 2
+
+    # an update signed by one key only: nodes with threshold 2 refuse it until it is co-signed
+    assert main(["channel", "rollback", "--repo", str(repo.root), "--channel", "stable", "--key", str(repo.key)]) == 0
+    with pytest.raises(TrustError, match="1 of 2"):
+        r.read_channel("stable", trust)
+    assert main(["sign", "--repo", str(repo.root), "--channel", "stable", "--key", str(b)]) == 0
+    rolled = r.read_channel("stable", trust)
+    assert rolled.release == repo.ref and rolled.raw != new.raw
+
+
+def test_sign_cli_exit_codes(signed_repo, tmp_path, capsys):
+    repo, b = signed_repo
+    root = str(repo.root)
+    assert main(["sign", "--repo", root, "--release", "hep/9", "--key", str(b)]) == 3  # no such release
+    assert main(["sign", "--repo", root, "--channel", "nightly", "--key", str(b)]) == 3
+    assert main(["sign", "--repo", root, "--release", "hep", "--key", str(b)]) == 2  # not NAME/VERSION
+    assert main(["sign", "--repo", root, "--channel", "stable", "--key", str(tmp_path / "missing")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    for argv in (["--key", str(b)], ["--release", repo.ref, "--channel", "stable", "--key", str(b)],
+                 ["--release", repo.ref]):
+        with pytest.raises(SystemExit) as exc:
+            main(["sign", "--repo", root, *argv])
+        assert exc.value.code == 2
+    sig = repo.root / "channels/stable.json.sig"
+    sig.write_bytes(sig.read_bytes()[:20])  # a truncated .sig is refused, not overwritten
+    assert main(["sign", "--repo", root, "--channel", "stable", "--key", str(b)]) == 4
+    assert len(sig.read_bytes()) == 20
+
+
+def test_sign_with_cvmfs_runs_in_one_transaction_and_none_when_already_signed(signed_repo, monkeypatch, tmp_path):
+    from publisher.test_cvmfs import FQRN, STAND_INS, calls
+
+    repo, b = signed_repo
+    state = tmp_path / "cvmfs-state"
+    monkeypatch.setenv("PATH", f"{STAND_INS}:{Path(sys.executable).parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("CVMFS_STANDIN_DIR", str(state))
+    monkeypatch.setenv("CVMFS_STANDIN_REPO", str(repo.root))
+    assert main(["sign", "--repo", str(repo.root), "--release", repo.ref, "--key", str(b), "--cvmfs", FQRN]) == 0
+    argv = [a for a, _ in calls(state)]
+    assert [a[0] for a in argv] == ["transaction", "publish"] and "sign-hep_2026.11" in argv[1]
+    assert main(["sign", "--repo", str(repo.root), "--release", repo.ref, "--key", str(b), "--cvmfs", FQRN]) == 0
+    assert len(calls(state)) == 2  # nothing to add: no transaction
+    Repository.open(repo.root).read_release("hep", "2026.11", TrustStore.from_dir(repo.trusted))
+
+
+def test_sign_waits_for_the_repository_lock(signed_repo):
+    from repo_fixtures import blocked_on_flock
+
+    from depotdelivery.publisher.channels import repository_lock
+
+    repo, b = signed_repo
+    with repository_lock(repo.root, None, tag="t", message="m"):
+        signer = subprocess.Popen([sys.executable, "-m", "depotdelivery", "sign", "--repo", str(repo.root),
+                                   "--channel", "stable", "--key", str(b)], stderr=subprocess.PIPE)
+        assert blocked_on_flock(signer), "sign did not wait for the repository lock"
+        assert len(parse_signatures((repo.root / "channels/stable.json.sig").read_bytes(), where="t")) == 1
+    assert signer.wait(timeout=60) == 0, signer.stderr.read() if signer.stderr else ""
+    ch = Repository.open(repo.root).read_channel("stable", check_expiry=False)
+    assert len(TrustStore.from_dir(repo.trusted).signers(ch.raw, ch.sig_raw, "stable")) == 2
