@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_publish: b3sum is not installed (Debian package b3sum): no baseline", file=sys.stderr)
         return 2
 
-    from depotdelivery.synth.depot import generate_release_inputs
     from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
+    from depotdelivery.synth.depot import generate_release_inputs
 
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench-publish-"))
     work.mkdir(parents=True, exist_ok=True)

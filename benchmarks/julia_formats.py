@@ -17,12 +17,20 @@ import uuid
 from pathlib import Path
 
 from depotdelivery.julia.cachefile import (
-    CHECKSUM_TAG, CacheFile, Dependency, RequiredModule, SourceText, WorklistModule,
-    read_cache_file, write_cache_file,
+    CHECKSUM_TAG,
+    CacheFile,
+    Dependency,
+    RequiredModule,
+    SourceText,
+    WorklistModule,
+    read_cache_file,
 )
 from depotdelivery.julia.crc32c import crc32c, crc32c_python
-from depotdelivery.julia.elfimage import ElfImage, read_image_targets, write_image
+from depotdelivery.julia.elfimage import ElfImage, read_image_targets
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
+from depotdelivery.synth.cachefile import write_cache_file
+from depotdelivery.synth.elfimage import write_image
+from depotdelivery.synth.targetdata import target_data_bytes
 
 
 def best(fn, repeat: int = 5) -> float:
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = TargetData(tuple(ImageTarget(flags=0, en_words=(i,) * 11, dis_words=(0,) * 11, name=f"t{i}")
                                    for i in range(4)))
         image = root / "sys.so"
-        write_image(image, targets.to_bytes(), extra_symbols={"jl_system_image_data": b"\0" * (args.image_mb << 20)})
+        write_image(image, target_data_bytes(targets), extra_symbols={"jl_system_image_data": b"\0" * (args.image_mb << 20)})
 
         def whole_file() -> TargetData:
             return ElfImage(image.read_bytes(), str(image)).targets()

@@ -55,8 +55,8 @@ sys.exit(0 if len(set(seen.values())) == 1 else 3)
 
 def _publish(root: Path, key, base: Path, version: str, seed: int) -> str:
     """Generate a small Julia-faithful release, add the markers, publish it (no channel change)."""
-    from depotdelivery.synth.depot import generate_release_inputs
     from depotdelivery.publisher.publish import VariantInput, publish
+    from depotdelivery.synth.depot import generate_release_inputs
 
     ref = f"hep/{version}"
     work = base / f"inputs-{version}"

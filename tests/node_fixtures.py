@@ -36,9 +36,9 @@ def build_repo(base: Path, *, targets: Sequence[str] = ALL_TARGETS, packages: in
                expires: float | None = 90 * 86400.0) -> NodeRepo:
     """Generate a depot with ``depotdelivery.synth.depot`` and publish it with
     ``depotdelivery.publisher.publish`` into ``base/repo`` (signed; ``channel`` pointed at it)."""
-    from depotdelivery.synth.depot import generate_release_inputs
     from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
+    from depotdelivery.synth.depot import generate_release_inputs
 
     base.mkdir(parents=True, exist_ok=True)
     root = base / "repo"

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from depotdelivery.julia.elfimage import write_image
 from depotdelivery.julia.features import feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
 from depotdelivery.publisher.publish import publish
 from depotdelivery.store.keys import PrivateKey, keygen, load_private_key
+from depotdelivery.synth.elfimage import write_image
+from depotdelivery.synth.targetdata import target_data_bytes
 
 BASE_NS = 1_730_419_200_123_456_789  # 2024-11-01, with a nanosecond part Julia 1.10 would compare
 
@@ -102,9 +103,9 @@ def sysimage_blob(arch: str = "x86_64", julia: str = "1.11",
                   targets: tuple[tuple[str, tuple[str, ...]], ...] = (("haswell", ("avx2", "bmi2", "fma")),)) -> bytes:
     table = feature_table(arch, julia)
     zero = tuple([0] * table.nwords)
-    return TargetData(tuple(
+    return target_data_bytes(TargetData(tuple(
         ImageTarget(flags=0, en_words=table.words(table.enable_depends(feats)), dis_words=zero, name=name)
-        for name, feats in targets)).to_bytes()
+        for name, feats in targets)))
 
 
 def build_variant(root: Path, *, arch: str = "x86_64", julia: str = "1.11", sysimage: bool = True,

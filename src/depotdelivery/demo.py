@@ -231,15 +231,15 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     """Run the whole demo inside ``out_dir`` (created if needed; a re-run reuses it) and
     narrate it on ``out`` (None: silent). Everything it writes stays under ``out_dir``:
     the repository, the signing key, the node's trusted keys and its cache."""
-    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
-    from depotdelivery.node.env import render_env
     from depotdelivery.julia.stale import format_report
     from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.config import resolve
+    from depotdelivery.node.env import render_env
     from depotdelivery.node.prepare import prepare
-    from depotdelivery.node.session import Session
-    from depotdelivery.publisher.publish import init_repository
     from depotdelivery.node.select import select
+    from depotdelivery.node.session import Session
+    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+    from depotdelivery.publisher.publish import init_repository
     from depotdelivery.store.keys import keygen, load_private_key
 
     t_start = time.perf_counter()

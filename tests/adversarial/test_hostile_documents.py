@@ -8,7 +8,8 @@ import json
 import os
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adversarial.strategies import hostile_json
 from adversarial.world import World, heavy

@@ -9,10 +9,11 @@ import json
 import os
 import shutil
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adversarial.strategies import traversing_paths
-from adversarial.world import heavy, A, B, Scene, World, resign_release
+from adversarial.world import A, B, Scene, World, heavy, resign_release
 
 MTIME = 1_730_419_200_000_000_000
 

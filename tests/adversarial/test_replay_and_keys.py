@@ -9,17 +9,18 @@ import json
 import os
 import shutil
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from adversarial.world import heavy, A, B, Scene, World
+from adversarial.world import A, B, Scene, World, heavy
 
 DISGUISES = ("none", "new-repo-id", "root-symlink")
 
 
 def _history(scene: Scene, moves: list[str]) -> list[tuple[int, bytes, bytes]]:
     """Apply channel moves (set A, set B, rollback) and return every document written."""
-    from depotdelivery.publisher.channels import rollback_channel, set_channel
     from depotdelivery.errors import UsageError
+    from depotdelivery.publisher.channels import rollback_channel, set_channel
     from depotdelivery.store.keys import load_private_key
 
     key = load_private_key(scene.repo.key)

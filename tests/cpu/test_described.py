@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from captured_cpus import captured_cpu
 
 from depotdelivery.cpu import detect
 from depotdelivery.cpu._parse import parse_cpuinfo
 from depotdelivery.cpu.described import from_proc_cpuinfo
 from depotdelivery.errors import InputError, UnsupportedError
-
-from captured_cpus import captured_cpu
 
 DATA = Path(__file__).parents[1] / "data" / "cpu"
 

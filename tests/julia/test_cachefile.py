@@ -10,13 +10,28 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError
 from depotdelivery.julia.cachefile import (
-    CHECKSUM_TAG, DEFAULT_FLAGS, MAGIC, CacheFile, CacheFlags, Dependency, ImageHeader,
-    RequiredModule, Requires, SourceText, WorklistModule, file_crc_ok, find_image_header,
-    layout_of, read_cache_file, read_image_header, sealed, write_cache_file,
+    CHECKSUM_TAG,
+    DEFAULT_FLAGS,
+    MAGIC,
+    CacheFile,
+    CacheFlags,
+    Dependency,
+    ImageHeader,
+    RequiredModule,
+    Requires,
+    SourceText,
+    WorklistModule,
+    file_crc_ok,
+    find_image_header,
+    layout_of,
+    read_cache_file,
+    read_image_header,
 )
 from depotdelivery.julia.crc32c import crc32c
-from depotdelivery.julia.elfimage import write_image
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
+from depotdelivery.synth.cachefile import image_header_bytes, sealed, write_cache_file
+from depotdelivery.synth.elfimage import write_image
+from depotdelivery.synth.targetdata import target_data_bytes
 
 FOO = uuid.UUID("7876af07-990d-54b4-ab0e-23690620f79a")
 BAR = uuid.UUID("fa267f1f-6049-4f14-aa54-33bafae1ed76")
@@ -53,7 +68,7 @@ def handmade(version: str, *, sized: bool) -> tuple[bytes, dict]:
     struct.pack_into("<q", out, tot_at, srcpos_at - tot_at)
     out += s32(b"Base") + struct.pack("<QQQQ", 0, 0, 0xAAAA, 0xBBBB)       # step 7
     out += s32(b"TOML") + struct.pack("<QQQQ", BAR.int >> 64, BAR.int & (2**64 - 1), 1, 2) + i32(0)
-    blob = TargetData((ImageTarget(flags=1, en_words=(1,) * 11, dis_words=(0,) * 11, name="haswell"),)).to_bytes()
+    blob = target_data_bytes(TargetData((ImageTarget(flags=1, en_words=(1,) * 11, dis_words=(0,) * 11, name="haswell"),)))
     out += s32(blob)                                                        # step 8
     struct.pack_into("<q", out, srcpos_at, len(out))
     out += s32(b"/depot/packages/Foo/AbCdE/src/Foo.jl") + struct.pack("<Q", 14) + b"module Foo end"
@@ -336,13 +351,13 @@ def test_image_header_round_trip_and_found_inside_an_elf(tmp_path):
     hdr = ImageHeader(julia_version="1.11.1", git_branch="HEAD", git_commit="abc", checksum=CHECKSUM_TAG | 9,
                       datastartpos=128, dataendpos=4096,
                       required_modules=(RequiredModule(name="Base", uuid=None, build_id=5),))
-    raw = hdr.to_bytes()
+    raw = image_header_bytes(hdr)
     assert raw[:8] == MAGIC and read_image_header(raw) == hdr
     so = tmp_path / "Foo_abc.so"
     write_image(so, b"\0" * 4, extra_symbols={"jl_system_image_data": raw + bytes(64)})
     assert find_image_header(so) == hdr
     # a .ji-style header (pkgimage 0) and a broken copy of the magic come first: skipped
-    decoy = replace(hdr, pkgimage=0).to_bytes()
+    decoy = image_header_bytes(replace(hdr, pkgimage=0))
     write_image(so, b"\0" * 4, extra_symbols={"a": MAGIC + b"\xff\xff", "b": decoy, "c": raw})
     assert find_image_header(so) == hdr
     write_image(so, b"\0" * 4, extra_symbols={"a": MAGIC + b"\x10\x00"})

@@ -19,6 +19,7 @@ from depotdelivery.julia.cputarget import (
 )
 from depotdelivery.julia.features import LLVM_UNUSED_FEATURES, feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData, parse_target_data
+from depotdelivery.synth.targetdata import target_data_bytes
 
 OFFICIAL_X86 = ("generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1);"
                 "x86-64-v4,-rdrnd,base(1)")
@@ -33,7 +34,7 @@ def images(text, arch="x86_64", version=V, vec_call=False):
     """Image targets as Julia stores them: through the blob bytes and back."""
     blob = TargetData(tuple(to_image_target(s, arch, version, vec_call=vec_call)
                             for s in parse_cpu_target(text, arch, version)))
-    return parse_target_data(blob.to_bytes()).targets
+    return parse_target_data(target_data_bytes(blob)).targets
 
 
 def test_wider_vectors_win():

@@ -2,10 +2,9 @@
 import warnings
 
 import pytest
+from captured_cpus import SUPPORTED, detect_captured
 from hypothesis import given
 from hypothesis import strategies as st
-
-from captured_cpus import SUPPORTED, detect_captured
 
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.cputarget import (
@@ -29,8 +28,9 @@ from depotdelivery.julia.cputarget import (
     to_image_target,
 )
 from depotdelivery.julia.features import LLVM_UNUSED_FEATURES, feature_table
-from depotdelivery.publisher.cputarget import recommended_cpu_target
 from depotdelivery.julia.targetdata import TargetData, parse_target_data
+from depotdelivery.publisher.cputarget import recommended_cpu_target
+from depotdelivery.synth.targetdata import target_data_bytes
 
 # julia-formats.md: the official release builds' strings.
 OFFICIAL_X86 = ("generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1);"
@@ -240,7 +240,7 @@ def test_valid_strings_round_trip(case):
         assert table.names(image.dis_words) == s.disabled
         assert image.flags & ~(UNKNOWN_NAME | VEC_CALL) == 0
     blob = TargetData(tuple(to_image_target(s, arch, version, vec_call=True) for s in specs))
-    assert parse_target_data(blob.to_bytes()) == blob
+    assert parse_target_data(target_data_bytes(blob)) == blob
 
 
 def test_image_target_record():

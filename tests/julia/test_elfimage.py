@@ -11,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError
-from depotdelivery.julia.elfimage import open_image, read_image_targets, read_symbol, write_image
+from depotdelivery.julia.elfimage import open_image, read_image_targets, read_symbol
 from depotdelivery.julia.targetdata import UNKNOWN_NAME, VEC_CALL, ImageTarget, TargetData
+from depotdelivery.synth.elfimage import write_image
+from depotdelivery.synth.targetdata import target_data_bytes
 
 TARGETS = TargetData((
     ImageTarget(flags=VEC_CALL, en_words=(0,) * 11, dis_words=(0,) * 11, name="generic"),
@@ -39,7 +41,7 @@ needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not i
 
 def compile_so(tmp_path, name, *flags, source=None):
     src = tmp_path / f"{name}.c"
-    src.write_text(source or C_SOURCE % ",".join(str(b) for b in TARGETS.to_bytes()))
+    src.write_text(source or C_SOURCE % ",".join(str(b) for b in target_data_bytes(TARGETS)))
     out = tmp_path / f"{name}.so"
     subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-o", str(out), str(src), *flags],
                    check=True, capture_output=True, text=True)
@@ -112,7 +114,7 @@ def test_pointer_outside_every_segment(tmp_path):
 def test_writer_output_reads_back_and_loads_with_dlopen(tmp_path, zero_slots):
     so = tmp_path / f"sys-{zero_slots}.so"
     ids = struct.pack("<4Q", 1, 2, 3, 4)
-    write_image(so, TARGETS.to_bytes(), extra_symbols={"dd_module_build_ids": ids}, zero_slots=zero_slots)
+    write_image(so, target_data_bytes(TARGETS), extra_symbols={"dd_module_build_ids": ids}, zero_slots=zero_slots)
     assert read_image_targets(so) == TARGETS
     assert read_symbol(so, "dd_module_build_ids") == ids
     assert (slot4_in_file(so)[0] == 0) is zero_slots
@@ -120,7 +122,7 @@ def test_writer_output_reads_back_and_loads_with_dlopen(tmp_path, zero_slots):
         pytest.skip("dlopen check needs an x86_64 host")
     lib = ctypes.CDLL(str(so))
     ptrs = (ctypes.c_uint64 * 5).in_dll(lib, "jl_image_pointers")
-    blob = TARGETS.to_bytes()
+    blob = target_data_bytes(TARGETS)
     assert ctypes.string_at(ptrs[4], len(blob)) == blob  # the dynamic loader applied the relocation
     assert struct.unpack("<4I", ctypes.string_at(ptrs[0], 16)) == (1, 0, 0, 0)
     assert ctypes.string_at(ctypes.addressof(ctypes.c_char.in_dll(lib, "dd_module_build_ids")), 32) == ids
@@ -133,7 +135,7 @@ def test_writer_output_reads_back_and_loads_with_dlopen(tmp_path, zero_slots):
 ])
 def test_writer_output_is_understood_by_binutils(tmp_path, machine, header, reloc):
     so = tmp_path / f"{machine}.so"
-    write_image(so, TARGETS.to_bytes(), machine=machine, extra_symbols={"dd_ids": b"x" * 16}, soname="sys.so")
+    write_image(so, target_data_bytes(TARGETS), machine=machine, extra_symbols={"dd_ids": b"x" * 16}, soname="sys.so")
     run = lambda *a: subprocess.run(a, capture_output=True, text=True, check=True).stdout  # noqa: E731
     assert header in run("readelf", "-h", str(so))
     syms = run("readelf", "-Ws", "--dyn-syms", str(so))
@@ -162,7 +164,7 @@ def test_not_an_elf(tmp_path):
 
 def test_32_bit_and_big_endian_are_refused(tmp_path):
     so = tmp_path / "a.so"
-    write_image(so, TARGETS.to_bytes())
+    write_image(so, target_data_bytes(TARGETS))
     data = bytearray(so.read_bytes())
     data[4] = 1
     so.write_bytes(data)
@@ -176,7 +178,7 @@ def test_32_bit_and_big_endian_are_refused(tmp_path):
 
 def test_null_target_slot_without_relocation(tmp_path):
     so = tmp_path / "a.so"
-    write_image(so, TARGETS.to_bytes())
+    write_image(so, target_data_bytes(TARGETS))
     with open_image(so) as img:
         rela = next(s for s in img.sections if s.name == ".rela.dyn")
         data = bytearray(img.data)
@@ -199,7 +201,7 @@ def test_missing_and_empty_files(tmp_path):
 @given(cut=st.integers(0, 10**6), flips=st.lists(st.integers(0, 10**7), max_size=3))
 def test_truncated_or_corrupted_images_raise_only_format_error(tmp_path_factory, cut, flips):
     so = tmp_path_factory.mktemp("elf") / "f.so"
-    write_image(so, TARGETS.to_bytes(), machine="aarch64")
+    write_image(so, target_data_bytes(TARGETS), machine="aarch64")
     data = bytearray(so.read_bytes())
     for bit in flips:
         bit %= 8 * len(data)
@@ -230,7 +232,7 @@ def test_writer_round_trip(tmp_path_factory, machine, zero_slots, names, symbols
     data = TargetData(tuple(ImageTarget(flags=i, en_words=(i,) * 3, dis_words=(0,) * 3, name=n)
                             for i, n in enumerate(names)))
     so = tmp_path_factory.mktemp("w") / "x.so"
-    write_image(so, data.to_bytes(), machine=machine, extra_symbols=symbols, zero_slots=zero_slots)
+    write_image(so, target_data_bytes(data), machine=machine, extra_symbols=symbols, zero_slots=zero_slots)
     assert read_image_targets(so) == data
     for name, value in symbols.items():
         assert read_symbol(so, name) == value

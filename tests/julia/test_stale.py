@@ -15,10 +15,12 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import NoCompatibleVariantError, UsageError
 from depotdelivery.julia import cachefile, stale
-from depotdelivery.synth import depot as synth
 from depotdelivery.julia.cputarget import cpu_features, parse_cpu_target, to_image_target
 from depotdelivery.julia.elfimage import read_image_targets
 from depotdelivery.julia.targetdata import TargetData
+from depotdelivery.synth import depot as synth
+from depotdelivery.synth.cachefile import write_cache_file
+from depotdelivery.synth.targetdata import target_data_bytes
 
 X86 = ("generic", "haswell", "skylake-avx512", "znver4")
 
@@ -201,8 +203,8 @@ def _retarget(ji: Path, cpu_target: str, julia_version: str) -> None:
     """Rewrite a pkgimage's clone targets (and its .so CRC) as if built for ``cpu_target``."""
     cf = cachefile.read_cache_file(ji)
     specs = parse_cpu_target(cpu_target, cf.arch, julia_version)
-    blob = TargetData(tuple(to_image_target(s, cf.arch, julia_version) for s in specs)).to_bytes()
-    cachefile.write_cache_file(dataclasses.replace(cf, clone_targets=blob), ji)
+    blob = target_data_bytes(TargetData(tuple(to_image_target(s, cf.arch, julia_version) for s in specs)))
+    write_cache_file(dataclasses.replace(cf, clone_targets=blob), ji)
 
 
 def test_avx512_cache_on_a_host_without_avx512_flips_it_and_its_dependents(d11):
@@ -313,7 +315,7 @@ def test_header_must_name_the_sessions_build(d11):
     (ji,) = (d11.variants["haswell"].depot / "compiled" / "v1.11" / victim.name).glob("*.ji")
     original = cachefile.read_cache_file(ji)
     commit = "5e9a32e7af2837e677e60543d4a15faa8d3a7297"
-    cachefile.write_cache_file(dataclasses.replace(original, git_branch="release-1.11", git_commit=commit), ji)
+    write_cache_file(dataclasses.replace(original, git_branch="release-1.11", git_commit=commit), ji)
     unknown = _predict_haswell(d11)  # the session's commit not given: not compared, and said so
     assert flipped(unknown) == set()
     assert any("git branch and commit were not given" in n for n in unknown.notes)
@@ -324,7 +326,7 @@ def test_header_must_name_the_sessions_build(d11):
     assert not any("not given" in n for n in other.notes)
     same = _predict_haswell(d11, julia_branch="release-1.11", julia_commit=commit)
     assert victim.name not in flipped(same) and flipped(same)  # the others are another build
-    cachefile.write_cache_file(dataclasses.replace(original, uname="Darwin"), ji)
+    write_cache_file(dataclasses.replace(original, uname="Darwin"), ji)
     darwin = _predict_haswell(d11)
     assert flipped(darwin) == dependents(d11, victim.name)
     assert darwin.by_name()[victim.name].detail == "built on Darwin, the session's Julia was built on Linux"

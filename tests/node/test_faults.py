@@ -361,11 +361,11 @@ def test_channel_expiry_follows_the_clock_even_when_remembered(repo, tmp_path):
     with the current clock (injectable: ``now``); a publisher whose clock ran ahead issues a
     document "from the future", which is accepted (only expiry and seq matter), and one whose
     clock ran behind issues an already expired document, which is refused."""
-    from depotdelivery.publisher.channels import set_channel
     from depotdelivery.errors import TrustError
     from depotdelivery.node import trust
     from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.session import repo_id_of
+    from depotdelivery.publisher.channels import set_channel
     from depotdelivery.store.channel import parse_time
     from depotdelivery.store.keys import load_private_key
 

@@ -9,7 +9,6 @@ import subprocess
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.node.prepare import Prepared

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from captured_cpus import SUPPORTED, detect_captured
 from hypothesis import given
 from hypothesis import strategies as st
-from captured_cpus import SUPPORTED, detect_captured
 from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.errors import NoCompatibleVariantError

@@ -13,12 +13,14 @@ from captured_cpus import detect_captured
 from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.errors import FormatError
-from depotdelivery.julia.cachefile import read_cache_file, write_cache_file
+from depotdelivery.julia.cachefile import read_cache_file
 from depotdelivery.julia.cputarget import parse_cpu_target, to_image_target
 from depotdelivery.julia.targetdata import TargetData
 from depotdelivery.node.select import select
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository
+from depotdelivery.synth.cachefile import write_cache_file
+from depotdelivery.synth.targetdata import target_data_bytes
 
 JULIA = "1.11.1"
 HASWELL = "linux-rhel7-haswell"
@@ -52,17 +54,17 @@ def test_published_release_records_the_targets_its_pkgimages_carry(node_repo):
 def mismatched(tmp_path_factory):
     """A release whose haswell variant's pkgimages were built for skylake-avx512 (the ``.ji``
     headers rewritten with that clone-target blob), next to a generic variant."""
-    from depotdelivery.synth.depot import generate_release_inputs
     from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
+    from depotdelivery.synth.depot import generate_release_inputs
 
     base = tmp_path_factory.mktemp("pkgimage-mismatch")
     root = base / "repo"
     inputs = generate_release_inputs(base / "inputs", final_root=root / "releases" / "hep" / "1" / "depot",
                                      julia_version=JULIA, packages=3, artifact_bytes=1024,
                                      targets=("generic", "haswell"), seed=7)
-    avx512 = TargetData(tuple(to_image_target(s, "x86_64", JULIA)
-                              for s in parse_cpu_target("skylake-avx512", "x86_64", JULIA))).to_bytes()
+    avx512 = target_data_bytes(TargetData(tuple(to_image_target(s, "x86_64", JULIA)
+                              for s in parse_cpu_target("skylake-avx512", "x86_64", JULIA))))
     rewritten = 0
     for ji in inputs.variants["haswell"].dir.glob("depot/compiled/*/*/*.ji"):
         write_cache_file(dataclasses.replace(read_cache_file(ji), clone_targets=avx512), ji)

@@ -7,9 +7,9 @@ import time
 import pytest
 from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
-from depotdelivery.publisher.channels import channel_history, parse_duration, rollback_channel, set_channel
 from depotdelivery.cli import main
 from depotdelivery.errors import NotFoundError, TrustError, UsageError
+from depotdelivery.publisher.channels import channel_history, parse_duration, rollback_channel, set_channel
 from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository
 

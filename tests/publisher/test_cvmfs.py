@@ -20,8 +20,8 @@ from repo_fixtures import build_depot, tree_digest, write
 
 from depotdelivery.cli import main
 from depotdelivery.errors import DepotDeliveryError, PublishError
-from depotdelivery.publisher.publish import publish
 from depotdelivery.publisher.gc import repo_gc
+from depotdelivery.publisher.publish import publish
 from depotdelivery.store.keys import keygen, load_private_key
 from depotdelivery.store.repo import Repository
 

@@ -7,9 +7,9 @@ import os
 import pytest
 from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
-from depotdelivery.publisher.channels import rollback_channel, set_channel
 from depotdelivery.cli import main
 from depotdelivery.errors import PublishError, UsageError
+from depotdelivery.publisher.channels import rollback_channel, set_channel
 from depotdelivery.publisher.gc import repo_gc
 from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository

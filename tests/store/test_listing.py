@@ -9,7 +9,6 @@ from unittest import mock
 import pytest
 from hypothesis import given
 from repo_fixtures import build_depot, make_publisher, write
-from store.test_formats import listings
 
 from depotdelivery.errors import FormatError, IntegrityError
 from depotdelivery.publisher.publish import publish
@@ -20,6 +19,7 @@ from depotdelivery.store.keys import TrustStore, sign
 from depotdelivery.store.listing import encode_listing, encode_listing_files, is_chunk_index, parse_chunk_index
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
+from store.test_formats import listings
 
 
 def _small_chunks():  # type: ignore[no-untyped-def]

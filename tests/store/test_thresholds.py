@@ -17,8 +17,17 @@ from depotdelivery.cli import main
 from depotdelivery.errors import IntegrityError, TrustError
 from depotdelivery.node.trust import keys_fingerprint
 from depotdelivery.store.keys import (
-    REVOKED_FILE, THRESHOLD_FILE, Signature, TrustStore, encode_signatures, keygen, load_private_key, parse_signatures,
-    parse_threshold, sign)
+    REVOKED_FILE,
+    THRESHOLD_FILE,
+    Signature,
+    TrustStore,
+    encode_signatures,
+    keygen,
+    load_private_key,
+    parse_signatures,
+    parse_threshold,
+    sign,
+)
 from depotdelivery.store.repo import Repository
 
 DOC = b'{"format":1,"what":"a document"}'

@@ -15,10 +15,11 @@ import pytest
 
 from depotdelivery.errors import UsageError
 from depotdelivery.julia import cachefile
-from depotdelivery.synth import depot as synth
 from depotdelivery.julia.crc32c import crc32c, crc32c_file
 from depotdelivery.julia.elfimage import read_image_targets
 from depotdelivery.julia.slugs import package_slug, version_slug
+from depotdelivery.synth import depot as synth
+from depotdelivery.synth.targetdata import target_data_bytes
 
 FINAL = "/cvmfs/sw.example.org/releases/hep/2026.11/depot"
 
@@ -131,7 +132,7 @@ def test_111_caches_read_back_consistently(gen11):
             cf = cachefile.read_cache_file(ji)
             assert cf.crc_ok and cf.layout == "1.11" and cf.arch == variant.arch
             assert [(w.name, str(w.uuid)) for w in cf.worklist] == [(p.name, p.uuid)]
-            assert cf.clone_targets == image.to_bytes()
+            assert cf.clone_targets == target_data_bytes(image)
             assert cf.so_crc == crc32c_file(ji.with_suffix(".so"))
             assert read_image_targets(ji.with_suffix(".so")) == image
             header = cachefile.find_image_header(ji.with_suffix(".so"))

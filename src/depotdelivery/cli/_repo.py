@@ -189,8 +189,8 @@ def _parse_variants(specs: list[str], cpu_targets: list[str], in_place_dir: Path
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.cli import emit_json
+    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.publisher.progress import ProgressLine, human_bytes
     from depotdelivery.publisher.publish import publish
     from depotdelivery.store.keys import load_private_key
@@ -236,8 +236,8 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _channel(args: argparse.Namespace) -> int:
-    from depotdelivery.publisher import channels
     from depotdelivery.cli import emit_json
+    from depotdelivery.publisher import channels
     from depotdelivery.store.keys import load_private_key
     from depotdelivery.store.repo import Repository
 
@@ -313,8 +313,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _repo_gc(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
-    from depotdelivery.publisher.progress import human_bytes
     from depotdelivery.publisher.gc import repo_gc
+    from depotdelivery.publisher.progress import human_bytes
 
     r = repo_gc(args.repo, keep_last=args.keep_last, dry_run=args.dry_run, cvmfs=args.cvmfs)
     if args.json:

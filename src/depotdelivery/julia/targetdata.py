@@ -55,16 +55,6 @@ class ImageTarget:
     def disabled_bits(self) -> frozenset[int]:
         return _bits(self.dis_words)
 
-    def to_bytes(self) -> bytes:
-        name = self.name.encode()
-        ext = self.ext.encode()
-        n = len(self.en_words)
-        return b"".join((
-            struct.pack(f"<II{n}I{n}I", self.flags, n, *self.en_words, *self.dis_words),
-            struct.pack("<I", len(name)), name,
-            struct.pack("<I", len(ext)), ext,
-        ))
-
 
 def _bits(words: tuple[int, ...]) -> frozenset[int]:
     return frozenset(32 * w + b for w, word in enumerate(words) for b in range(32) if word >> b & 1)
@@ -75,11 +65,6 @@ class TargetData:
     """The clone targets of an image, in the image's order (index 0 is the default clone)."""
 
     targets: tuple[ImageTarget, ...]
-
-    def to_bytes(self) -> bytes:
-        """The blob: u32 ntargets, then per target u32 flags + serialize_target_data
-        (src/processor.cpp, src/aotcompile.cpp (v1.11.1))."""
-        return struct.pack("<I", len(self.targets)) + b"".join(t.to_bytes() for t in self.targets)
 
     def __len__(self) -> int:
         return len(self.targets)

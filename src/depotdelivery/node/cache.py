@@ -6,13 +6,14 @@ import json
 import os
 import stat
 import time
+
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any
 
-from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
+from depotdelivery.node.oserrors import cache_error
 
 __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex", "parse_age"]
 

@@ -7,6 +7,7 @@ import fcntl
 import os
 import time
 from contextlib import contextmanager
+
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Iterator
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
     import filelock
 
 from depotdelivery.errors import CacheError, LockTimeoutError
-from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node._record import Record
+from depotdelivery.node.oserrors import cache_error
 
 __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "hydration_lock", "leases",
            "process_start", "reap_leases", "try_hydration_lock"]

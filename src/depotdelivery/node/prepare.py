@@ -21,8 +21,8 @@ from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node.session import Session
 
 if TYPE_CHECKING:
-    from typing import Any
     from pathlib import Path
+    from typing import Any
 
     from depotdelivery.cpu import HostCPU
     from depotdelivery.node.hydrate import Layer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 
 from depotdelivery.errors import TrustError

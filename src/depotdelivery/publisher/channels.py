@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from depotdelivery.errors import NotFoundError, UsageError
-from depotdelivery.store.fields import split_ref
 from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
+from depotdelivery.store.fields import split_ref
 from depotdelivery.store.keys import (
-    PrivateKey, Signature, encode_signatures, parse_signatures, signature_valid, signing_keys)
+    PrivateKey,
+    Signature,
+    encode_signatures,
+    parse_signatures,
+    signature_valid,
+    signing_keys,
+)
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository
 

@@ -5,12 +5,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from depotdelivery.publisher.channels import repository_lock
 from depotdelivery.errors import UsageError
-from depotdelivery.store.fields import split_ref
+from depotdelivery.publisher.channels import repository_lock
 from depotdelivery.store.atomic import write_atomic
+from depotdelivery.store.fields import split_ref
 from depotdelivery.store.keys import (
-    PrivateKey, Signature, encode_signatures, parse_signatures, signature_valid, signing_keys)
+    PrivateKey,
+    Signature,
+    encode_signatures,
+    parse_signatures,
+    signature_valid,
+    signing_keys,
+)
 from depotdelivery.store.repo import Repository
 
 __all__ = ["CoSigned", "cosign"]

@@ -9,8 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from depotdelivery.publisher.channels import repository_lock
 from depotdelivery.errors import DepotDeliveryError, PublishError, UsageError
+from depotdelivery.publisher.channels import repository_lock
 from depotdelivery.store.atomic import temp_name
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.walk import walk

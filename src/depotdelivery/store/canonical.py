@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depotdelivery.errors import TrustError
-from depotdelivery.store.fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
 from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
 
 __all__ = [
     "Channel",

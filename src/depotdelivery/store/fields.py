@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from typing import Any, Mapping, TypeVar

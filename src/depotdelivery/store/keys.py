@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
-from depotdelivery.store.fields import Fields
 from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.fields import Fields
 from depotdelivery.store.hashing import hash_bytes
 
 if TYPE_CHECKING:

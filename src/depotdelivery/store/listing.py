@@ -9,8 +9,8 @@ from json.encoder import encode_basestring as _quote  # type: ignore[attr-define
 from typing import Iterable
 
 from depotdelivery.errors import FormatError, IntegrityError
-from depotdelivery.store.fields import Fields
 from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.fields import Fields
 from depotdelivery.store.hashing import hash_bytes
 
 __all__ = [

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from depotdelivery.errors import NotFoundError
-from depotdelivery.store.fields import FORMAT, Fields, check_format, load_canonical
 from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.fields import FORMAT, Fields, check_format, load_canonical
 from depotdelivery.store.hashing import hash_bytes
 
 __all__ = [

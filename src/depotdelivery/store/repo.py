@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from depotdelivery.errors import FormatError, IntegrityError, NotFoundError, RepositoryUnavailableError
-from depotdelivery.store.fields import FORMAT, Fields, check_format, check_name, load_canonical
-from depotdelivery.store.channel import Channel
-from depotdelivery.store.hashing import hash_bytes
-from depotdelivery.store.listing import ListingEntry, is_chunk_index, parse_chunk_index, parse_listing
 from depotdelivery.store import layout
+from depotdelivery.store.channel import Channel
+from depotdelivery.store.fields import FORMAT, Fields, check_format, check_name, load_canonical
+from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.layout import REPO_FILE
+from depotdelivery.store.listing import ListingEntry, is_chunk_index, parse_chunk_index, parse_listing
 from depotdelivery.store.release import Release
 
 if TYPE_CHECKING:

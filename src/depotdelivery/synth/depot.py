@@ -18,6 +18,8 @@ from pathlib import Path
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.slugs import package_slug, slug, version_slug
 from depotdelivery.julia.treehash import git_tree_hash
+from depotdelivery.synth.cachefile import image_header_bytes, write_cache_file
+from depotdelivery.synth.targetdata import target_data_bytes
 
 __all__ = [
     "DEFAULT_TARGETS",
@@ -427,12 +429,12 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
     from depotdelivery.julia import cachefile as cfm
     from depotdelivery.julia.cputarget import parse_cpu_target, to_image_target
     from depotdelivery.julia.crc32c import crc32c, crc32c_file
-    from depotdelivery.julia.elfimage import write_image
     from depotdelivery.julia.targetdata import TargetData
+    from depotdelivery.synth.elfimage import write_image
 
     cpu_target = CPU_TARGET_STRINGS.get(target, target)
     specs = parse_cpu_target(cpu_target, arch, julia_version)
-    blob = TargetData(tuple(to_image_target(s, arch, julia_version) for s in specs)).to_bytes()
+    blob = target_data_bytes(TargetData(tuple(to_image_target(s, arch, julia_version) for s in specs)))
     vdir = root / "variants" / target
     vdepot = vdir / "depot"
     vdir.mkdir(parents=True)
@@ -471,8 +473,8 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
         cdir = vdepot / "compiled" / f"v{mm}" / p.name
         cdir.mkdir(parents=True)
         stem = cdir / f"{package_slug(p.uuid)}_{projslug}"
-        header = cfm.ImageHeader(julia_version=julia_version, arch=arch, checksum=checksum,
-                                 required_modules=required).to_bytes()
+        header = image_header_bytes(cfm.ImageHeader(julia_version=julia_version, arch=arch, checksum=checksum,
+                                                    required_modules=required))
         write_image(stem.with_suffix(".so"), blob, machine=arch, soname=f"{stem.name}.so",
                     extra_symbols={"jl_system_image_data": header + rng.randbytes(64)})
         cf = cfm.CacheFile(julia_version=julia_version, arch=arch, checksum=checksum,
@@ -480,7 +482,7 @@ def _write_variant(w: _Writer, rng: random.Random, *, root: Path, sources: Mappi
                            dependencies=tuple(deps), requires=requires, required_modules=required,
                            clone_targets=blob, source_texts=tuple(texts),
                            so_crc=crc32c_file(stem.with_suffix(".so")))
-        cfm.write_cache_file(cf, stem.with_suffix(".ji"))
+        write_cache_file(cf, stem.with_suffix(".ji"))
     _fix_mtimes(vdir, w)
     return VariantDir(target=target, arch=arch, dir=vdir, sysimage=sysimage, cpu_target=cpu_target,
                       depot=vdepot, sysimage_modules=sysmods)
