@@ -16,9 +16,12 @@ __all__ = [
     "FormatError",
     "InputError",
     "IntegrityError",
+    "JuliaOutputError",
     "LockTimeoutError",
+    "ModuleGraphMismatchError",
     "NoCompatibleVariantError",
     "NotFoundError",
+    "PredictionMismatchError",
     "PublishError",
     "RepositoryUnavailableError",
     "TrustError",
@@ -109,6 +112,25 @@ class UnsupportedError(DepotDeliveryError, NotImplementedError):
     exit_code = 10
 
 
+class PredictionMismatchError(DepotDeliveryError, AssertionError):
+    """``check --julia``: the Julia that ran disagrees with depotdelivery's prediction (exit 11)."""
+
+    exit_code = 11
+
+
+class ModuleGraphMismatchError(DepotDeliveryError, AssertionError):
+    """``check``: this node's module graph differs from every CI reference fingerprint (exit 12)."""
+
+    exit_code = 12
+
+
+class JuliaOutputError(DepotDeliveryError, RuntimeError):
+    """``check --julia``: Julia did not finish the check (timeout, crash) or printed loading
+    output depotdelivery does not understand, so nothing was compared (exit 13)."""
+
+    exit_code = 13
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (please report it with the traceback from --debug)",
@@ -121,4 +143,7 @@ EXIT_CODES: dict[int, str] = {
     8: "node cache unusable (unwritable, full, no flock)",
     9: "publish failed (conflict, unwritable/full repository, CVMFS transaction)",
     10: "unsupported on this host (e.g. FUSE unavailable for overlay mode)",
+    11: "check --julia: Julia disagrees with the prediction (the JSON report names every mismatch)",
+    12: "check: the module graph differs from the CI reference fingerprint(s) of the variant",
+    13: "check --julia: Julia timed out, crashed, or printed loading output depotdelivery does not understand",
 }
