@@ -12,14 +12,15 @@ from hypothesis import strategies as st
 from node_fixtures import build_repo, captured_cpu
 
 from depotdelivery.errors import FormatError
-from depotdelivery.node.fingerprint import (
+from depotdelivery.node.fingerprint import take_fingerprint
+from depotdelivery.store.fingerprint import (
     Dependency,
+    Fingerprint,
     PackageEntry,
     compare,
     load,
     load_order,
     parse,
-    take_fingerprint,
 )
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
@@ -103,8 +104,6 @@ def test_load_order_puts_dependencies_first_whatever_the_input_order(order):
 
 def test_missing_and_different_cache_lines():
     a_pkgs = (_entry("A"), _entry("B", ("A",)))
-    from depotdelivery.node.fingerprint import Fingerprint
-
     a = Fingerprint(julia_version="1.11.1", arch="x86_64", sysimage=None, packages=a_pkgs, reference="ci")
     b = replace(a, packages=(replace(a_pkgs[0], cache_blake3="f" * 64),), reference="node")
     assert compare(a, b).lines() == [

@@ -15,7 +15,12 @@ from hypothesis import strategies as st
 from node_fixtures import build_repo, captured_cpu
 
 from depotdelivery.errors import JuliaOutputError, UsageError
-from depotdelivery.node.realjulia import PROBE, PROBE_PREFIX, check_with_julia, parse_probe
+from depotdelivery.node.realjulia import (
+    PROBE,
+    PROBE_PREFIX,
+    check_with_julia,
+    parse_probe,
+)
 
 STAND_IN = Path(__file__).parent / "stand_ins" / "julia-loading"
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))

@@ -369,9 +369,8 @@ class JuliaCheck:
 
 
 def _packages_in_order(report: StalenessReport) -> list[tuple[str, str]]:
-    from depotdelivery.node.fingerprint import PackageEntry, load_order
     from depotdelivery.julia.cachefile import read_cache_file
-    from depotdelivery.node.fingerprint import Dependency
+    from depotdelivery.store.fingerprint import Dependency, PackageEntry, load_order
 
     entries = []
     for p in report.packages:
