@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
     from depotdelivery.julia.clones import CloneMatch
     from depotdelivery.julia.stale import PackagePrediction, StalenessReport
-    from depotdelivery.node.prepare import Prepared
+    from depotdelivery.node.env import Prepared
     from depotdelivery.store.release import Release, Variant
 
 __all__ = ["clone_of", "from_report", "of_prepared", "sysimage_of", "take_fingerprint"]
@@ -71,7 +71,7 @@ def sysimage_of(prepared: Prepared) -> str | None:
 def clone_of(variant: Variant, host: HostCPU, julia_version: str) -> CloneMatch | None:
     """Julia's pick among the variant's sysimage clones on ``host`` (None: clones not recorded)."""
     from depotdelivery.julia.clones import match_targets
-    from depotdelivery.select import image_targets
+    from depotdelivery.node.select import image_targets
 
     targets = image_targets(variant)
     if not targets:
@@ -80,11 +80,18 @@ def clone_of(variant: Variant, host: HostCPU, julia_version: str) -> CloneMatch 
                          variant.arch, julia_version)
 
 
-def of_prepared(prepared: Prepared, release: Release, host: HostCPU, *, reference: str | None = None) -> Fingerprint:
+def of_prepared(prepared: Prepared, release: Release | None = None, host: HostCPU | None = None, *,
+                reference: str | None = None) -> Fingerprint:
     """The fingerprint of a prepared job environment (what ``depotdelivery fingerprint`` prints):
-    the ``check`` prediction on this host, the variant's sysimage and the clone Julia picks."""
+    the ``check`` prediction on this host, the variant's sysimage and the clone Julia picks.
+    ``release`` and ``host`` default to those of ``prepared``'s session (node/check.py)."""
     from depotdelivery.node.check import check
 
+    if release is None or host is None:
+        if prepared.session is None:
+            raise ValueError("of_prepared() needs the release and host, or a Prepared from prepare()")
+        release = prepared.session.release() if release is None else release
+        host = prepared.session.host() if host is None else host
     report = check(prepared, release, host)
     variant = release.variant(prepared.variant)
     node = os.uname().nodename
@@ -94,20 +101,9 @@ def of_prepared(prepared: Prepared, release: Release, host: HostCPU, *, referenc
                        reference=reference or f"{node} ({variant.target})", meta=meta)
 
 
-def take_fingerprint(*, reference: str | None = None, **overrides: Any) -> Fingerprint:
-    """``depotdelivery.fingerprint()``: prepare this node's job environment (the keys of
-    :func:`depotdelivery.prepare`) and return its module-graph fingerprint."""
-    from depotdelivery.node import trust
-    from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.config import resolve
-    from depotdelivery.node.prepare import detect_host, prepare_config, repo_id_of
+def take_fingerprint(*, reference: str | None = None, **config: Any) -> Fingerprint:
+    """``depotdelivery.fingerprint()``: prepare this node's job environment (the keyword
+    arguments of :func:`depotdelivery.prepare`) and return its module-graph fingerprint."""
+    from depotdelivery.node.prepare import prepare
 
-    host = overrides.pop("host", None)
-    cfg = resolve(overrides)
-    prepared = prepare_config(cfg, host=host)
-    assert cfg.repo is not None
-    release = trust.load_release(NodeCache(cfg.cache), cfg.repo, repo_id_of(cfg.repo), prepared.release,
-                                 cfg.trusted_keys, expected_id=prepared.release_id)
-    return of_prepared(prepared, release, host or detect_host(cfg), reference=reference)
-
-
+    return of_prepared(prepare(**config), reference=reference)

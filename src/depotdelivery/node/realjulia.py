@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
     from depotdelivery.julia.loadinglog import LoadingLog
     from depotdelivery.julia.stale import PackagePrediction, StalenessReport
-    from depotdelivery.node.prepare import Prepared
+    from depotdelivery.node.env import Prepared
     from depotdelivery.store.release import Release
 
 __all__ = [
@@ -385,14 +385,20 @@ def _packages_in_order(report: StalenessReport) -> list[tuple[str, str]]:
     return [(e.name, e.uuid or "") for e in load_order(entries)]
 
 
-def check_with_julia(prepared: Prepared, release: Release, host: HostCPU, julia: str, *,
-                     timeout: float = DEFAULT_TIMEOUT, report: StalenessReport | None = None) -> JuliaCheck:
+def check_with_julia(prepared: Prepared, julia: str, release: Release | None = None, host: HostCPU | None = None,
+                     *, timeout: float = DEFAULT_TIMEOUT, report: StalenessReport | None = None) -> JuliaCheck:
     """Run ``julia`` once in ``prepared``'s environment and compare with the prediction
-    (``report``, computed by node/check.py when not given)."""
+    (``report``, computed by node/check.py when not given). ``release`` and ``host`` default
+    to those of ``prepared``'s session."""
     from depotdelivery.julia.loadinglog import parse_loading_log
     from depotdelivery.node.check import check
     from depotdelivery.node.fingerprint import sysimage_of
 
+    if release is None or host is None:
+        if prepared.session is None:
+            raise ValueError("check_with_julia() needs the release and host, or a Prepared from prepare()")
+        release = prepared.session.release() if release is None else release
+        host = prepared.session.host() if host is None else host
     if report is None:
         report = check(prepared, release, host)
     run = run_julia(julia, prepared, _packages_in_order(report), timeout=timeout)

@@ -131,7 +131,7 @@ class Fingerprint:
 # -- reading ---------------------------------------------------------------------------------------
 
 def _fields(obj: Any, where: str, path: str = "") -> Any:
-    from depotdelivery.store._fields import Fields
+    from depotdelivery.store.fields import Fields
 
     return Fields(obj, where, path)
 

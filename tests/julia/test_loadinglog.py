@@ -19,7 +19,7 @@ from depotdelivery.julia.loadinglog import (
 )
 from depotdelivery.julia.stale import REASONS
 
-DATA = Path(__file__).parent / "data" / "julia-loading"
+DATA = Path(__file__).parent.parent / "data" / "julia-loading"
 
 
 def _log(name: str) -> str:

@@ -22,7 +22,7 @@ from depotdelivery.node.realjulia import (
     parse_probe,
 )
 
-STAND_IN = Path(__file__).parent / "stand_ins" / "julia-loading"
+STAND_IN = Path(__file__).parent.parent / "stand_ins" / "julia-loading"
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 VERSIONS = ("1.10.5", "1.11.1", "1.12.1")
 
@@ -41,7 +41,7 @@ class Node:
         path = self.base / "scenario.json"
         path.write_text(json.dumps(sc))
         monkeypatch.setenv("JULIA_STANDIN_SCENARIO", str(path))
-        return check_with_julia(self.prepared, self.release, self.host, str(self.julia), **kw)
+        return check_with_julia(self.prepared, str(self.julia), self.release, self.host, **kw)
 
     def package(self, index: int = 0):
         from depotdelivery.node.check import check
@@ -50,23 +50,18 @@ class Node:
 
 
 def _node(base: Path, julia_version: str, mode: str = "stack") -> Node:
-    from depotdelivery.node import trust
-    from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.config import resolve
-    from depotdelivery.node.prepare import detect_host, prepare_config, repo_id_of
+    from depotdelivery.node.prepare import prepare
 
     repo = build_repo(base, targets=("generic", "haswell"), julia_version=julia_version, packages=3)
-    cfg = resolve({"repo": str(repo.root), "trusted_keys": str(repo.trusted), "cache": str(base / f"cache-{mode}"),
-                   "cpuinfo": HASWELL, "mode": mode})
-    prepared = prepare_config(cfg)
-    release = trust.load_release(NodeCache(cfg.cache), cfg.repo, repo_id_of(cfg.repo), prepared.release,
-                                 cfg.trusted_keys, expected_id=prepared.release_id)
+    prepared = prepare(repo=str(repo.root), trusted_keys=str(repo.trusted), cache=str(base / f"cache-{mode}"),
+                       cpuinfo=HASWELL, mode=mode)
+    release, host = prepared.session.release(), prepared.session.host()
     julia = base / "bin" / "julia"
     julia.parent.mkdir(exist_ok=True)
     # the stand-in runs with this interpreter; the wrapper is named like the real binary
     julia.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STAND_IN}" "$@"\n')
     julia.chmod(0o755)
-    return Node(prepared, release, detect_host(cfg), julia, base)
+    return Node(prepared, release, host, julia, base)
 
 
 @pytest.fixture(scope="module", params=VERSIONS)
@@ -206,7 +201,7 @@ def test_julia_gets_exactly_the_prepared_call(node, monkeypatch, tmp_path):
 
 def test_a_julia_that_is_not_executable_is_a_usage_error(node, tmp_path):
     with pytest.raises(UsageError, match="not an executable"):
-        check_with_julia(node.prepared, node.release, node.host, str(tmp_path / "nope" / "julia"))
+        check_with_julia(node.prepared, str(tmp_path / "nope" / "julia"), node.release, node.host)
 
 
 _field = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(lambda s: "\t" not in s)
