@@ -48,6 +48,9 @@ _LAZY: dict[str, str] = {
     "PublishResult": "depotdelivery.publisher.publish",
     "keygen": "depotdelivery.store.keys",
     "verify": "depotdelivery.store.verify",
+    # module:function where the public name is not the function's own
+    "fingerprint": "depotdelivery.node.fingerprint:take_fingerprint",
+    "Fingerprint": "depotdelivery.store.fingerprint",
 }
 
 __all__ = [
@@ -71,13 +74,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+    target = _LAZY.get(name)
+    if target is None:
         raise AttributeError(f"module 'depotdelivery' has no attribute {name!r}")
+    module, _, attr = target.partition(":")
     # __import__ + sys.modules, not importlib.import_module: importing importlib costs about
     # 0.4 ms, a third of a first detect() (benchmarks/bench_detect.py)
     __import__(module)
-    value = getattr(sys.modules[module], name)
+    value = getattr(sys.modules[module], attr or name)
     globals()[name] = value  # later accesses skip __getattr__
     return value
 

@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "depotdelivery.cli._cpu",
     "depotdelivery.cli._repo",
     "depotdelivery.cli._node",
+    "depotdelivery.cli._fingerprint",
     "depotdelivery.cli._demo",
 )
 

@@ -14,13 +14,10 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
         if args.words[0] != "diff" or len(args.words) != 3:
             raise UsageError("usage: depotdelivery fingerprint diff A.json B.json (or no arguments for this node's)")
         return _diff(args, args.words[1], args.words[2])
-    from depotdelivery.cli._node import _config, _prepare, _verified_release
+    from depotdelivery.cli._node import _prepare
     from depotdelivery.node.fingerprint import of_prepared
-    from depotdelivery.node.prepare import detect_host
 
-    cfg = _config(args)
-    prepared = _prepare(args)
-    fp = of_prepared(prepared, _verified_release(cfg, prepared), detect_host(cfg), reference=args.reference)
+    fp = of_prepared(_prepare(args), reference=args.reference)
     if args.json:
         sys.stdout.buffer.write(fp.to_bytes() + b"\n")
         return 0
@@ -38,7 +35,7 @@ def _cmd_fingerprint(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace, a: str, b: str) -> int:
-    from depotdelivery.node.fingerprint import compare, load
+    from depotdelivery.store.fingerprint import compare, load
 
     diff = compare(load(a), load(b))
     if args.json:

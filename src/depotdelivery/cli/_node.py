@@ -122,19 +122,58 @@ def _cmd_exec(args: argparse.Namespace) -> int:
 # ---- check ------------------------------------------------------------------------------------------
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """The prediction; against the variant's CI fingerprints (exit 12 if the graph differs);
+    with ``--julia`` against a real Julia run (exit 11 if it disagrees; 11 wins over 12)."""
+    from depotdelivery.errors import ModuleGraphMismatchError, PredictionMismatchError
     from depotdelivery.julia.stale import format_report
     from depotdelivery.node.check import check
+    from depotdelivery.node.fingerprint import compare_with_ci
 
     prepared = _prepare(args)
     report = check(prepared)  # the release and host of prepare()'s session, not loaded again
     warnings = list(prepared.warnings)
+    ci = compare_with_ci(prepared, report)
+    julia = None
+    if args.julia is not None:
+        from depotdelivery.node.realjulia import check_with_julia
+
+        julia = check_with_julia(prepared, args.julia, report=report, timeout=args.julia_timeout)
+    status = (PredictionMismatchError.exit_code if julia is not None and not julia.agree else
+              ModuleGraphMismatchError.exit_code if ci is not None and not ci.same else 0)
+    doc = {"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings,
+           "ci": None if ci is None else ci.to_dict(), "julia": None if julia is None else julia.to_dict(),
+           "exit": status}
+    if args.report is not None:
+        _write_report(args.report, doc)
     if args.json:
-        _emit({"prepared": prepared.to_dict(), "report": report.to_dict(), "warnings": warnings})
-    else:
-        sys.stdout.write(format_report(report, verbose=args.verbose))
-        for w in warnings:
-            print(f"warning: {w}")
-    return 0
+        _emit(doc)
+        return status
+    sys.stdout.write(format_report(report, verbose=args.verbose))
+    for w in warnings:
+        print(f"warning: {w}")
+    if ci is not None:
+        print(ci.line())
+        for line in ([] if ci.diff is None else ci.diff.lines()):
+            print(f"  {line}")
+    if julia is not None:
+        print(f"Julia {julia.probe.julia_version} at {args.julia} agrees with the prediction" if julia.agree else
+              f"Julia {julia.probe.julia_version} at {args.julia} DISAGREES with the prediction:")
+        for m in julia.mismatches:
+            print(f"  {m.line}")
+    return status
+
+
+def _write_report(path: str, doc: dict[str, Any]) -> None:
+    import json
+
+    from pathlib import Path
+
+    from depotdelivery.store.atomic import write_atomic
+
+    try:
+        write_atomic(Path(path), (json.dumps(doc, sort_keys=True, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot write: {exc.strerror}") from None
 
 
 # ---- status / gc -----------------------------------------------------------------------------------
@@ -217,6 +256,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     _add_config(p)
     p.add_argument("--json", action="store_true")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--julia", metavar="PATH", help="also run this Julia once (JULIA_DEBUG=loading) and compare what it "
+                                                   "loads with the prediction (exit 11 if it disagrees)")
+    p.add_argument("--julia-timeout", type=float, default=300.0, metavar="SECONDS",
+                   help="kill that Julia after this long (default 300)")
+    p.add_argument("--report", metavar="FILE", help="also write the JSON report (every mismatch, Julia's stderr) to FILE")
     p.set_defaults(handler=_cmd_check)
 
     p = sub.add_parser("status", help="list the node cache's depots, sizes, last use and leases")

@@ -41,6 +41,9 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--in-place", action="store_true",
                    help="the content already sits at releases/NAME/VERSION (built at its final path, variants "
                         "included): only hash, sign, commit")
+    p.add_argument("--fingerprint", action="append", default=[], metavar="[TARGET=]FILE",
+                   help="record the module-graph fingerprint a CI reference host made of this build "
+                        "(`depotdelivery fingerprint --json`) in the variant (default TARGET: the one it names); repeatable")
     p.add_argument("--julia-version", help="Julia version (default: from the depot's compiled/vX.Y)")
     p.add_argument("--project", help="environment to activate, relative to the depot (default: environments/NAME)")
     p.add_argument("--no-hash-cache", action="store_true", help="re-hash every file instead of trusting unchanged stat data")
@@ -188,6 +191,24 @@ def _parse_variants(specs: list[str], cpu_targets: list[str], in_place_dir: Path
     return out
 
 
+def _fingerprints(specs: list[str]) -> dict[str, list[Any]]:
+    """``--fingerprint [TARGET=]FILE`` -> target -> fingerprints (the target a file names in its
+    meta when not given)."""
+    from depotdelivery.store.fingerprint import load
+
+    out: dict[str, list[Any]] = {}
+    for spec in specs:
+        target, sep, path = spec.partition("=")
+        if not sep:
+            target, path = "", spec
+        fp = load(path)
+        target = target or str(fp.meta.get("variant") or "")
+        if not target:
+            raise UsageError(f"--fingerprint {spec}: the file names no variant; give TARGET=FILE")
+        out.setdefault(target, []).append(fp)
+    return out
+
+
 def _publish(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.publisher.channels import parse_duration
@@ -202,7 +223,7 @@ def _publish(args: argparse.Namespace) -> int:
     r = publish(args.repo, args.name, args.version, args.depot, variants, keys, channel=args.channel,
                 expires=parse_duration(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
                 julia_version=args.julia_version, project=args.project, progress=progress,
-                use_hash_cache=not args.no_hash_cache)
+                use_hash_cache=not args.no_hash_cache, fingerprints=_fingerprints(args.fingerprint))
     for w in r.warnings:
         print(f"depotdelivery: warning: {w}", file=sys.stderr)
     if args.json:

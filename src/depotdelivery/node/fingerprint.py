@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.store.fingerprint import (
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from depotdelivery.node.env import Prepared
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["clone_of", "from_report", "of_prepared", "sysimage_of", "take_fingerprint"]
+__all__ = ["CIComparison", "clone_of", "compare_with_ci", "from_report", "of_prepared", "sysimage_of",
+           "take_fingerprint"]
 
 
 def _file_hash(path: str) -> str:
@@ -81,10 +83,11 @@ def clone_of(variant: Variant, host: HostCPU, julia_version: str) -> CloneMatch 
 
 
 def of_prepared(prepared: Prepared, release: Release | None = None, host: HostCPU | None = None, *,
-                reference: str | None = None) -> Fingerprint:
+                reference: str | None = None, report: StalenessReport | None = None) -> Fingerprint:
     """The fingerprint of a prepared job environment (what ``depotdelivery fingerprint`` prints):
-    the ``check`` prediction on this host, the variant's sysimage and the clone Julia picks.
-    ``release`` and ``host`` default to those of ``prepared``'s session (node/check.py)."""
+    the ``check`` prediction (``report``, made here when not given) on this host, the variant's
+    sysimage and the clone Julia picks. ``release`` and ``host`` default to those of
+    ``prepared``'s session (node/check.py)."""
     from depotdelivery.node.check import check
 
     if release is None or host is None:
@@ -92,13 +95,56 @@ def of_prepared(prepared: Prepared, release: Release | None = None, host: HostCP
             raise ValueError("of_prepared() needs the release and host, or a Prepared from prepare()")
         release = prepared.session.release() if release is None else release
         host = prepared.session.host() if host is None else host
-    report = check(prepared, release, host)
+    if report is None:
+        report = check(prepared, release, host)
     variant = release.variant(prepared.variant)
     node = os.uname().nodename
     meta = {"host": node, "cpu_name": host.julia_cpu(release.julia_version), "release": release.ref,
             "release_id": release.id, "variant": variant.target, "mode": prepared.mode}
     return from_report(report, sysimage=sysimage_of(prepared), clone=clone_of(variant, host, release.julia_version),
                        reference=reference or f"{node} ({variant.target})", meta=meta)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CIComparison:
+    """This node's fingerprint against the CI reference fingerprints recorded for its variant:
+    ``match`` is the reference with the same graph hash, else ``diff`` is against the closest."""
+
+    node: Fingerprint
+    match: Fingerprint | None
+    diff: FingerprintDiff | None
+
+    @property
+    def same(self) -> bool:
+        return self.match is not None
+
+    def line(self) -> str:
+        if self.match is not None:
+            return f"same module graph as CI ({self.match.reference or self.match.hash[:16]})"
+        assert self.diff is not None
+        return f"module graph differs from CI ({self.diff.a.reference or self.diff.a.hash[:16]}):"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"same": self.same, "node": {"hash": self.node.hash, "reference": self.node.reference},
+                "reference": None if self.match is None else {"hash": self.match.hash, "reference": self.match.reference},
+                "diff": None if self.diff is None else self.diff.to_dict()}
+
+
+def compare_with_ci(prepared: Prepared, report: StalenessReport | None = None) -> CIComparison | None:
+    """``check``'s A/B comparison: None when the variant records no CI fingerprint."""
+    from depotdelivery.store.fingerprint import compare
+
+    assert prepared.session is not None
+    release = prepared.session.release()
+    references = release.variant(prepared.variant).fingerprints
+    if not references:
+        return None
+    node = of_prepared(prepared, report=report)
+    for ref in references:
+        if ref.hash == node.hash:
+            return CIComparison(node=node, match=ref, diff=None)
+    diffs = [compare(ref, node) for ref in references]
+    return CIComparison(node=node, match=None, diff=min(diffs, key=lambda d: len(d.differences)))
 
 
 def take_fingerprint(*, reference: str | None = None, **config: Any) -> Fingerprint:

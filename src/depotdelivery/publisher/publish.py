@@ -28,10 +28,11 @@ from depotdelivery.store.fields import check_name
 from depotdelivery.store.hashing import HashCache
 from depotdelivery.store.keys import PrivateKey, signing_keys
 from depotdelivery.store.listing import encode_listing_files
-from depotdelivery.store.release import Release
+from depotdelivery.store.release import Release, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
 
 if TYPE_CHECKING:
+    from depotdelivery.store.fingerprint import Fingerprint
     from depotdelivery.publisher.cvmfs import Commit
 
 __all__ = [
@@ -184,6 +185,7 @@ def publish(
     progress: ProgressLine | None = None,
     hash_cache_dir: Path | None = None,
     use_hash_cache: bool = True,
+    fingerprints: Mapping[str, Sequence[Fingerprint]] | None = None,
 ) -> PublishResult:
     """Publish ``depot`` (+ ``variants``) as release ``name/version`` of the repository at
     ``repo_root``, signed with ``key`` (one key, or several: each signs ``release.json`` and the
@@ -194,14 +196,17 @@ def publish(
     committed leaves the repository exactly as it was; a failing channel update after it keeps
     the release and raises PublishError saying so. With ``cvmfs`` the writes happen inside a CVMFS
     transaction (opened here, or, with ``in_place``, by the caller who built the content at its
-    final path); every exit publishes or aborts it, none leaves it open.
+    final path); every exit publishes or aborts it, none leaves it open. ``fingerprints``:
+    per variant target, the module-graph fingerprints of the CI reference host(s)
+    (``depotdelivery fingerprint --json``), recorded in the variant and signed with the release.
     """
     from depotdelivery.publisher.cvmfs import transaction
 
     job = _Job(root=Path(repo_root), name=name, version=version, depot=depot, variants=dict(variants),
                keys=signing_keys(key), channel=channel, expires=expires, cvmfs=cvmfs, in_place=in_place,
                julia_version=julia_version, project=project, progress=progress, hash_cache_dir=hash_cache_dir,
-               use_hash_cache=use_hash_cache, t0=time.monotonic())
+               use_hash_cache=use_hash_cache, t0=time.monotonic(),
+               fingerprints={t: tuple(fps) for t, fps in (fingerprints or {}).items()})
     with ExitStack() as ci:
         if in_place and cvmfs is not None:
             # --in-place --cvmfs: the caller's transaction is open from the start, so entering it
@@ -239,6 +244,7 @@ class _Job:
     use_hash_cache: bool
     t0: float
     commit: Commit | None = None
+    fingerprints: dict[str, tuple[Fingerprint, ...]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     channel_seq: int | None = None
     channel_error: PublishError | None = None
@@ -324,15 +330,37 @@ def _scan_and_hash(job: _Job, depot: Path) -> tuple[list[InputTree], int]:
 def _release_document(job: _Job, trees: list[InputTree]) -> Release:
     jv = job.julia_version or infer_julia_version(trees)
     targets = sorted(job.variants)
+    unknown = sorted(set(job.fingerprints) - set(targets))
+    if unknown:
+        raise UsageError(f"fingerprint for variant {unknown[0]}, which is not published (variants: {', '.join(targets)})")
     release = Release(
         name=job.name, version=job.version, julia_version=jv,
         project=job.project or infer_project(trees[0], job.name), shared=trees[0].summary(),
-        variants=tuple(variant_record(t, target, job.variants[target], jv, job.warnings)
+        variants=tuple(_with_fingerprints(variant_record(t, target, job.variants[target], jv, job.warnings),
+                                          job.fingerprints.get(target, ()), jv)
                        for t, target in zip(trees[1:], targets)),
     ).sealed()
     # round-trip through the parser: the publisher never writes a document a node would reject
     Release.from_bytes(release.raw, where=f"new release {release.ref}")
     return release
+
+
+def _with_fingerprints(variant: Variant, fps: Sequence[Fingerprint], julia_version: str) -> Variant:
+    """``variant`` with the CI fingerprints recorded: each must be of this variant's Julia,
+    architecture and sysimage bytes (made on a host that ran exactly this build)."""
+    from dataclasses import replace
+
+    for fp in fps:
+        where = f"fingerprint {fp.reference or fp.hash[:16]} for variant {variant.target}"
+        if fp.julia_version != julia_version or fp.arch != variant.arch:
+            raise UsageError(f"{where}: made with Julia {fp.julia_version} on {fp.arch}, the variant is "
+                             f"Julia {julia_version} on {variant.arch}")
+        want = None if variant.sysimage is None else variant.sysimage.blake3
+        got = None if fp.sysimage is None else fp.sysimage.blake3
+        if got != want:
+            raise UsageError(f"{where}: made with sysimage {str(got)[:16]}..., the variant's is {str(want)[:16]}... "
+                             f"(fingerprint the build being published)")
+    return replace(variant, fingerprints=tuple(fps)) if fps else variant
 
 
 def _already_published(job: _Job, release: Release, trees: list[InputTree]) -> bool:

@@ -169,15 +169,17 @@ def _package(f: Any) -> PackageEntry:
     return entry
 
 
-def parse(obj: Any, *, where: str) -> Fingerprint:
+def parse(obj: Any, *, where: str, path: str = "") -> Fingerprint:
     """A fingerprint from its JSON object (``to_dict``); FormatError naming ``where`` and the
-    field for anything malformed, including a ``hash`` that is not the hash of its graph."""
-    f = _fields(obj, where)
+    field (below ``path`` when it is part of a larger document) for anything malformed,
+    including a ``hash`` that is not the hash of its graph."""
+    f = _fields(obj, where, path)
     f.only(frozenset({"format", "hash", "reference", "meta", "graph"}))
     version = f.int("format")
     if version != FORMAT:
         raise f.error("format", f"unsupported fingerprint format {version} (this depotdelivery reads {FORMAT})")
     g = f.sub("graph")
+    assert g is not None
     g.only(frozenset({"julia_version", "arch", "sysimage", "packages"}))
     s = g.sub("sysimage", optional=True)
     sysimage = None

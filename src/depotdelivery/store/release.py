@@ -8,6 +8,8 @@ from typing import Any
 from depotdelivery.errors import NotFoundError
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import FORMAT, Fields, check_format, load_canonical
+from depotdelivery.store.fingerprint import Fingerprint
+from depotdelivery.store.fingerprint import parse as parse_fingerprint
 from depotdelivery.store.hashing import hash_bytes
 
 __all__ = [
@@ -135,6 +137,9 @@ class Variant:
     # The distinct clone-target lists of the variant's pkgimages (usually one); empty when it
     # has none or the document predates the field (then it is absent from release.json).
     pkgimage_targets: tuple[tuple[Clone, ...], ...] = ()
+    # The module-graph fingerprints of the CI reference host(s) (``publish --fingerprint``),
+    # signed with the release; empty (and absent from release.json) when none was recorded.
+    fingerprints: tuple[Fingerprint, ...] = ()
 
     @property
     def as_tree(self) -> Tree:
@@ -143,7 +148,7 @@ class Variant:
     @classmethod
     def _from_fields(cls, f: Fields) -> "Variant":
         f.only(frozenset({"target", "arch", "cpu_target", "path", "tree", "files", "bytes", "sysimage",
-                          "clones", "clones_source", "sysimage_modules", "pkgimage_targets"}))
+                          "clones", "clones_source", "sysimage_modules", "pkgimage_targets", "fingerprints"}))
         target = f.name("target")
         arch = f.str("arch")
         if arch not in ARCHES:
@@ -163,7 +168,8 @@ class Variant:
         return cls(target=target, arch=arch, cpu_target=f.str("cpu_target"), path=path, tree=f.hex64("tree"),
                    files=f.int("files", minimum=0), bytes=f.int("bytes", minimum=0), sysimage=sysimage,
                    clones=tuple(Clone._from_fields(c) for c in f.subs("clones")), clones_source=source,
-                   sysimage_modules=modules, pkgimage_targets=_target_lists(f, "pkgimage_targets"))
+                   sysimage_modules=modules, pkgimage_targets=_target_lists(f, "pkgimage_targets"),
+                   fingerprints=_fingerprints(f))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -173,7 +179,16 @@ class Variant:
             "clones": [c.to_dict() for c in self.clones], "clones_source": self.clones_source,
             "sysimage_modules": [m.to_dict() for m in self.sysimage_modules],
         } | ({"pkgimage_targets": [[c.to_dict() for c in lst] for lst in self.pkgimage_targets]}
-             if self.pkgimage_targets else {})
+             if self.pkgimage_targets else {}) | ({"fingerprints": [fp.to_dict() for fp in self.fingerprints]}
+                                                  if self.fingerprints else {})
+
+
+def _fingerprints(f: Fields) -> tuple[Fingerprint, ...]:
+    """The optional ``fingerprints`` list (absent: none); each is checked against its own hash."""
+    if "fingerprints" not in f.obj:
+        return ()
+    return tuple(parse_fingerprint(obj, where=f.where, path=f._dotted(f"fingerprints[{i}]"))
+                 for i, obj in enumerate(f.list("fingerprints")))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
