@@ -165,7 +165,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _write_report(path: str, doc: dict[str, Any]) -> None:
     import json
-
     from pathlib import Path
 
     from depotdelivery.store.atomic import write_atomic

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from depotdelivery.julia.clones import CloneMatch
     from depotdelivery.julia.stale import PackagePrediction, StalenessReport
     from depotdelivery.node.env import Prepared
+    from depotdelivery.store.fingerprint import FingerprintDiff
     from depotdelivery.store.release import Release, Variant
 
 __all__ = ["CIComparison", "clone_of", "compare_with_ci", "from_report", "of_prepared", "sysimage_of",

@@ -32,8 +32,8 @@ from depotdelivery.store.release import Release, Variant
 from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
 
 if TYPE_CHECKING:
-    from depotdelivery.store.fingerprint import Fingerprint
     from depotdelivery.publisher.cvmfs import Commit
+    from depotdelivery.store.fingerprint import Fingerprint
 
 __all__ = [
     "PublishResult",
