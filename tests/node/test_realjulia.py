@@ -199,6 +199,23 @@ def test_julia_gets_exactly_the_prepared_call(node, monkeypatch, tmp_path):
     assert argv[5:7] == ["-e", PROBE] and all("=" in a for a in argv[7:])
 
 
+def test_julia_writes_nothing_outside_the_node_depot(tmp_path, monkeypatch):
+    """Julia touches every cache it loads (the stand-in does too): on a writable repository the
+    check runs it with the repository and the other depots read-only (a private mount namespace)."""
+    from depotdelivery.node.realjulia import namespace_problem
+
+    node = _node(tmp_path, "1.11.1")
+    repo = Path(node.prepared.session.root)
+    before = {p: p.stat().st_mtime_ns for p in repo.rglob("*.ji")}
+    got = node.run(monkeypatch)
+    assert got.agree, [m.line for m in got.mismatches]
+    if namespace_problem() is not None:
+        assert any("writable and" in n for n in got.notes)
+        pytest.skip(f"no private mount namespace here: {namespace_problem()} (the report says so)")
+    assert str(repo.resolve()) in got.run.readonly
+    assert {p: p.stat().st_mtime_ns for p in repo.rglob("*.ji")} == before
+
+
 def test_a_julia_that_is_not_executable_is_a_usage_error(node, tmp_path):
     with pytest.raises(UsageError, match="not an executable"):
         check_with_julia(node.prepared, str(tmp_path / "nope" / "julia"), node.release, node.host)

@@ -42,6 +42,7 @@ __all__ = [
     "ProbePackage",
     "check_with_julia",
     "compare_with_julia",
+    "namespace_problem",
     "parse_probe",
     "run_julia",
 ]
@@ -181,17 +182,20 @@ class JuliaRun:
     stdout: str
     stderr: str
     seconds: float
+    readonly: tuple[str, ...] = ()  # what Julia saw read-only (a private mount namespace)
 
     def to_dict(self) -> dict[str, Any]:
         # the probe script itself is PROBE; the report names it instead of repeating it
         argv = ["<PROBE>" if a == PROBE else a for a in self.argv]
-        return {"argv": argv, "status": self.status, "seconds": round(self.seconds, 3), "stderr": self.stderr}
+        return {"argv": argv, "status": self.status, "seconds": round(self.seconds, 3), "stderr": self.stderr,
+                "readonly": list(self.readonly)}
 
 
 def run_julia(julia: str, prepared: Prepared, packages: Sequence[tuple[str, str]], *,
-              timeout: float = DEFAULT_TIMEOUT) -> JuliaRun:
+              timeout: float = DEFAULT_TIMEOUT, readonly: Sequence[str] = ()) -> JuliaRun:
     """Run ``julia`` once with the probe in ``prepared``'s environment (its own process group,
-    killed as a whole after ``timeout`` seconds); ``packages`` are (name, uuid) in load order."""
+    killed as a whole after ``timeout`` seconds); ``packages`` are (name, uuid) in load order.
+    ``readonly``: directories Julia sees read-only (a private mount namespace, :func:`_guard`)."""
     exe = julia if os.sep in julia else _which(julia)
     if not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
         raise UsageError(f"--julia {julia}: not an executable file")
@@ -200,8 +204,8 @@ def run_julia(julia: str, prepared: Prepared, packages: Sequence[tuple[str, str]
     env = {**os.environ, **prepared.env, "JULIA_DEBUG": "loading"}
     t0 = time.monotonic()
     # cwd: the node depot, the one place this run may write to
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, cwd=prepared.depot, start_new_session=True)
+    proc = subprocess.Popen([*_guard(readonly), *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=prepared.depot, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
         status: int | None = proc.returncode
@@ -210,7 +214,49 @@ def run_julia(julia: str, prepared: Prepared, packages: Sequence[tuple[str, str]
         out, err = proc.communicate()
         status = None
     return JuliaRun(argv=argv, status=status, stdout=out.decode("utf-8", "replace"),
-                    stderr=err.decode("utf-8", "replace"), seconds=time.monotonic() - t0)
+                    stderr=err.decode("utf-8", "replace"), seconds=time.monotonic() - t0, readonly=tuple(readonly))
+
+
+def _unshare() -> list[str]:
+    # root: a private mount namespace is enough; others need a user namespace too (-r)
+    return ["unshare", "-m", "--propagation", "private"] if os.geteuid() == 0 else ["unshare", "-rm"]
+
+
+def _guard(readonly: Sequence[str]) -> list[str]:
+    """The command prefix that runs Julia with ``readonly`` bind-mounted onto themselves
+    read-only in a private mount namespace (same paths), or nothing without any."""
+    if not readonly:
+        return []
+    steps = " && ".join(f'mount --bind "${i}" "${i}" && mount -o remount,bind,ro "${i}"' for i in range(1, len(readonly) + 1))
+    return [*_unshare(), "sh", "-c", f'{steps} && shift {len(readonly)} && exec "$@"', "sh", *readonly]
+
+
+def namespace_problem() -> str | None:
+    """Why a private mount namespace with a read-only bind mount cannot be made here, or None."""
+    import shutil
+    import tempfile
+
+    if shutil.which("unshare") is None:
+        return "unshare(1) is not installed"
+    with tempfile.TemporaryDirectory(prefix="depotdelivery-ns-") as probe:
+        done = subprocess.run([*_guard([probe]), "sh", "-c", f'! touch "{probe}/x" 2>/dev/null'],
+                              capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"no read-only bind mount in a private mount namespace ({done.stderr.strip() or done.returncode})"
+    return None
+
+
+def _writable_elsewhere(prepared: Prepared, report: StalenessReport) -> list[str]:
+    """The depots of the stack other than the node depot, and the repository, that this user
+    could write to: Julia's loader touches the cache files it loads (base/loading.jl ``touch``)."""
+    node = os.path.realpath(prepared.depot)
+    roots = [*report.depot_stack, *([] if prepared.session is None else [prepared.session.root])]
+    out: list[str] = []
+    for d in dict.fromkeys(os.path.realpath(r) for r in roots):
+        inside = d == node or d.startswith(node + os.sep)
+        if not inside and os.path.isdir(d) and os.access(d, os.W_OK) and not any(d.startswith(o + os.sep) for o in out):
+            out.append(d)
+    return out
 
 
 def _which(name: str) -> str:
@@ -401,7 +447,13 @@ def check_with_julia(prepared: Prepared, julia: str, release: Release | None = N
         host = prepared.session.host() if host is None else host
     if report is None:
         report = check(prepared, release, host)
-    run = run_julia(julia, prepared, _packages_in_order(report), timeout=timeout)
+    notes = list(report.notes)
+    readonly = _writable_elsewhere(prepared, report)
+    if readonly and (problem := namespace_problem()) is not None:
+        notes.append(f"{', '.join(readonly)} writable and {problem}: Julia's loader updates the modification time "
+                     f"of the cache files it loads there (base/loading.jl touch), as in every job")
+        readonly = []
+    run = run_julia(julia, prepared, _packages_in_order(report), timeout=timeout, readonly=readonly)
     tail = " / ".join(run.stderr.strip().splitlines()[-3:])
     if run.status is None:
         raise JuliaOutputError(f"{julia} did not finish the check within {timeout:g} s and was killed "
@@ -417,4 +469,4 @@ def check_with_julia(prepared: Prepared, julia: str, release: Release | None = N
     log = parse_loading_log(run.stderr, probe.julia_version)
     mismatches = compare_with_julia(report, probe, log, cpu_name=host.julia_cpu(release.julia_version),
                                     image_file=sysimage_of(prepared))
-    return JuliaCheck(mismatches=tuple(mismatches), probe=probe, log=log, run=run, notes=report.notes)
+    return JuliaCheck(mismatches=tuple(mismatches), probe=probe, log=log, run=run, notes=tuple(notes))
