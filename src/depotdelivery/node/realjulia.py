@@ -240,7 +240,7 @@ def namespace_problem() -> str | None:
         return "unshare(1) is not installed"
     with tempfile.TemporaryDirectory(prefix="depotdelivery-ns-") as probe:
         done = subprocess.run([*_guard([probe]), "sh", "-c", f'! touch "{probe}/x" 2>/dev/null'],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return f"no read-only bind mount in a private mount namespace ({done.stderr.strip() or done.returncode})"
     return None
