@@ -114,9 +114,6 @@ class Fingerprint:
 
         return hash_bytes(canonical_json(self.graph()))
 
-    def by_name(self) -> dict[str, PackageEntry]:
-        return {p.name: p for p in self.packages}
-
     def to_dict(self) -> dict[str, Any]:
         return {"format": FORMAT, "hash": self.hash, "reference": self.reference, "meta": dict(self.meta),
                 "graph": self.graph()}
@@ -191,6 +188,11 @@ def parse(obj: Any, *, where: str, path: str = "") -> Fingerprint:
     fp = Fingerprint(julia_version=g.str("julia_version"), arch=g.str("arch"), sysimage=sysimage,
                      packages=tuple(_package(p) for p in g.subs("packages")), reference=f.str("reference"),
                      meta=dict(meta.obj) if meta is not None else {})
+    seen: set[tuple[str | None, str]] = set()
+    for i, p in enumerate(fp.packages):
+        if (p.uuid, p.name) in seen:
+            raise g.error(f"packages[{i}]", f"package {p.name} [{p.uuid}] is listed twice")
+        seen.add((p.uuid, p.name))
     claimed = f.str("hash")
     if claimed != fp.hash:
         raise f.error("hash", f"{claimed[:16]}... is not the hash of the graph ({fp.hash[:16]}...): edited or corrupt")
@@ -335,14 +337,14 @@ def compare(a: Fingerprint, b: Fingerprint) -> FingerprintDiff:
     if la == lb:
         la, lb = f"A ({la})", f"B ({lb})"
     out = _session_differences(a, b, la, lb)
-    pb_by = b.by_name()
+    pb_by = {(p.uuid, p.name): p for p in b.packages}
     for pa in a.packages:
-        pb = pb_by.pop(pa.name, None)
+        pb = pb_by.pop((pa.uuid, pa.name), None)
         if pb is None:
             out.append(Difference(kind="missing", package=pa.name, line=f"{pa.name}: missing on {lb}"))
             continue
         d = _package_difference(a, b, pa, pb, la, lb)
         if d is not None:
             out.append(d)
-    out += [Difference(kind="missing", package=n, line=f"{n}: missing on {la}") for n in pb_by]
+    out += [Difference(kind="missing", package=n, line=f"{n}: missing on {la}") for _, n in pb_by]
     return FingerprintDiff(a=a, b=b, differences=tuple(out))
