@@ -9,7 +9,18 @@ if TYPE_CHECKING:
     from depotdelivery.node.env import Prepared
     from depotdelivery.store.release import Release
 
-__all__ = ["check"]
+__all__ = ["check", "release_and_host"]
+
+
+def release_and_host(prepared: Prepared, release: Release | None, host: HostCPU | None) -> tuple[Release, HostCPU]:
+    """``release`` and ``host``, each defaulting to that of ``prepared``'s session (loaded and
+    detected once per session)."""
+    if release is None or host is None:
+        if prepared.session is None:
+            raise ValueError("needs the release and host, or a Prepared from prepare()")
+        release = prepared.session.release() if release is None else release
+        host = prepared.session.host() if host is None else host
+    return release, host
 
 
 def check(prepared: Prepared, release: Release | None = None, host: HostCPU | None = None) -> StalenessReport:
@@ -21,12 +32,7 @@ def check(prepared: Prepared, release: Release | None = None, host: HostCPU | No
     from depotdelivery.julia.stale import predict
     from depotdelivery.node.select import image_targets
 
-    if release is None or host is None:
-        if prepared.session is None:
-            raise ValueError("check() needs the release and host, or a Prepared from prepare()")
-        release = prepared.session.release() if release is None else release
-        host = prepared.session.host() if host is None else host
-
+    release, host = release_and_host(prepared, release, host)
     variant = release.variant(prepared.variant)
     # the JULIA_DEPOT_PATH text, trailing ':' included: on Julia <= 1.10 it also brings in ~/.julia
     depot_path = prepared.env.get("JULIA_DEPOT_PATH") or prepared.depot_path

@@ -89,13 +89,9 @@ def of_prepared(prepared: Prepared, release: Release | None = None, host: HostCP
     the ``check`` prediction (``report``, made here when not given) on this host, the variant's
     sysimage and the clone Julia picks. ``release`` and ``host`` default to those of
     ``prepared``'s session (node/check.py)."""
-    from depotdelivery.node.check import check
+    from depotdelivery.node.check import check, release_and_host
 
-    if release is None or host is None:
-        if prepared.session is None:
-            raise ValueError("of_prepared() needs the release and host, or a Prepared from prepare()")
-        release = prepared.session.release() if release is None else release
-        host = prepared.session.host() if host is None else host
+    release, host = release_and_host(prepared, release, host)
     if report is None:
         report = check(prepared, release, host)
     variant = release.variant(prepared.variant)

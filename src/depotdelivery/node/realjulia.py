@@ -437,14 +437,10 @@ def check_with_julia(prepared: Prepared, julia: str, release: Release | None = N
     (``report``, computed by node/check.py when not given). ``release`` and ``host`` default
     to those of ``prepared``'s session."""
     from depotdelivery.julia.loadinglog import parse_loading_log
-    from depotdelivery.node.check import check
+    from depotdelivery.node.check import check, release_and_host
     from depotdelivery.node.fingerprint import sysimage_of
 
-    if release is None or host is None:
-        if prepared.session is None:
-            raise ValueError("check_with_julia() needs the release and host, or a Prepared from prepare()")
-        release = prepared.session.release() if release is None else release
-        host = prepared.session.host() if host is None else host
+    release, host = release_and_host(prepared, release, host)
     if report is None:
         report = check(prepared, release, host)
     notes = list(report.notes)
