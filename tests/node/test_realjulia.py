@@ -243,3 +243,28 @@ def test_probe_lines_round_trip_among_other_stdout(version, cpu, depots, extra):
 def test_a_broken_probe_output_is_refused(stdout, match):
     with pytest.raises(JuliaOutputError, match=match):
         parse_probe(stdout)
+
+
+def test_a_rejection_the_prediction_never_looked_at_is_named_except_a_dependency_build_search(node, monkeypatch):
+    """Julia rejected another cache of a package in the stack: a mismatch, unless it was passed
+    over for its build id while Julia looked for the exact build a dependent needs."""
+    from dataclasses import replace as dc_replace
+
+    from depotdelivery.julia.loadinglog import RejectEvent
+    from depotdelivery.node.check import check
+    from depotdelivery.node.realjulia import compare_with_julia
+
+    got = node.run(monkeypatch)
+    report = check(node.prepared, node.release, node.host)
+    p = report.packages[0]
+    other = os.path.join(os.path.dirname(p.cache), "zzzzz_other.ji")
+
+    def with_rejection(reason: str):
+        event = RejectEvent(cache=other, reason=reason, pkg=None, values={}, at=1, message="")
+        return compare_with_julia(report, got.probe, dc_replace(got.log, rejections=(event,)),
+                                  cpu_name=node.host.julia_cpu(node.release.julia_version),
+                                  image_file=node.prepared.julia_args[1])
+
+    assert with_rejection("for different buildid") == []
+    (m,) = with_rejection("invalid checksum")
+    assert (m.field, m.package, m.predicted, m.julia) == ("rejection", p.name, None, ["invalid checksum"])

@@ -368,8 +368,11 @@ def _unpredicted(report: StalenessReport, rejected: dict[str, list[str]]) -> lis
     loads = {_norm(p.cache): p.name for p in report.packages if p.cache}
     names = {p.name for p in report.packages}
     out = []
-    for cache, reasons in rejected.items():
-        if cache in known or cache in loads:
+    for cache, all_reasons in rejected.items():
+        # "for different buildid": a dependency's cache passed over while Julia looks for the exact
+        # build a dependent was compiled against; the package's own choice is judged above
+        reasons = [r for r in all_reasons if r != "for different buildid"]
+        if cache in known or cache in loads or not reasons:
             continue  # judged above (a rejected predicted load is a verdict mismatch)
         parts = cache.split(os.sep)
         pkg = parts[-2] if len(parts) >= 2 else None
