@@ -132,6 +132,33 @@ def test_a_different_cpu_name_and_a_different_sysimage_are_mismatches(node, monk
     assert fields["image_file"].predicted == node.prepared.julia_args[1]
 
 
+def test_another_depot_path_another_cache_and_another_build_id_are_mismatches(node, monkeypatch, tmp_path):
+    import shutil
+
+    first, second = node.package(0), node.package(1)
+    # a second candidate of the first package in the node depot, older, so both sides try the
+    # published one first; Julia (the scenario) rejects that one and loads the copy
+    rel = os.path.relpath(first.cache, first.depot)
+    copy = Path(node.prepared.depot, os.path.dirname(rel), os.path.basename(rel).split("_")[0] + "_zzzzz.ji")
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copy(first.cache, copy)
+        if os.path.exists(first.cache[:-3] + ".so"):
+            shutil.copy(first.cache[:-3] + ".so", str(copy)[:-3] + ".so")
+        os.utime(copy, (1.0e9, 1.0e9))
+        assert node.package(0).cache == first.cache  # the prediction still loads the published cache
+        got = node.run(monkeypatch, {
+            "depot_path": ["/elsewhere", *node.prepared.depot_path],
+            "packages": {first.name: {"reject": ["invalid checksum"]}, second.name: {"build_id": "f" * 32}}})
+    finally:
+        for f in (copy, Path(str(copy)[:-3] + ".so")):
+            f.unlink(missing_ok=True)
+    fields = {(m.field, m.package): m for m in got.mismatches}
+    assert set(fields) == {("depot_path", None), ("cache", first.name), ("build_id", second.name)}
+    assert os.path.normpath(fields[("cache", first.name)].julia) == os.path.normpath(str(copy))
+    assert fields[("build_id", second.name)].julia == "f" * 32
+
+
 def test_another_julia_version_and_a_failed_load(node, monkeypatch):
     p = node.package()
     got = node.run(monkeypatch, {"version": node.release.julia_version[:-1] + "9",

@@ -252,7 +252,7 @@ def _writable_elsewhere(prepared: Prepared, report: StalenessReport) -> list[str
     node = os.path.realpath(prepared.depot)
     roots = [*report.depot_stack, *([] if prepared.session is None else [prepared.session.root])]
     out: list[str] = []
-    for d in dict.fromkeys(os.path.realpath(r) for r in roots):
+    for d in sorted(dict.fromkeys(os.path.realpath(r) for r in roots), key=len):  # parents first
         inside = d == node or d.startswith(node + os.sep)
         if not inside and os.path.isdir(d) and os.access(d, os.W_OK) and not any(d.startswith(o + os.sep) for o in out):
             out.append(d)
