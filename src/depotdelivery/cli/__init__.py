@@ -1,25 +1,33 @@
-"""The ``depotdelivery`` command line: one argparse parser that only wires the API together.
+"""The ``depotdelivery`` command line: argparse wiring over the API, and a fast path for jobs.
 
 Each area registers its subcommands from a small private module (``_cpu``, ``_repo``,
-``_node``, ``_demo``); handlers import the API lazily so ``depotdelivery detect`` or
-``depotdelivery env`` never pay for the publisher's imports. ``main(argv)`` is testable
-in-process (installer's ``__main__._main`` pattern). Expected failures print one line,
-``depotdelivery: <message>``, on stderr and exit with the error's documented code.
+``_node``, ``_demo``); handlers import the API lazily so ``depotdelivery detect`` never pays
+for the publisher's imports. The commands every job runs at start (``env``, ``prepare``,
+``exec``) are parsed by :func:`depotdelivery.cli._node.parse_fast` before argparse is even
+imported: building the full parser (16 subcommands, gettext look-ups, ``re``, ``shutil``) costs
+more than the warm prepare() itself. Anything the fast parser does not recognise exactly
+(``-h``, an abbreviated option, a bad value) goes to argparse, so help and errors are the
+same either way. ``main(argv)`` is testable in-process (installer's ``__main__._main``
+pattern). Expected failures print one line, ``depotdelivery: <message>``, on stderr and exit
+with the error's documented code.
 """
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
 import os
 import sys
-from typing import Any, Callable, Sequence
 
 from depotdelivery.errors import DepotDeliveryError
 
-__all__ = ["main", "emit_json", "Handler"]
+# typing costs ~4 ms to import and these names are only annotations (postponed by
+# ``from __future__ import annotations``): the jobs' fast path never imports it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any, Callable, Sequence
 
-Handler = Callable[[argparse.Namespace], int]
+    Handler = Callable[[Any], int]
+
+__all__ = ["main", "emit_json"]
 
 # Modules that each define ``register(subparsers)``; order is the order in --help.
 _COMMAND_MODULES = (
@@ -29,14 +37,20 @@ _COMMAND_MODULES = (
     "depotdelivery.cli._fingerprint",
     "depotdelivery.cli._demo",
 )
+# Parsed without argparse (cli/_node.py) when their arguments are the plain ones jobs pass.
+_FAST_COMMANDS = frozenset({"env", "prepare", "exec"})
 
 
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (the ``--json`` contract)."""
-    sys.stdout.write(json.dumps(obj, sort_keys=True, indent=2) + "\n")
+    from depotdelivery.store import fastjson
+
+    sys.stdout.write(fastjson.dumps(obj, indent=2) + "\n")
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="depotdelivery",
         description="Deliver precompiled Julia depots and system images to cluster nodes.",
@@ -51,15 +65,26 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
     for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+        __import__(name)
+        sys.modules[name].register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    handler: Handler = args.handler
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = None
+    if words and words[0] in _FAST_COMMANDS:
+        from depotdelivery.cli._node import parse_fast
+
+        args = parse_fast(words)
+    if args is None:
+        args = _parser().parse_args(words)
+    return _run(args.handler, args)
+
+
+def _run(handler: Handler, args: Any) -> int:
+    """Call the command's handler; expected failures become one line on stderr and an exit code."""
     try:
         return handler(args)
     except DepotDeliveryError as exc:

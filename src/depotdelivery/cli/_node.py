@@ -1,34 +1,114 @@
-"""Node subcommands: select, prepare, env, exec, check, status, gc."""
+"""Node subcommands: select, prepare, env, exec, check, status, gc.
+
+``env``, ``prepare`` and ``exec`` start every job, so their plain forms are parsed here by
+:func:`parse_fast` without argparse (cli/__init__.py); argparse and :func:`parse_fast` both
+take the configuration options from one table, :data:`_CONFIG_OPTIONS`. Nothing this module
+imports at module level costs more than the warm prepare() it wires.
+"""
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
 import time
-from typing import Any
 
 from depotdelivery.errors import UsageError
-from depotdelivery.node.env import SHELLS
+from depotdelivery.node.env import SHELLS, shell_quote
 
-__all__ = ["register"]
+TYPE_CHECKING = False  # no `typing` (nor argparse) on the jobs' fast path
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
+
+__all__ = ["parse_fast", "register"]
+
+_MODES = ("stack", "symlink", "copy", "overlay")  # node.config.MODES (not imported: argparse checks)
+
+# The configuration options of the node commands: (flag, dest, metavar, choices or a type,
+# mutually exclusive group, help). argparse (_add_config) and parse_fast both read it.
+_CONFIG_TITLE = "configuration (docs/configuration.md; flags beat DEPOTDELIVERY_* and config files)"
+_CONFIG_OPTIONS: tuple[tuple[str, str, str | None, Any, str | None, str], ...] = (
+    ("--repo", "repo", None, None, None, "repository root (DEPOTDELIVERY_REPO)"),
+    ("--channel", "channel", None, None, "which", "channel to follow (default: stable)"),
+    ("--release", "release", "NAME/VERSION", None, "which", "pin a release instead of a channel"),
+    ("--mode", "mode", None, _MODES, None, "hydration mode (default: stack)"),
+    ("--cache", "cache", None, None, None, "node cache directory (DEPOTDELIVERY_CACHE)"),
+    ("--trust", "trusted_keys", "DIR", None, None, "trusted publisher keys directory"),
+    ("--microarch", "microarch", None, None, "host", "override CPU detection (e.g. haswell, zen4, neoverse_v1)"),
+    ("--cpuinfo", "cpuinfo", "FILE", None, "host", "detect the CPU from a recorded /proc/cpuinfo"),
+    ("--lock-timeout", "lock_timeout", "SECONDS", float, None,
+     "how long to wait for another job's hydration (default: 600)"),
+)
 
 
 def _add_config(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
-    g = p.add_argument_group("configuration (docs/configuration.md; flags beat DEPOTDELIVERY_* and config files)")
-    g.add_argument("--repo", help="repository root (DEPOTDELIVERY_REPO)")
-    which = g.add_mutually_exclusive_group()
-    which.add_argument("--channel", help="channel to follow (default: stable)")
-    which.add_argument("--release", metavar="NAME/VERSION", help="pin a release instead of a channel")
-    if mode:
-        g.add_argument("--mode", choices=("stack", "symlink", "copy", "overlay"), help="hydration mode (default: stack)")
-    g.add_argument("--cache", help="node cache directory (DEPOTDELIVERY_CACHE)")
-    g.add_argument("--trust", dest="trusted_keys", metavar="DIR", help="trusted publisher keys directory")
-    host = g.add_mutually_exclusive_group()
-    host.add_argument("--microarch", help="override CPU detection (e.g. haswell, zen4, neoverse_v1)")
-    host.add_argument("--cpuinfo", metavar="FILE", help="detect the CPU from a recorded /proc/cpuinfo")
-    g.add_argument("--lock-timeout", dest="lock_timeout", type=float, metavar="SECONDS",
-                   help="how long to wait for another job's hydration (default: 600)")
+    g = p.add_argument_group(_CONFIG_TITLE)
+    groups: dict[str, Any] = {}
+    for flag, dest, metavar, kind, exclusive, text in _CONFIG_OPTIONS:
+        if flag == "--mode" and not mode:
+            continue
+        target = g if exclusive is None else groups.setdefault(exclusive, g.add_mutually_exclusive_group())
+        extra: dict[str, Any] = {"choices": kind} if isinstance(kind, tuple) else {"type": kind} if kind else {}
+        target.add_argument(flag, dest=dest, metavar=metavar, help=text, **extra)
+
+
+class _Args:
+    """What argparse's Namespace would hold for a fast-parsed command (argparse not imported)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+
+def parse_fast(words: list[str]) -> _Args | None:
+    """``env``/``prepare``/``exec`` arguments -> the namespace argparse would give, or None for
+    anything but exact long options with valid values (argparse then parses, helps or errs)."""
+    command, options = words[0], _FAST_FLAGS[words[0]]
+    values: dict[str, Any] = {dest: None for _f, dest, *_rest in _CONFIG_OPTIONS}
+    values.update(_FAST_DEFAULTS[command])
+    groups: dict[str, str] = {}
+    i = 1
+    while i < len(words):
+        word = words[i]
+        if command == "exec" and (word == "--" or not word.startswith("-")):
+            values["cmd"] = words[i:]  # argparse.REMAINDER keeps the '--'
+            break
+        flag, eq, value = word.partition("=")
+        option = options.get(flag)
+        if option is None:
+            return None
+        dest, kind, exclusive = option
+        if kind is True:  # a store_true flag
+            if eq:
+                return None
+            values[dest] = True
+            i += 1
+            continue
+        if not eq:
+            if i + 1 == len(words) or words[i + 1].startswith("-"):
+                return None
+            value = words[i + 1]
+            i += 1
+        if isinstance(kind, tuple) and value not in kind:
+            return None
+        if kind is float:
+            try:
+                value = float(value)
+            except ValueError:
+                return None
+        if exclusive is not None and groups.setdefault(exclusive, flag) != flag:
+            return None
+        values[dest] = value
+        i += 1
+    return _Args(command=command, debug=bool(os.environ.get("DEPOTDELIVERY_DEBUG")), **values)
+
+
+def _fast_flags() -> dict[str, dict[str, tuple[str, Any, str | None]]]:
+    config = {flag: (dest, kind, exclusive) for flag, dest, _m, kind, exclusive, _h in _CONFIG_OPTIONS}
+    return {"prepare": {**config, "--json": ("json", True, None)},
+            "env": {**config, "--shell": ("shell", SHELLS, None)},
+            "exec": config}
+
+
+_FAST_FLAGS = _fast_flags()
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -83,7 +163,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
           f" ({'hydrated' if prepared.hydrated else 'ready'} in {prepared.timings['total']:.1f} ms)")
     print(f"JULIA_DEPOT_PATH={prepared.env['JULIA_DEPOT_PATH']}")
     if prepared.julia_args:
-        print(f"julia {' '.join(shlex.quote(a) for a in prepared.julia_args)}")
+        print(f"julia {' '.join(shell_quote(a) for a in prepared.julia_args)}")
     print(f"why: {prepared.why}")
     return 0
 
@@ -231,6 +311,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 
 def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Add the node subcommands to the parser."""
+    import argparse
+
     p = sub.add_parser("select", help="show which variant this host gets, and why")
     _add_config(p, mode=False)
     p.add_argument("--json", action="store_true")
@@ -273,3 +355,11 @@ def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None
     p.add_argument("--older-than", metavar="AGE", help="remove depots unused for AGE (30d, 12h, 15m, 45s)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_cmd_gc)
+
+
+# argparse's defaults for what parse_fast parses (register() sets the same)
+_FAST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prepare": {"json": False, "handler": _cmd_prepare},
+    "env": {"shell": "sh", "handler": _cmd_env},
+    "exec": {"cmd": [], "handler": _cmd_exec},
+}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import time
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
 from depotdelivery.node.oserrors import cache_error
+from depotdelivery.store import fastjson
 
 __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex", "parse_age"]
 
@@ -137,12 +137,14 @@ class NodeCache:
         (every record here is an accelerator or is rewritten by the cold path)."""
         try:
             with open(path, "rb") as f:
-                return json.loads(f.read())
+                return fastjson.loads(f.read())
         except (OSError, ValueError):
             return None
 
     def write_json(self, path: str, obj: Any) -> None:
         """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
+        import json  # the cold path only
+
         data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
         head, name = os.path.split(path)
         tmp = os.path.join(head, f".{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")

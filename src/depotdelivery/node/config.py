@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node._record import Record
-from depotdelivery.store.fields import check_name
+from depotdelivery.store.names import check_name
 
 __all__ = ["KEYS", "MODES", "Config", "Key", "config_files", "default_cache", "resolve"]
 

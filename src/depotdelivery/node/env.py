@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from depotdelivery.node.locks import Lease
     from depotdelivery.node.session import Session
 
-__all__ = ["SHELLS", "Prepared", "julia_index", "names_sysimage", "render_env"]
+__all__ = ["SHELLS", "Prepared", "julia_index", "names_sysimage", "render_env", "shell_quote"]
 
 
 class Prepared:
@@ -124,20 +124,29 @@ def names_sysimage(args: Sequence[str]) -> bool:
 
 
 SHELLS = ("sh", "csh", "fish", "json")
+# shlex.quote's rule without shlex (which imports re): these characters need no quoting
+_SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
+
+
+def shell_quote(value: str) -> str:
+    """``shlex.quote(value)``: the value as one POSIX shell word."""
+    if not value:
+        return "''"
+    if _SHELL_SAFE.issuperset(value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
 
 
 def render_env(env: dict[str, str], shell: str) -> str:
     """``env`` as statements for ``eval`` in ``shell`` (or one JSON object)."""
     if shell == "json":
-        import json
+        from depotdelivery.store import fastjson
 
-        return json.dumps(env, sort_keys=True) + "\n"
-    from shlex import quote
-
+        return fastjson.dumps(env) + "\n"
     lines = []
     for name, value in sorted(env.items()):
         if shell == "sh":
-            lines.append(f"export {name}={quote(value)};")
+            lines.append(f"export {name}={shell_quote(value)};")
         elif shell == "csh":
             # csh has no escape inside single quotes; '!' needs a backslash even there
             quoted = "'" + value.replace("'", "'\\''").replace("!", "\\!") + "'"

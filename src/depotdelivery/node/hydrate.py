@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from depotdelivery.errors import IntegrityError, UnsupportedError
+
+if TYPE_CHECKING:
+    from depotdelivery.store.hashing import Copier
 
 __all__ = ["DELAY_ENV", "WRITE_ZONES", "Hydrated", "Layer", "hydrate", "mount_overlay", "overlay_support", "unmount",
            "verified_copy"]
@@ -99,6 +101,8 @@ def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: 
             count += _link_merge(dst / name, sub_dirs, top=False, zone=in_zone,
                                  copy=copy or (top and name in _COPIED_ZONES), tick=tick)
         elif copy and not first_is_dir:
+            import shutil
+
             shutil.copy2(first, dst / name, follow_symlinks=False)
             count += 1
         else:
@@ -108,16 +112,21 @@ def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: 
     return count
 
 
-def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, signed_by: str) -> None:
-    """Copy repository file ``src`` to ``dest`` (copy mode), hashing while copying: the copy
-    must have the BLAKE3 and size ``signed_by`` names (a listing, a release's sysimage)."""
-    from depotdelivery.store.hashing import copy_with_hash
+def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, signed_by: str,
+                  mode: int | None = None, mtime_ns: int | None = None, copier: Copier | None = None) -> None:
+    """Copy repository file ``src`` to the new file ``dest`` (copy mode), hashing while copying:
+    the copy must have the BLAKE3 and size ``signed_by`` names (a listing, a release's
+    sysimage); ``mode`` and ``mtime_ns`` are given to it. A copy loop passes one ``copier``
+    (its buffer) for every file. FileExistsError (before reading ``src``) if ``dest`` exists."""
+    if copier is None:
+        from depotdelivery.store.hashing import Copier
 
+        copier = Copier()
     try:
-        digest, got = copy_with_hash(src, dest, limit=size)
+        digest, got = copier.copy(os.fspath(src), os.fspath(dest), mode=mode, mtime_ns=mtime_ns, limit=size)
     except OSError as exc:
         if exc.filename is None or os.fspath(exc.filename) != os.fspath(src):
-            raise  # the cache side (ENOSPC, EACCES): the caller's CacheError
+            raise  # the cache side (ENOSPC, EACCES, an existing dest): the caller's
         # the repository side: a listed file missing or unreadable (a CVMFS catalog
         # changing under the job, a mixed-up tree) is not a problem of the node cache
         raise IntegrityError(f"{src}: listed in {signed_by} but cannot be read: {exc.strerror} "
@@ -130,36 +139,83 @@ def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, 
 def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> int:
     """Copy every listed entry, verifying each file's BLAKE3 and size while copying; modes and
     mtimes are kept (Julia 1.10 compares source mtimes). Directory modes/mtimes are applied
-    last, deepest first, so writing into them is still possible."""
-    dirs: list[tuple[Path, int, int]] = []
+    last, deepest first, so writing into them is still possible. Paths are plain strings and
+    one buffer serves every file (a Path and a 1 MiB buffer per file were most of the time)."""
+    from depotdelivery.store.hashing import Copier
+
+    copier = Copier()
+    progress = _Progress()
+    base = os.fspath(depot)
+    dirs: list[tuple[str, int, int]] = []
     files = 0
     for layer in layers:
         if layer.entries is None:
             raise ValueError(f"layer {layer.name} has no listing: copy mode needs one")
+        root = os.fspath(layer.root)
         for entry in layer.entries():
-            dest = depot / entry.path
-            if os.path.lexists(dest):
-                continue  # a higher-priority layer provides it
-            if entry.type == "dir":
-                dest.mkdir()
-                dirs.append((dest, entry.mode, entry.mtime_ns))
-            elif entry.type == "symlink":
-                os.symlink(entry.target, dest)
-            else:
-                verified_copy(layer.root / entry.path, dest, blake3=entry.blake3, size=entry.size,
-                              signed_by=f"the signed listing of {layer.name}")
-                os.chmod(dest, entry.mode)
-                os.utime(dest, ns=(entry.mtime_ns, entry.mtime_ns))
-                files += 1
+            dest = f"{base}/{entry.path}"
+            try:  # an existing name: a higher-priority layer provides it
+                if entry.type == "dir":
+                    os.mkdir(dest)
+                    dirs.append((dest, entry.mode, entry.mtime_ns))
+                elif entry.type == "symlink":
+                    os.symlink(entry.target, dest)
+                else:
+                    verified_copy(f"{root}/{entry.path}", dest, blake3=entry.blake3, size=entry.size,
+                                  signed_by=f"the signed listing of {layer.name}", mode=entry.mode,
+                                  mtime_ns=entry.mtime_ns, copier=copier)
+                    files += 1
+                    progress.add(entry.size)
+            except FileExistsError:
+                pass
             tick()
-    for path, mode, mtime_ns in sorted(dirs, key=lambda d: len(d[0].parts), reverse=True):
+    for path, mode, mtime_ns in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
         os.chmod(path, mode)
         os.utime(path, ns=(mtime_ns, mtime_ns))
+    progress.done()
     return files
+
+
+class _Progress:
+    """``copied N files, X MB`` on stderr, for a terminal only, once a copy has taken over a
+    second (then at most five times a second), and cleared at the end."""
+
+    __slots__ = ("files", "bytes", "start", "next", "shown")
+
+    def __init__(self) -> None:
+        self.files = self.bytes = 0
+        self.start = time.monotonic()
+        self.next = self.start + 1.0
+        self.shown = False
+
+    def add(self, size: int) -> None:
+        self.files += 1
+        self.bytes += size
+        if self.files & 63 == 0 and time.monotonic() >= self.next:
+            self.next = time.monotonic() + 0.2
+            if self.shown or _stderr_tty():
+                self.shown = True
+                sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {self.bytes / 1e6:.0f} MB verified")
+                sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown:
+            sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {self.bytes / 1e6:.0f} MB verified in "
+                             f"{time.monotonic() - self.start:.1f} s\n")
+            sys.stderr.flush()
+
+
+def _stderr_tty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def overlay_support() -> str:
     """The fuse-overlayfs binary, or :class:`UnsupportedError` saying what is missing."""
+    import shutil  # shutil and subprocess: not for the stack mode of a cold job (~20 ms)
+
     binary = shutil.which("fuse-overlayfs")
     if binary is None:
         raise UnsupportedError("overlay mode needs fuse-overlayfs, which is not installed (use --mode stack or symlink)")
@@ -181,6 +237,8 @@ def mount_overlay(layers: list[Layer], depot_dir: Path) -> None:
         if ":" in path or "," in path:
             raise UnsupportedError(f"overlay mode cannot use path {path!r}: fuse-overlayfs options split on ':' and ','")
     options = f"lowerdir={':'.join(lower)},upperdir={depot_dir / 'upper'},workdir={depot_dir / 'work'}"
+    import subprocess
+
     done = subprocess.run([binary, "-o", options, str(depot_dir / "depot")], capture_output=True, text=True)
     if done.returncode != 0 or not os.path.ismount(depot_dir / "depot"):
         raise UnsupportedError(
@@ -190,6 +248,9 @@ def mount_overlay(layers: list[Layer], depot_dir: Path) -> None:
 
 def unmount(mount: Path) -> None:
     """Unmount an overlay depot (``gc``): fusermount for FUSE, umount as a last resort."""
+    import shutil
+    import subprocess
+
     for argv in (["fusermount3", "-u", str(mount)], ["fusermount", "-u", str(mount)], ["umount", str(mount)]):
         if shutil.which(argv[0]) is None:
             continue

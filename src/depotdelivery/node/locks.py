@@ -1,4 +1,4 @@
-"""Hydration locks (one filelock per depot key) and leases (an flock held while a job runs)."""
+"""Hydration locks (one flock-ed lock file per depot key) and leases (an flock held while a job runs)."""
 from __future__ import annotations
 
 import _thread
@@ -6,13 +6,6 @@ import errno
 import fcntl
 import os
 import time
-from contextlib import contextmanager
-
-TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
-if TYPE_CHECKING:
-    from typing import Iterator
-
-    import filelock
 
 from depotdelivery.errors import CacheError, LockTimeoutError
 from depotdelivery.node._record import Record
@@ -21,43 +14,64 @@ from depotdelivery.node.oserrors import cache_error
 __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "hydration_lock", "leases",
            "process_start", "reap_leases", "try_hydration_lock"]
 
-# Only these errnos mean "held by someone else" (filelock 3.13.1 UnixFileLock); any other
+# Only these errnos mean "held by someone else" (as in filelock 3.13.1's UnixFileLock); any other
 # errno (ENOLCK on an NFS without lockd, EBADF, ...) means flock does not work here.
 _CONTENDED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 
 
-def _acquire_file_lock(lock_file: str, timeout: float) -> "filelock.FileLock | None":
-    """The acquired hydration lock, or None when another process held it past ``timeout``."""
-    # filelock is imported here: it costs tens of ms and the hot path never locks
-    import filelock
-
-    os.makedirs(os.path.dirname(lock_file), exist_ok=True)
-    lock = filelock.FileLock(lock_file, timeout=timeout, is_singleton=False)
+def _acquire_file_lock(lock_file: str, timeout: float) -> "Gate | None":
+    """The hydration lock, held (an exclusive flock on the lock file), or None when another
+    process held it past ``timeout`` seconds (0: one try). Plain fcntl through :class:`Gate`:
+    ``filelock`` cost a cold job more than all the rest of its prepare() (4.x imports
+    asyncio, inspect and pathlib) and, like this, only flock-s the file (lock files stay)."""
+    gate = Gate(lock_file)
+    deadline = time.monotonic() + timeout
     try:
-        lock.acquire()
-    except filelock.Timeout:
-        return None
-    except OSError as exc:  # ENOLCK and friends: flock does not work on this filesystem
-        raise CacheError(f"cannot lock {lock_file}: {exc.strerror} (is the cache on a local filesystem?)") from None
-    return lock
+        while not gate.try_lead():
+            if time.monotonic() >= deadline:
+                gate.close()
+                return None
+            try:
+                gate.wait_free(deadline, timeout)  # then race the other waiters for it
+            except LockTimeoutError:
+                gate.close()
+                return None
+    except BaseException:
+        gate.close()
+        raise
+    return gate
 
 
-@contextmanager
-def hydration_lock(lock_file: str, timeout: float) -> Iterator[None]:
-    """Hold the hydration lock of one depot key; :class:`LockTimeoutError` after ``timeout`` s."""
+class _Held:
+    """``with``-block holding an acquired hydration lock (None: not acquired); a class, not
+    ``contextlib.contextmanager``, whose import costs more than a warm prepare()."""
+
+    __slots__ = ("lock",)
+
+    def __init__(self, lock: "Gate | None") -> None:
+        self.lock = lock
+
+    def __enter__(self) -> bool:
+        return self.lock is not None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.close()
+
+
+def hydration_lock(lock_file: str, timeout: float) -> _Held:
+    """Hold the hydration lock of one depot key (``with hydration_lock(...):``);
+    :class:`LockTimeoutError` after ``timeout`` s."""
     lock = _acquire_file_lock(lock_file, timeout)
     if lock is None:
         raise LockTimeoutError(
             f"another process held the hydration lock {lock_file} for more than {timeout:g} s "
             "(raise lock_timeout / DEPOTDELIVERY_LOCK_TIMEOUT, or look for a hung job)")
-    try:
-        yield
-    finally:
-        lock.release()
+    return _Held(lock)
 
 
 class Gate:
-    """The cold path's gate (plain fcntl, so jobs that only wait never import filelock): one
+    """The cold path's gate (plain fcntl; also the hydration locks' primitive): one
     job leads (exclusive flock) and verifies/selects/hydrates; the others wait until they can
     take the flock *shared*, which they all get at once when the leader is done, and then
     read its records lock-free."""
@@ -82,7 +96,13 @@ class Gate:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        os.close(self.fd)  # also drops any flock
+        self.close()
+
+    def close(self) -> None:
+        """Close the gate's descriptor, which also drops its flock."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def _try(self, how: int) -> bool:
         try:
@@ -139,17 +159,10 @@ class Gate:
             raise CacheError(f"cannot lock {self.path}: {failed[0].strerror} (no working flock?)")
 
 
-@contextmanager
-def try_hydration_lock(lock_file: str) -> Iterator[bool]:
-    """Non-blocking variant for ``gc``: yields False when another process holds the lock."""
-    lock = _acquire_file_lock(lock_file, 0)
-    if lock is None:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        lock.release()
+def try_hydration_lock(lock_file: str) -> _Held:
+    """Non-blocking variant for ``gc``: ``with try_hydration_lock(f) as got`` (False when
+    another process holds the lock)."""
+    return _Held(_acquire_file_lock(lock_file, 0))
 
 
 class Lease:

@@ -6,7 +6,6 @@ imports neither ``cryptography`` nor ``archspec`` (nor ``filelock``, ``subproces
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ from depotdelivery.node.env import Prepared
 from depotdelivery.node.locks import Gate, acquire_lease, acquire_pid_lease, hydration_lock
 from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node.session import Session
+from depotdelivery.store import fastjson
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -329,7 +329,7 @@ def home_depot_joins(julia_version: str) -> bool:
 
 
 def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
-    line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+    line = (fastjson.dumps(entry) + "\n").encode()
     fd = os.open(os.path.join(cache.root, HYDRATION_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, line)  # one write() with O_APPEND: lines from concurrent jobs never interleave

@@ -9,13 +9,12 @@ opens nothing: :meth:`Session.locate` answers from the node's records of verifie
 """
 from __future__ import annotations
 
-import json
 import os
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node import trust
 from depotdelivery.node.cache import NodeCache
-from depotdelivery.store import layout
+from depotdelivery.store import fastjson, layout
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ def repo_id_of(root: str) -> str:
     goes through the store's reader for the proper error (``cvmfs_config probe`` hint)."""
     try:
         with open(os.path.join(root, layout.REPO_FILE), "rb") as f:
-            repo_id = json.loads(f.read()).get("id")
+            repo_id = fastjson.loads(f.read()).get("id")
         if isinstance(repo_id, str) and repo_id.isalnum():
             return repo_id
     except (OSError, ValueError, AttributeError, RecursionError):  # the store reader names the problem

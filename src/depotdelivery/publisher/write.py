@@ -49,7 +49,8 @@ class LinkIndex:
     shares the inode, and an inode carries mode and mtime, so all four must be equal."""
 
     def __init__(self, repo: Repository, name: str) -> None:
-        self._by_key: dict[tuple[str, int, int, int], Path] = {}
+        # paths as strings: 50k Path objects were a third of a one-package re-publish
+        self._by_key: dict[tuple[str, int, int, int], str] = {}
         self.listings: dict[str, Path] = {}  # listing/chunk hash -> an earlier release's file
         seen: set[str] = set()
         for d in _link_sources(repo, name):
@@ -69,12 +70,13 @@ class LinkIndex:
             if tree.tree in seen:
                 continue  # the same tree (a shared listing): its files are indexed already
             seen.add(tree.tree)
+            base = f"{d}/{tree.path}/"
             for line in listing_bytes(d / "listings", tree.tree, f"release {rel.ref}").splitlines():
                 e = json.loads(line)
                 if e.get("type") == "file":
-                    self._by_key.setdefault((e["blake3"], e["size"], e["mode"], e["mtime_ns"]), d / tree.path / e["path"])
+                    self._by_key.setdefault((e["blake3"], e["size"], e["mode"], e["mtime_ns"]), base + e["path"])
 
-    def find(self, it: Item) -> Path | None:
+    def find(self, it: Item) -> str | None:
         p = self._by_key.get((it.digest or "", it.st.st_size, stat.S_IMODE(it.st.st_mode), it.st.st_mtime_ns))
         if p is None:
             return None
@@ -96,7 +98,7 @@ class WriteStats:
     bytes: int = 0
 
 
-def _copy_file(src: Path, dst: Path, it: Item) -> None:
+def _copy_file(src: str, dst: str, it: Item) -> None:
     """Copy one file (kernel-side ``copy_file_range`` when possible) and check that the source
     is the one that was hashed: same size, mtime and ctime before and after the copy."""
     fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
@@ -129,8 +131,9 @@ def _copy_file(src: Path, dst: Path, it: Item) -> None:
 def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStats,
                 progress: ProgressLine | None) -> None:
     os.mkdir(dest, 0o700)
+    out, src = f"{dest}/", f"{t.src}/"  # strings, not a Path per file
     for it in t.items:
-        dst = dest / it.rel
+        dst = out + it.rel
         if it.kind == "dir":
             os.mkdir(dst, 0o700)
         elif it.kind == "symlink":
@@ -140,7 +143,7 @@ def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStat
             if _link(links.find(it) if links is not None else None, dst):
                 ws.linked += 1
             else:
-                _copy_file(t.src / it.rel, dst, it)
+                _copy_file(src + it.rel, dst, it)
                 os.chmod(dst, stat.S_IMODE(it.st.st_mode))
                 os.utime(dst, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
                 ws.copied_bytes += it.st.st_size
@@ -151,13 +154,13 @@ def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStat
     # directories last, deepest first: adding entries would move their mtimes again
     for it in reversed(t.items):
         if it.kind == "dir":
-            os.chmod(dest / it.rel, stat.S_IMODE(it.st.st_mode))
-            os.utime(dest / it.rel, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
+            os.chmod(out + it.rel, stat.S_IMODE(it.st.st_mode))
+            os.utime(out + it.rel, ns=(it.st.st_mtime_ns, it.st.st_mtime_ns))
     top_st = os.stat(t.src)
     os.chmod(dest, stat.S_IMODE(top_st.st_mode))
 
 
-def _link(old: Path | None, dst: Path) -> bool:
+def _link(old: str | os.PathLike[str] | None, dst: str | os.PathLike[str]) -> bool:
     """Hard-link the earlier release's ``old`` as ``dst``. False, with nothing made, where there
     is none or it cannot be linked (removed since, too many links, another filesystem)."""
     if old is None:

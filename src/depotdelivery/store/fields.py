@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
 from depotdelivery.errors import FormatError, UsageError
 from depotdelivery.store.canonical import canonical_json
+from depotdelivery.store.names import NAME_PATTERN, check_name
 
 __all__ = [
     "FORMAT",
@@ -25,7 +26,7 @@ __all__ = [
 
 FORMAT = 1
 # Release names, versions, variant targets and channel names become path components.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+NAME_RE = re.compile(NAME_PATTERN)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -145,13 +146,6 @@ def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
 def _type_name(types: type | tuple[type, ...]) -> str:
     names = {str: "a string", int: "an integer", list: "a list", dict: "an object", bool: "a boolean"}
     return " or ".join(names.get(t, t.__name__) for t in _as_tuple(types))
-
-
-def check_name(kind: str, value: str) -> str:
-    """Validate a release name/version, variant target or channel given by a user."""
-    if not NAME_RE.fullmatch(value):
-        raise UsageError(f"invalid {kind} {value!r}: use letters, digits and . _ + - (not starting with . _ + -), at most 128")
-    return value
 
 
 def split_ref(ref: str) -> tuple[str, str]:

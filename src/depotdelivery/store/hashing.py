@@ -17,6 +17,7 @@ __all__ = [
     "LARGE_FILE",
     "FileChangedError",
     "HashCache",
+    "Copier",
     "copy_with_hash",
     "hash_bytes",
     "hash_file",
@@ -105,6 +106,66 @@ def copy_with_hash(
         else:
             n = _pump(fin, dst, h, limit)
     return h.hexdigest(), n
+
+
+class Copier:
+    """Hash-while-copy of many files with one reusable buffer (copy mode's inner loop): per
+    file one open of each side, a read of the whole file into the buffer when it fits
+    (``readinto``), the BLAKE3 of those bytes, their write, ``fchmod`` and ``futimens``."""
+
+    __slots__ = ("buf", "view")
+
+    def __init__(self, size: int = _CHUNK) -> None:
+        self.buf = bytearray(size)
+        self.view = memoryview(self.buf)
+
+    def copy(self, src: str, dst: str, *, mode: int | None = None, mtime_ns: int | None = None,
+             limit: int | None = None) -> tuple[str, int]:
+        """Copy regular file ``src`` to the new file ``dst`` (O_EXCL: FileExistsError when it
+        exists, before ``src`` is opened), give it ``mode`` and ``mtime_ns`` (None: as created
+        under the umask, and now); return
+        ``(blake3 hex, size)``. ``src`` must be a regular file, not a symlink (IntegrityError):
+        a hostile repository could otherwise point it at ``/dev/zero`` or a FIFO. With
+        ``limit``, at most ``limit + 1`` bytes are read: enough to tell the file is too large."""
+        out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else 0o600)
+        try:
+            try:
+                fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise IntegrityError(f"{src}: is a symlink, expected a regular file") from None
+                raise
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise IntegrityError(f"{src}: is not a regular file (mode {st.st_mode:o})")
+                digest, n = self._pump(fd, out, _hasher(st.st_size), limit)
+            finally:
+                os.close(fd)
+            if mode is not None:
+                os.fchmod(out, mode)
+            if mtime_ns is not None:
+                os.utime(out, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(out)
+        return digest, n
+
+    def _pump(self, fd: int, out: int, h: "blake3.blake3", limit: int | None) -> tuple[str, int]:
+        view = self.view
+        n = 0
+        left = len(view) if limit is None else limit + 1
+        while left > 0:
+            k = os.readv(fd, [view[:min(left, len(view))]])
+            if not k:
+                break
+            chunk = view[:k]
+            h.update(chunk)
+            while chunk:
+                chunk = chunk[os.write(out, chunk):]
+            n += k
+            if limit is not None:
+                left -= k
+        return h.hexdigest(), n
 
 
 def _pump(fin: BinaryIO, fout: BinaryIO, h: "blake3.blake3", limit: int | None) -> int:

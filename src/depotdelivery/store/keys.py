@@ -193,21 +193,18 @@ class TrustStore:
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str]) -> "TrustStore":
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
         d = Path(directory)
         if not d.is_dir():
             raise TrustError(f"trusted-keys directory {d} does not exist (set --trust DIR or DEPOTDELIVERY_TRUSTED_KEYS)")
         keys: dict[str, Any] = {}
         for p in sorted(d.glob("*.pub")):
             try:
-                pub = serialization.load_pem_public_key(p.read_bytes())
+                raw, pub = _load_public(p.read_bytes())
             except (OSError, ValueError) as exc:
                 raise InputError(f"trusted key {p}: not a PEM public key ({exc})") from None
-            if not isinstance(pub, Ed25519PublicKey):
+            if raw is None:
                 raise InputError(f"trusted key {p}: not an Ed25519 key ({type(pub).__name__})")
-            keys[key_id(_raw_public(pub))] = pub
+            keys[key_id(raw)] = pub
         return cls(keys, _revoked(d / REVOKED_FILE), str(d), _threshold(d / THRESHOLD_FILE))
 
     def verify(self, doc: bytes, sig_raw: bytes | None, where: str) -> str:
@@ -257,6 +254,35 @@ class TrustStore:
             f"{where}: {len(valid)} of {self.threshold} required signatures by distinct trusted keys "
             f"(valid: {', '.join(valid) or 'none'}{ignored}; threshold set in {self.source}/{THRESHOLD_FILE}); "
             "co-sign it with `depotdelivery sign`")
+
+
+# DER of an Ed25519 SubjectPublicKeyInfo (RFC 8410 section 4): SEQUENCE { SEQUENCE { OID
+# 1.3.101.112 }, BIT STRING (0 unused bits) } around the 32 raw key bytes
+_ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
+_PEM_BEGIN, _PEM_END = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
+
+
+def _load_public(data: bytes) -> tuple[bytes | None, Any]:
+    """(raw key bytes, Ed25519PublicKey) of a PEM public key file. The PEM keygen writes is
+    read directly: ``cryptography``'s serialization module costs a cold node job about twice
+    the Ed25519 verification's own import. Anything else goes through serialization, for its
+    verdict and its error (ValueError); another type of key comes back as (None, key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    head, begin, rest = data.partition(_PEM_BEGIN)
+    body, end, tail = rest.partition(_PEM_END)
+    if begin and end and not head.strip() and not tail.strip():
+        try:
+            der = base64.b64decode(b"".join(body.split()), validate=True)
+        except binascii.Error:
+            der = b""
+        if len(der) == len(_ED25519_SPKI) + 32 and der.startswith(_ED25519_SPKI):
+            raw = der[len(_ED25519_SPKI):]
+            return raw, Ed25519PublicKey.from_public_bytes(raw)
+    from cryptography.hazmat.primitives import serialization
+
+    pub = serialization.load_pem_public_key(data)
+    return (_raw_public(pub), pub) if isinstance(pub, Ed25519PublicKey) else (None, pub)
 
 
 def signature_valid(public: Any, sig: bytes, doc: bytes) -> bool:
