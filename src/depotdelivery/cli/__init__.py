@@ -75,9 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = None
     if words and words[0] in _FAST_COMMANDS:
-        from depotdelivery.cli._node import parse_fast
-
-        args = parse_fast(words)
+        # loaded like the command modules in _parser() (they import emit_json from here)
+        __import__("depotdelivery.cli._node")
+        args = sys.modules["depotdelivery.cli._node"].parse_fast(words)
     if args is None:
         args = _parser().parse_args(words)
     return _run(args.handler, args)
