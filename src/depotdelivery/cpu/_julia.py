@@ -88,7 +88,7 @@ def julia_features(host: HostCPU, version: str, *, guaranteed: bool = False) -> 
     # what a real one of them has, so a ``haswell`` clone is usable on a ``haswell`` override.
     from depotdelivery.julia.cputarget import cpu_features
 
-    return names | (cpu_features(julia_cpu(host, version), host.arch, version) or frozenset())
+    return names | (cpu_features(host.julia_cpu(version), host.arch, version) or frozenset())
 
 
 def _measured_features(host: HostCPU, version: str) -> frozenset[str]:
@@ -113,94 +113,12 @@ def julia_words(host: HostCPU, version: str) -> tuple[int, ...]:
     return jf.feature_table(host.arch, version).words(julia_features(host, version))
 
 
-def _intel_name(family: int, model: int, brand_id: int, features: frozenset[str], minor: int) -> str:
-    # src/processor_x86.cpp get_intel_processor_name (v1.10.x; 1.11/1.12 add no Intel models
-    # to Julia's own table as far as read)
-    if brand_id != 0:
-        return "generic"
-    if family == 15:
-        return "nocona" if model in (3, 4, 6) else "generic"
-    if family != 6:
-        return "generic"
-    if model == 0x55:  # Skylake Xeon: told apart by feature
-        if "avx512bf16" in features:
-            return "cooperlake"
-        if "avx512vnni" in features:
-            return "cascadelake"
-        return "skylake-avx512"
-    for name, models in _INTEL_MODELS:
-        if model in models:
-            return name
-    # Julia names an unknown model with LLVM's sys::getHostCPUName (host_cpu_name): LLVM 15/16
-    # (Julia 1.10/1.11) call Raptor Lake and Meteor Lake "alderlake"; LLVM 18 (1.12) has names
-    if model in (0xB7, 0xBA, 0xBF):
-        return "raptorlake" if minor >= 12 else "alderlake"
-    if model in (0xAA, 0xAC):
-        return "meteorlake" if minor >= 12 else "alderlake"
-    return "generic"
+def julia_cpu(host: HostCPU, version: str) -> tuple[str, str]:
+    """``(name, source)``: the CPU name Julia gives this host (``Sys.CPU_NAME``, the ``native``
+    target's name) and where it comes from (``julia`` | ``llvm-<N>`` | ``llvm-<N>-guess``),
+    computed by depotdelivery.julia.hostcpu from the host's raw registers / MIDR."""
+    from depotdelivery.julia import hostcpu
 
-
-_INTEL_MODELS: tuple[tuple[str, frozenset[int]], ...] = tuple(
-    (name, frozenset(models))
-    for name, models in (
-        ("yonah", (0x0E,)), ("core2", (0x0F, 0x16)), ("penryn", (0x17, 0x1D)),
-        ("nehalem", (0x1A, 0x1E, 0x1F, 0x2E)), ("westmere", (0x25, 0x2C, 0x2F)),
-        ("sandybridge", (0x2A, 0x2D)), ("ivybridge", (0x3A, 0x3E)),
-        ("haswell", (0x3C, 0x3F, 0x45, 0x46)), ("broadwell", (0x3D, 0x47, 0x4F, 0x56)),
-        ("skylake", (0x4E, 0x5E, 0x8E, 0x9E, 0xA5, 0xA6)), ("cannonlake", (0x66,)),
-        ("icelake-client", (0x7D, 0x7E, 0x9D)), ("icelake-server", (0x6A, 0x6C)),
-        ("tigerlake", (0x8C, 0x8D)), ("alderlake", (0x97, 0x9A)),
-        ("sapphirerapids", (0x8F,)), ("bonnell", (0x1C, 0x26, 0x27, 0x35, 0x36)),
-        ("silvermont", (0x37, 0x4A, 0x4D, 0x5D, 0x4C, 0x5A, 0x75)),
-        ("goldmont", (0x5C, 0x5F)), ("goldmont-plus", (0x7A,)),
-        ("tremont", (0x86, 0x96, 0x9C)), ("knl", (0x57,)), ("knm", (0x85,)),
-    )
-)
-
-
-def _amd_name(family: int, model: int, features: frozenset[str], minor: int) -> str:
-    # src/processor_x86.cpp get_amd_processor_name (v1.10.x); Zen 4 detection from
-    # JuliaLang/julia#52944 (in 1.11), Zen 5 (family 1Ah) in 1.12
-    if family == 15:
-        return "k8-sse3" if "sse3" in features else {1: "opteron", 5: "athlon-fx"}.get(model, "athlon64")
-    if family == 16:
-        return "barcelona" if model == 2 else "amdfam10"
-    if family == 20:
-        return "btver1"
-    if family == 21:
-        if 0x50 <= model <= 0x6F:
-            return "bdver4"
-        if 0x30 <= model <= 0x3F:
-            return "bdver3"
-        if 0x10 <= model <= 0x1F:
-            return "bdver2"
-        return "bdver1" if model <= 0x0F else "btver1"
-    if family == 22:
-        return "btver2"
-    if family == 23:
-        return "znver2" if model >= 0x30 else "znver1"
-    if family == 25:
-        # Family 19h: Zen 4 are models 10h-1Fh, 60h-7Fh, A0h-AFh (AMD's software
-        # optimization guide, as LLVM's Host.cpp); the rest Zen 3
-        zen4 = 0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF
-        return "znver4" if zen4 and minor >= 11 else "znver3"
-    if family == 26 and minor >= 12:
-        return "znver5"
-    return "generic"
-
-
-def julia_cpu(host: HostCPU, version: str) -> str:
-    """The CPU name Julia gives this host (``Sys.CPU_NAME``, the ``native`` target's name)."""
-    from depotdelivery.julia import features as jf
-
-    minor = int(jf.version_key(version).split(".")[1])
     if host.arch == "aarch64":
-        return _arm_cpu(host)[0]
-    registers = dict(host.registers)
-    names = _x86_host_names(registers, host.xcr0, version)
-    if host.vendor == "GenuineIntel":
-        brand_id = registers.get((1, 0), (0, 0, 0, 0))[1] & 0xFF
-        return _intel_name(host.family, host.model, brand_id, names, minor)
-    if host.vendor == "AuthenticAMD":
-        return _amd_name(host.family, host.model, names, minor)
-    return "generic"
+        return hostcpu.aarch64_cpu_name((host.midr,) if host.midr else (), version)
+    return hostcpu.x86_cpu_name(dict(host.registers), host.xcr0, version)

@@ -150,7 +150,17 @@ class HostCPU:
         return self._memoized(("jw", julia_version), lambda: julia_words(self, julia_version))
 
     def julia_cpu(self, julia_version: str = DEFAULT_JULIA_VERSION) -> str:
-        """The CPU name Julia gives this host (its model tables; ``generic`` if unknown)."""
+        """The CPU name Julia gives this host (``Sys.CPU_NAME``): Julia's own table, where it
+        says generic LLVM's ``getHostCPUName`` of the LLVM that Julia version ships."""
+        return self._julia_cpu(julia_version)[0]
+
+    def julia_cpu_source(self, julia_version: str = DEFAULT_JULIA_VERSION) -> str:
+        """Where :meth:`julia_cpu` comes from: ``julia`` (Julia's table), ``llvm-<N>`` (LLVM
+        N's model table) or ``llvm-<N>-guess`` (LLVM's guess for an unknown Intel family-6
+        model)."""
+        return self._julia_cpu(julia_version)[1]
+
+    def _julia_cpu(self, julia_version: str) -> tuple[str, str]:
         from depotdelivery.cpu._julia import julia_cpu
 
         return self._memoized(("jc", julia_version), lambda: julia_cpu(self, julia_version))
@@ -170,6 +180,7 @@ class HostCPU:
             "generic": self.generic,
             "julia_version": julia_version,
             "julia_cpu": self.julia_cpu(julia_version),
+            "julia_cpu_source": self.julia_cpu_source(julia_version),
             "julia_features": sorted(self.julia_features(julia_version)),
             "julia_words": list(self.julia_words(julia_version)),
         }

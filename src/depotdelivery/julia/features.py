@@ -275,7 +275,11 @@ _VERSION_RE = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.\-+]*)?")
 def version_key(julia_version: str) -> str:
     """Map a Julia version ("1.10", "1.10.5", "v1.11.1", "1.12.0-rc1") to the table key.
 
-    1.9 uses the 1.10 numbering; versions newer than the newest table use the newest.
+    1.9 uses the 1.10 numbering. Newer versions are refused: Julia 1.13 (released; its tree
+    at the release-1.13 branch point read) changes what depotdelivery models -- it ships LLVM
+    20.1.8 (other host CPU names), stores the sysimage's CPU target string in the image
+    pointer table (``jl_image_pointers_t.cpu_target_string``, JuliaLang/julia#58970) and has
+    a new cache-file layout -- none of which is carried, so guessing would be wrong.
     """
     m = _VERSION_RE.fullmatch(julia_version.strip()) if isinstance(julia_version, str) else None
     if m is None:
@@ -286,6 +290,12 @@ def version_key(julia_version: str) -> str:
     if minor < _OLDEST_MINOR:
         raise UsageError(f"Julia {julia_version} is too old: depotdelivery supports Julia >= 1.9")
     keys = [int(k.split(".")[1]) for k in TABLE_VERSIONS]
+    if minor > max(keys):
+        raise UsageError(
+            f"Julia {julia_version} is not supported yet: depotdelivery models Julia 1.9-"
+            f"{TABLE_VERSIONS[-1]} (1.13 ships LLVM 20, a new sysimage pointer table and cache "
+            "layout whose CPU names and formats are not carried); use a Julia <= "
+            f"{TABLE_VERSIONS[-1]} or a depotdelivery that supports {major}.{minor}")
     nearest = min(keys, key=lambda k: (abs(k - minor), -k))
     return f"1.{nearest}"
 
