@@ -17,7 +17,10 @@ from functools import lru_cache
 
 from depotdelivery.errors import UsageError
 
-__all__ = ["LLVM_VERSIONS", "aarch64_cpu_name", "aarch64_julia_cores", "llvm_version", "x86_cpu_name"]
+__all__ = [
+    "LLVM_VERSIONS", "aarch64_cpu_name", "aarch64_julia_cores", "aarch64_llvm_name", "llvm_version",
+    "x86_cpu_name", "x86_julia_name", "x86_llvm_name",
+]
 
 # deps/llvm.version (LLVM_VER) of each release line: 1.9 14.0.5, 1.10 15.0.7, 1.11 16.0.6,
 # 1.12 18.1.7 (1.13 ships 20.1.8 and is refused by features.version_key).
@@ -43,6 +46,12 @@ def _minor(julia_version: str) -> int:
 def llvm_version(julia_version: str) -> int:
     """The LLVM major version a Julia version ships (deps/llvm.version)."""
     return LLVM_VERSIONS[_minor(julia_version)]
+
+
+def _check_llvm(llvm: int) -> None:
+    if llvm not in LLVM_VERSIONS.values():
+        raise UsageError(f"no LLVM {llvm} host-CPU tables (known: "
+                         f"{', '.join(map(str, sorted(LLVM_VERSIONS.values())))})")
 
 
 # --- table walking ------------------------------------------------------------------------
@@ -148,6 +157,12 @@ def _vendor(registers: Registers) -> bytes:
     return b"".join(_reg(registers, 0, 0, r).to_bytes(4, "little") for r in (_EBX, _EDX, _ECX))
 
 
+def x86_julia_name(registers: Registers, xcr0: int, julia_version: str) -> str:
+    """What Julia's own table (``get_intel_processor_name`` / ``get_amd_processor_name``) says
+    of an x86 CPU: a name, or ``generic`` when Julia then asks LLVM."""
+    return _julia_x86(registers, xcr0, _minor(julia_version))
+
+
 def _julia_x86(registers: Registers, xcr0: int, minor: int) -> str:
     from depotdelivery.julia.cpunames import julia_x86
 
@@ -167,9 +182,12 @@ def _julia_x86(registers: Registers, xcr0: int, minor: int) -> str:
     return _lookup(rows, minor, family, model, features) or "generic"
 
 
-def _llvm_x86(registers: Registers, xcr0: int, llvm: int) -> tuple[str, bool]:
-    """(name, guessed) as ``getHostCPUName`` answers."""
+def x86_llvm_name(registers: Registers, xcr0: int, llvm: int) -> tuple[str, bool]:
+    """``(name, guessed)``: what ``getHostCPUName`` of LLVM ``llvm`` (14, 15, 16, 18) answers
+    for an x86 CPU; ``guessed`` when the unknown-family-6 chain named it."""
     from depotdelivery.julia.cpunames import llvm_x86
+
+    _check_llvm(llvm)
 
     vendor = _vendor(registers)
     if _reg(registers, 0, 0, _EAX) < 1 or vendor not in (b"GenuineIntel", b"AuthenticAMD"):
@@ -200,7 +218,7 @@ def _x86_cached(regs: tuple[tuple[tuple[int, int], tuple[int, ...]], ...], xcr0:
     if name != "generic":
         return name, "julia"
     llvm = LLVM_VERSIONS[minor]
-    name, guessed = _llvm_x86(registers, xcr0, llvm)
+    name, guessed = x86_llvm_name(registers, xcr0, llvm)
     return name, f"llvm-{llvm}-guess" if guessed else f"llvm-{llvm}"
 
 
@@ -247,10 +265,14 @@ def _shrink_big_little(names: Sequence[str]) -> list[str]:
     return [n for n, r in zip(names, ranks) if r == -1 or r >= top]
 
 
-def _llvm_aarch64(last_midr: int, llvm: int) -> str:
+def aarch64_llvm_name(midr: int, llvm: int) -> str:
+    """What ``getHostCPUNameForARM`` of LLVM ``llvm`` answers for a /proc/cpuinfo whose last
+    processor block has this MIDR_EL1."""
     from depotdelivery.julia.cpunames import llvm_aarch64
 
-    implementer, part, variant = _midr(last_midr)
+    _check_llvm(llvm)
+
+    implementer, part, variant = _midr(midr)
     if implementer == 0x53:
         exynos = (variant << 12) | part
         return next((name for value, name, first, last in llvm_aarch64.SAMSUNG
@@ -269,5 +291,5 @@ def aarch64_cpu_name(midrs: Sequence[int], julia_version: str) -> tuple[str, str
     remaining = _shrink_big_little(known)
     if remaining:
         return remaining[0], "julia"
-    name = _llvm_aarch64(midrs[-1], llvm) if midrs else "generic"
+    name = aarch64_llvm_name(midrs[-1], llvm) if midrs else "generic"
     return name, f"llvm-{llvm}"
