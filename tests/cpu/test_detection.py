@@ -91,21 +91,23 @@ def test_aarch64_capture_identity_and_julia_view():
     assert "sve" in host.features and "sve2" in host.features
 
 
-def test_sysfs_midr_reader_and_hwcap_host(tmp_path, monkeypatch):
-    """The aarch64 live path's pieces on real file formats: sysfs midr_el1 as the kernel writes
-    it, and a host built from HWCAPs equal to the one from the same machine's /proc/cpuinfo."""
+def test_sysfs_midr_reader_and_hwcap_host(tmp_path):
+    """The aarch64 live path's pieces on real file formats: every core's sysfs midr_el1 as the
+    kernel writes it (in CPU-number order, unreadable ones skipped), and a host built from
+    HWCAPs equal to the one from the same machine's /proc/cpuinfo."""
     from depotdelivery.cpu import described
 
-    midr_file = tmp_path / "midr_el1"
-    midr_file.write_text("0x00000000410fd490\n")
-    monkeypatch.setattr(described, "MIDR_SYSFS", str(midr_file))
-    midr = described._sysfs_midr()
-    assert midr == 0x410FD490
+    for cpu, text in ((0, "0x00000000410fd490\n"), (10, "0x00000000410fd0b0\n"), (2, "garbage")):
+        (tmp_path / f"cpu{cpu}" / "regs" / "identification").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "regs" / "identification" / "midr_el1").write_text(text)
+    (tmp_path / "cpufreq").mkdir()
+    assert described._sysfs_midrs(str(tmp_path)) == (0x410FD490, 0x410FD0B0)
+    midr = described._sysfs_midrs(str(tmp_path))[0]
     from_file = _detect("linux-rhel9-neoverse_n2")
     hwcap, hwcap2 = hwcaps_from_features(from_file.features)
     live = described._aarch64_host(None, midr, hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid")
     assert (live.vendor, live.family, live.model) == (from_file.vendor, from_file.family, from_file.model)
     assert live.features == from_file.features and live.microarch == "neoverse_n2"
     assert live.julia_features("1.11") == from_file.julia_features("1.11")
-    midr_file.write_text("garbage")
-    assert described._sysfs_midr() is None
+    assert live.midrs == from_file.midrs == (midr,)
+    assert described._sysfs_midrs(str(tmp_path / "missing")) == ()

@@ -48,31 +48,6 @@ def _x86_host_names(registers: Registers, xcr0: int, version: str) -> frozenset[
     return table.disable_depends(enabled)
 
 
-# src/processor_arm.cpp ``get_cpu_name`` (AArch64 parts Julia names; v1.10-v1.12) ->
-# (Julia CPU name, the architecture version bit its CPU table entry carries in word 2).
-_ARM_CPUS: dict[tuple[int, int], tuple[str, str]] = {
-    (0x41, 0xD03): ("cortex-a53", ""), (0x41, 0xD04): ("cortex-a35", ""),
-    (0x41, 0xD05): ("cortex-a55", "v8_2a"), (0x41, 0xD07): ("cortex-a57", ""),
-    (0x41, 0xD08): ("cortex-a72", ""), (0x41, 0xD09): ("cortex-a73", ""),
-    (0x41, 0xD0A): ("cortex-a75", "v8_2a"), (0x41, 0xD0B): ("cortex-a76", "v8_2a"),
-    (0x41, 0xD0C): ("neoverse-n1", "v8_2a"), (0x41, 0xD0D): ("cortex-a77", "v8_2a"),
-    (0x41, 0xD0E): ("cortex-a76ae", "v8_2a"), (0x41, 0xD40): ("neoverse-v1", "v8_4a"),
-    (0x41, 0xD41): ("cortex-a78", "v8_2a"), (0x41, 0xD49): ("neoverse-n2", "v8_5a"),
-    (0x42, 0x516): ("thunderx2t99", "v8_1a"), (0x43, 0x0AF): ("thunderx2t99", "v8_1a"),
-    (0x46, 0x001): ("a64fx", "v8_2a"), (0x4E, 0x004): ("carmel", "v8_2a"),
-    (0x61, 0x022): ("apple-m1", "v8_5a"), (0x61, 0x023): ("apple-m1", "v8_5a"),
-    (0x61, 0x024): ("apple-m1", "v8_5a"), (0x61, 0x025): ("apple-m1", "v8_5a"),
-    (0x61, 0x028): ("apple-m1", "v8_5a"), (0x61, 0x029): ("apple-m1", "v8_5a"),
-}
-
-
-def _arm_cpu(host: HostCPU) -> tuple[str, str]:
-    from depotdelivery.cpu._aarch64 import midr_fields
-
-    fields = midr_fields(host.midr)
-    return _ARM_CPUS.get((fields.implementer, fields.part), ("generic", ""))
-
-
 def julia_features(host: HostCPU, version: str, *, guaranteed: bool = False) -> frozenset[str]:
     """The feature names Julia's ``native`` target has on this host (after its host masking).
 
@@ -98,13 +73,26 @@ def _measured_features(host: HostCPU, version: str) -> frozenset[str]:
 
     table = jf.feature_table("aarch64", version)
     names = set(table.names((host.hwcap & 0xFFFFFFFF, host.hwcap2 & 0xFFFFFFFF, 0)))
-    # _get_host_cpu ORs in the features of the CPU recognised from MIDR: its architecture
-    # version bit and what that version implies (processor_arm.cpp enable_depends)
-    version_bit = _arm_cpu(host)[1]
-    if version_bit:
-        names |= table.enable_depends({version_bit})
+    names |= _aarch64_cpu_table_features(host, version)
     host_names = frozenset(names)
     return table.disable_depends(table.enable_depends(host_names) & host_names)
+
+
+def _midrs(host: HostCPU) -> tuple[int, ...]:
+    return host.midrs or ((host.midr,) if host.midr else ())
+
+
+def _aarch64_cpu_table_features(host: HostCPU, version: str) -> frozenset[str]:
+    """_get_host_cpu (processor_arm.cpp, 1.9-1.12) ORs into the HWCAPs the CPU-table features
+    common to every core it recognises from MIDR (architecture-version bits, dotprod, sve...);
+    one core it does not recognise makes that set empty."""
+    from depotdelivery.julia import hostcpu
+    from depotdelivery.julia.cputarget import cpu_features
+
+    known, unknown = hostcpu.aarch64_julia_cores(_midrs(host), version)
+    if unknown or not known:
+        return frozenset()
+    return frozenset.intersection(*(cpu_features(name, "aarch64", version) or frozenset() for name in known))
 
 
 def julia_words(host: HostCPU, version: str) -> tuple[int, ...]:
@@ -120,5 +108,5 @@ def julia_cpu(host: HostCPU, version: str) -> tuple[str, str]:
     from depotdelivery.julia import hostcpu
 
     if host.arch == "aarch64":
-        return hostcpu.aarch64_cpu_name((host.midr,) if host.midr else (), version)
+        return hostcpu.aarch64_cpu_name(_midrs(host), version)
     return hostcpu.x86_cpu_name(dict(host.registers), host.xcr0, version)

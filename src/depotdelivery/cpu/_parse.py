@@ -12,11 +12,14 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 class CpuInfo(NamedTuple):
-    """The first processor block of a /proc/cpuinfo file, reduced to what detection needs."""
+    """The first processor block of a /proc/cpuinfo file, reduced to what detection needs,
+    plus (aarch64) every block's MIDR fields: Julia names a heterogeneous machine from all of
+    its cores (src/processor_arm.cpp get_cpuinfo_procfs), LLVM from the last block."""
 
     arch: str  # "x86_64" | "aarch64"
     fields: dict[str, str]
     flags: frozenset[str]  # x86 "flags" / aarch64 "Features"
+    cores: tuple[tuple[int, int, int, int], ...] = ()  # aarch64: (implementer, variant, part, revision)
 
 
 def read_text(path: PathLike, what: str) -> str:
@@ -84,7 +87,36 @@ def parse_cpuinfo(text: str, *, where: str = "/proc/cpuinfo") -> CpuInfo:
             f"{where}: describes a CPU depotdelivery does not model ({hint[:60]}); "
             "only x86_64 and aarch64 /proc/cpuinfo files are supported"
         )
-    return CpuInfo(arch, fields, frozenset(flags.split()))
+    cores = _aarch64_cores(text, where) if arch == "aarch64" else ()
+    return CpuInfo(arch, fields, frozenset(flags.split()), cores)
+
+
+_MIDR_KEYS = ("CPU implementer", "CPU variant", "CPU part", "CPU revision")
+
+
+def _aarch64_cores(text: str, where: str) -> tuple[tuple[int, int, int, int], ...]:
+    """Every processor block's (implementer, variant, part, revision), in file order; a block
+    without implementer and part is skipped (as Julia's /proc/cpuinfo reader does)."""
+    cores: list[tuple[int, int, int, int]] = []
+    block: dict[str, int] = {}
+
+    def flush() -> None:
+        if "CPU implementer" in block and "CPU part" in block:
+            cores.append(tuple(block.get(k, 0) for k in _MIDR_KEYS))  # type: ignore[arg-type]
+        block.clear()
+
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            flush()
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in _MIDR_KEYS:
+            if key in block:  # a block without the blank line: a new core starts
+                flush()
+            block[key] = _int_field({key: value.strip()}, {key: number}, key, where)
+    flush()
+    return tuple(cores)
 
 
 # The CPUID vendor strings the x86 kernel prints as vendor_id (arch/x86/kernel/cpu/*.c

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["from_proc_cpuinfo", "host_from_cpuinfo", "host_from_microarch", "live_aarch64"]
 
 PROC_CPUINFO = "/proc/cpuinfo"
-MIDR_SYSFS = "/sys/devices/system/cpu/cpu0/regs/identification/midr_el1"
+SYSFS_CPUS = "/sys/devices/system/cpu"  # cpu<N>/regs/identification/midr_el1, one per core
 
 
 def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None) -> HostCPU:
@@ -34,14 +34,18 @@ def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None)
                        brand=info.fields.get("model name", ""), features=info.flags, source=source,
                        registers=regs, xcr0=xcr0)
     hwcap, hwcap2 = _aarch64.hwcaps_from_features(info.flags)
+    midrs = tuple(_aarch64.midr_from_fields(*core) for core in info.cores)
     if midr is None:
         midr = _aarch64.midr_from_fields(*(cpuinfo_int(info, k) for k in (
             "CPU implementer", "CPU variant", "CPU part", "CPU revision")))
-    return _aarch64_host(info.fields.get("CPU implementer"), midr, hwcap, hwcap2, info.flags, source)
+    return _aarch64_host(info.fields.get("CPU implementer"), midr, hwcap, hwcap2, info.flags, source,
+                         midrs=midrs or None)
 
 
 def _aarch64_host(implementer_text: Optional[str], midr: int, hwcap: int, hwcap2: int,
-                  features: frozenset[str], source: str) -> HostCPU:
+                  features: frozenset[str], source: str,
+                  midrs: Optional[tuple[int, ...]] = None) -> HostCPU:
+    """``midrs``: every core's MIDR in CPU order (default: ``midr`` alone, when known)."""
     from depotdelivery.cpu import _aarch64
 
     fields = _aarch64.midr_fields(midr)
@@ -51,7 +55,8 @@ def _aarch64_host(implementer_text: Optional[str], midr: int, hwcap: int, hwcap2
         vendor = _aarch64.IMPLEMENTERS.get(fields.implementer, implementer_text or f"0x{fields.implementer:02x}")
     return HostCPU(arch="aarch64", vendor=vendor, family=fields.implementer, model=fields.part,
                    stepping=fields.revision, brand="", features=features, source=source,
-                   hwcap=hwcap, hwcap2=hwcap2, midr=midr)
+                   hwcap=hwcap, hwcap2=hwcap2, midr=midr,
+                   midrs=midrs if midrs is not None else ((midr,) if midr else ()))
 
 
 def host_from_microarch(name: str, *, env: bool = False) -> HostCPU:
@@ -125,22 +130,34 @@ def _inherited_features(targets: dict[str, Any], name: str) -> set[str]:
 
 
 def live_aarch64(hwcap: int, hwcap2: int) -> HostCPU:
-    """HostCPU of this aarch64 machine from getauxval's HWCAP/HWCAP2 and the sysfs MIDR_EL1
-    (``source="cpuid"``); /proc/cpuinfo names the CPU when sysfs has no MIDR."""
+    """HostCPU of this aarch64 machine from getauxval's HWCAP/HWCAP2 and every core's sysfs
+    MIDR_EL1 (``source="cpuid"``; the first core's is ``midr``); /proc/cpuinfo names the CPU
+    when sysfs has none."""
     from depotdelivery.cpu._aarch64 import decode_hwcaps
 
-    midr = _sysfs_midr()
-    if midr is None:
+    midrs = _sysfs_midrs()
+    if not midrs:
         return from_proc_cpuinfo(hwcap=(hwcap, hwcap2))
-    return _aarch64_host(None, midr, hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid")
+    return _aarch64_host(None, midrs[0], hwcap, hwcap2, decode_hwcaps(hwcap, hwcap2), "cpuid",
+                         midrs=midrs)
 
 
-def _sysfs_midr() -> Optional[int]:
+def _sysfs_midrs(root: str = SYSFS_CPUS) -> tuple[int, ...]:
+    """Every ``cpu<N>`` directory's midr_el1 (a 4.7+ arm64 kernel), in CPU-number order;
+    unreadable or malformed files are skipped, as Julia's get_cpuinfo_sysfs skips them."""
     try:
-        with open(MIDR_SYSFS, "rb") as file:
-            return int(file.read().strip(), 16)
-    except (OSError, ValueError):
-        return None
+        names = os.listdir(root)
+    except OSError:
+        return ()
+    numbered = sorted(int(n[3:]) for n in names if n.startswith("cpu") and n[3:].isdigit())
+    out = []
+    for number in numbered:
+        try:
+            with open(f"{root}/cpu{number}/regs/identification/midr_el1", "rb") as file:
+                out.append(int(file.read().strip(), 16))
+        except (OSError, ValueError):
+            continue
+    return tuple(out)
 
 
 def from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None, *, path: str = PROC_CPUINFO,

@@ -13,7 +13,7 @@ ENV_MICROARCH = "DEPOTDELIVERY_MICROARCH"
 
 _FIELDS = (
     "arch", "vendor", "family", "model", "stepping", "brand", "features", "source",
-    "registers", "xcr0", "hwcap", "hwcap2", "midr",
+    "registers", "xcr0", "hwcap", "hwcap2", "midr", "midrs",
 )
 
 
@@ -42,6 +42,7 @@ class HostCPU:
     hwcap: int
     hwcap2: int
     midr: int
+    midrs: tuple[int, ...]  # aarch64: every core's MIDR_EL1 in CPU order (Julia reads them all)
 
     def __init__(
         self,
@@ -59,12 +60,13 @@ class HostCPU:
         hwcap: int = 0,
         hwcap2: int = 0,
         midr: int = 0,
+        midrs: Any = (),
     ) -> None:
         setattr_ = object.__setattr__
         if hasattr(registers, "items"):
             registers = tuple(sorted(registers.items()))
         values = (arch, vendor, family, model, stepping, brand, frozenset(features), source,
-                  tuple(registers), xcr0, hwcap, hwcap2, midr)
+                  tuple(registers), xcr0, hwcap, hwcap2, midr, tuple(midrs))
         for name, value in zip(_FIELDS, values):
             setattr_(self, name, value)
         setattr_(self, "_memo", {})
@@ -187,7 +189,7 @@ class HostCPU:
         if self.arch == "x86_64":
             out["xcr0"] = self.xcr0
         else:
-            out.update(hwcap=self.hwcap, hwcap2=self.hwcap2, midr=self.midr)
+            out.update(hwcap=self.hwcap, hwcap2=self.hwcap2, midr=self.midr, midrs=list(self.midrs))
         return out
 
 

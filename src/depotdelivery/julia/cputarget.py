@@ -165,6 +165,8 @@ _ARM_SETS = _chain(
     ("apple_a12", "v8_3a_crypto", "fullfp16"),
     ("apple_a13", "v8_4a_crypto", "fp16fml fullfp16 sha3"),
     ("apple_a14", "v8_5a_crypto", "dotprod fp16fml fullfp16 sha3"),
+    # v1.11/v1.12: apple_a15, a16, a17, m2, m3, m4 are all this set (processor_arm.cpp)
+    ("apple_a15", "v8_5a_crypto", "dotprod fp16fml fullfp16 sha3 i8mm bf16"),
 )
 _ARM_CPUS_110: tuple[tuple[str, str], ...] = (
     ("generic", "generic"), ("armv8.1-a", "v8_1a"), ("armv8.2-a", "v8_2a"),
@@ -196,6 +198,26 @@ _ARM_CPUS_110: tuple[tuple[str, str], ...] = (
     ("apple-s4", "apple_a12"), ("apple-s5", "apple_a12"), ("thunderx3t110", "v8_3a_crypto"),
 )
 
+
+def _with_apple(base: tuple[tuple[str, str], ...], after: dict[str, tuple[str, ...]]
+                ) -> tuple[tuple[str, str], ...]:
+    """``base`` with the named Apple CPUs inserted after the given entries (Julia's order)."""
+    out: list[tuple[str, str]] = []
+    for entry in base:
+        out.append(entry)
+        out.extend((name, "apple_a15") for name in after.get(entry[0], ()))
+    return tuple(out)
+
+
+# src/processor_arm.cpp cpus[] per release line: 1.11 adds apple-a15/a16/m2/m3, 1.12 a17/m4.
+_ARM_CPUS: dict[str, tuple[tuple[str, str], ...]] = {
+    "1.10": _ARM_CPUS_110,
+    "1.11": _with_apple(_ARM_CPUS_110, {"apple-a14": ("apple-a15", "apple-a16"),
+                                        "apple-m1": ("apple-m2", "apple-m3")}),
+    "1.12": _with_apple(_ARM_CPUS_110, {"apple-a14": ("apple-a15", "apple-a16", "apple-a17"),
+                                        "apple-m1": ("apple-m2", "apple-m3", "apple-m4")}),
+}
+
 # ``normalize_cpu_name`` (src/processor_x86.cpp, src/processor_arm.cpp): LLVM aliases.
 _X86_ALIASES = {
     "atom": "bonnell", "slm": "silvermont", "glm": "goldmont", "corei7": "nehalem",
@@ -224,7 +246,7 @@ _ARM_CLONE_FLOAT16 = frozenset({"fp16fml", "fullfp16"})  # src/processor_arm.cpp
 def _cpus(arch: str, key: str) -> Mapping[str, frozenset[str]]:
     if arch == "x86_64":
         return {name: _X86_SETS[s] for name, s in _X86_CPUS[key]}
-    return {name: _ARM_SETS[s] for name, s in _ARM_CPUS_110}
+    return {name: _ARM_SETS[s] for name, s in _ARM_CPUS[key]}
 
 
 def cpu_names(arch: str, julia_version: str) -> tuple[str, ...]:
