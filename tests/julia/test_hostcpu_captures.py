@@ -137,3 +137,13 @@ def test_heterogeneous_cores_and_julias_extra_features(capsys):
     assert len(big_little["midrs"]) == 8 and {"v8_1a", "v8_2a", "dotprod"} <= set(big_little["julia_features"])
     unknown = detect_json(capsys, SITES / "arm-dimensity-a510-a715.cpuinfo", "1.12")
     assert not {"v8_1a", "v8_2a"} & set(unknown["julia_features"]) and "dotprod" in unknown["julia_features"]
+
+
+@pytest.mark.parametrize("text", ["sysimage", "sysimage;haswell,clone_all", "generic;sysimage"])
+def test_sysimage_keyword_is_recognised_and_explained(text):
+    # Julia 1.13's keyword (#58970); 1.10-1.12 parse it as an unknown CPU name
+    from depotdelivery.julia.cputarget import UNKNOWN_NAME, lint_cpu_target, parse_cpu_target
+
+    specs = parse_cpu_target(text, "x86_64", "1.12")
+    assert any(s.name == "sysimage" and s.flags & UNKNOWN_NAME and not s.enabled for s in specs)
+    assert any("only from Julia 1.13" in w for w in lint_cpu_target(text, "x86_64", "1.12"))

@@ -31,11 +31,17 @@ from depotdelivery.julia.targetdata import (
 
 __all__ = [
     "CLONE_ALL", "CLONE_BFLOAT16", "CLONE_CPU", "CLONE_FLOAT16", "CLONE_LOOP", "CLONE_MATH",
-    "CLONE_SIMD", "MINSIZE", "OPTSIZE", "STORED_FLAGS", "UNKNOWN_NAME", "VEC_CALL",
+    "CLONE_SIMD", "MINSIZE", "OPTSIZE", "STORED_FLAGS", "SYSIMAGE_KEYWORD", "UNKNOWN_NAME", "VEC_CALL",
     "TargetSpec", "cpu_features", "cpu_names", "format_cpu_target", "jit_target",
     "julia_cpu_for_microarch", "lint_cpu_target", "normalize_cpu_name", "parse_cpu_target",
     "to_image_target", "vector_size",
 ]
+
+# JULIA_CPU_TARGET / -C keyword from Julia 1.13 (JuliaLang/julia#58970, src/processor.cpp
+# parse_cmdline): a string starting "sysimage" followed by its end or ";" is replaced by the CPU
+# target string the running sysimage was built with ("native" if it recorded none). Julia
+# 1.9-1.12, the versions depotdelivery models, parse it as an unknown CPU name (lint says so).
+SYSIMAGE_KEYWORD = "sysimage"
 
 # The only flags an image keeps: jl_reflect_clone_targets / aotcompile.cpp store
 # ``base_flags | (flags & JL_TARGET_UNKNOWN_NAME)``, base_flags carrying VEC_CALL.
@@ -579,6 +585,10 @@ def lint_cpu_target(text: str, arch: str, julia_version: str) -> list[str]:
         where = f"target {i} ({t.name})"
         if t.name == "native":
             out.append(f"{where}: 'native' is the build machine's CPU; the image is not portable")
+        elif t.name == SYSIMAGE_KEYWORD:
+            out.append(f"{where}: {SYSIMAGE_KEYWORD!r} stands for the running sysimage's own target "
+                       f"string only from Julia 1.13 (JuliaLang/julia#58970, as the first name); "
+                       f"Julia {key} takes it as an unknown CPU name with no features")
         elif not t.known_name:
             feats = ", ".join(sorted(t.enabled)) or "none"
             out.append(f"{where}: Julia {key} does not know CPU {t.name!r}; the clone records "
