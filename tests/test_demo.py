@@ -94,6 +94,28 @@ def test_selects_what_julia_would_accept_here(demo_run):
     assert r["selected"] in r["why"]
 
 
+# The issue-17 machine as captured: an Intel VM, family 6 model 0xA7, AVX-512 (FP16, BF16) and
+# AMX but no pku. Julia's table does not list 0xA7, so Julia names it with LLVM: rocketlake.
+A7_CPUINFO = Path(__file__).resolve().parent / "data" / "cpu" / "sites" / "intel-6-a7-vm.cpuinfo"
+
+
+def test_demo_on_the_captured_rocketlake_vm_selects_haswell_and_says_why_generic_lost(tmp_path):
+    text = io.StringIO()
+    r = run_demo(tmp_path / "out", out=text, cpuinfo=A7_CPUINFO).to_dict()
+    assert (r["host"]["julia_cpu"], r["host"]["julia_cpu_source"]) == ("rocketlake", "llvm-16")
+    # no clone is named rocketlake, so Julia takes the widest clone the VM can run: haswell's
+    # AVX2 (skylake-avx512 needs pku, which this VM lacks); a name match would have made it generic
+    assert r["selected"] == "haswell"
+    verdicts = {v["target"]: v for v in r["verdicts"]}
+    assert verdicts["generic"]["accepted"]
+    assert "lost to haswell: no clone is named rocketlake" in verdicts["generic"]["reason"]
+    assert "16 < 32 bytes" in verdicts["generic"]["reason"]
+    assert "needs pku" in verdicts["skylake-avx512"]["reason"] and not verdicts["skylake-avx512"]["accepted"]
+    narrative = text.getvalue()
+    assert "calls it rocketlake (not in Julia's CPU table: the name is LLVM 16's getHostCPUName)" in narrative
+    assert "Julia would refuse it" in narrative and "lost to haswell" in narrative
+
+
 def test_every_mode_prepared_or_skipped_with_a_reason(demo_run):
     from depotdelivery.errors import UnsupportedError
     from depotdelivery.node.hydrate import overlay_support

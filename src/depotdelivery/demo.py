@@ -227,16 +227,18 @@ def _summary(report: Any) -> str:
 
 
 def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None = sys.stdout,
-             julia_version: str = "1.11.1") -> DemoResult:
+             julia_version: str = "1.11.1", cpuinfo: str | os.PathLike[str] | None = None) -> DemoResult:
     """Run the whole demo inside ``out_dir`` (created if needed; a re-run reuses it) and
     narrate it on ``out`` (None: silent). Everything it writes stays under ``out_dir``:
-    the repository, the signing key, the node's trusted keys and its cache."""
+    the repository, the signing key, the node's trusted keys and its cache. ``cpuinfo``: a
+    recorded /proc/cpuinfo the node is described by instead of this machine's CPU (the
+    ``cpuinfo`` configuration key: select, prepare and check all see that CPU)."""
     from depotdelivery.julia.stale import format_report
     from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.config import resolve
     from depotdelivery.node.env import render_env
     from depotdelivery.node.prepare import prepare
-    from depotdelivery.node.select import select
+    from depotdelivery.node.select import describe_cpu_source, select
     from depotdelivery.node.session import Session
     from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
     from depotdelivery.publisher.publish import init_repository
@@ -251,6 +253,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     publisher, build = base / "publisher", base / "build"
     key_path = publisher / "publisher.key"
     node = {"repo": str(repo), "channel": CHANNEL, "trusted_keys": str(trusted), "cache": str(cache)}
+    if cpuinfo is not None:
+        node["cpuinfo"] = os.fspath(Path(cpuinfo).absolute())
     story = _Story(out, base)
     story.say(f"depotdelivery demo in {base}")
 
@@ -291,7 +295,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     release, host = session.release(), session.host()
     selection = select(release, host)
     story.say(f"host CPU: {host.brand or host.vendor} ({host.arch}), detected from {host.source}; "
-              f"Julia {release.julia_version} calls it {selection.host_cpu}")
+              f"Julia {release.julia_version} calls it {selection.host_cpu} "
+              f"({describe_cpu_source(selection.host_cpu_source)})")
     story.say(f"selected {selection.target} (JULIA_CPU_TARGET={selection.variant.cpu_target}); "
               "* selected, + Julia would accept it too, - Julia would refuse it:")
     for v in selection.verdicts:
@@ -384,7 +389,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     return DemoResult(
         out_dir=base, repo=repo, trusted_keys=trusted, cache=cache, key=key_path, env_file=env_file,
         releases=(first.ref, second.ref), release_ids={first.ref: first.release_id, second.ref: second.release_id},
-        host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu},
+        host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu,
+              "julia_cpu_source": selection.host_cpu_source},
         selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),
         modes=tuple(modes), env=dict(stack.env), julia_args=stack.julia_args, check=report.to_dict(),
         channel_before=moved.summary(), channel_after=back.summary(),

@@ -2,7 +2,7 @@
 pkgimages would load and by the clone Julia would pick, with the reasons for every verdict."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import NoCompatibleVariantError
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from depotdelivery.julia.targetdata import ImageTarget
     from depotdelivery.store.release import Release, Variant
 
-__all__ = ["Selection", "Verdict", "image_targets", "select"]
+__all__ = ["Selection", "Verdict", "describe_cpu_source", "image_targets", "select"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +47,7 @@ class Selection:
     julia_version: str
     variant: "Variant"
     verdicts: tuple[Verdict, ...]
+    host_cpu_source: str = "julia"  # HostCPU.julia_cpu_source: julia | llvm-<N> | llvm-<N>-guess
 
     @property
     def target(self) -> str:
@@ -57,13 +58,15 @@ class Selection:
         chosen = self.verdicts[0]
         others = self.verdicts[1:]
         text = (f"variant {chosen.target} of {self.release}: Julia {self.julia_version} on host CPU "
-                f"{self.host_cpu} ({self.host_arch}) picks its clone {chosen.clone_name!r}; {chosen.reason}")
+                f"{self.host_cpu} ({self.host_arch}; {describe_cpu_source(self.host_cpu_source)}) "
+                f"picks its clone {chosen.clone_name!r}; {chosen.reason}")
         if others:
             text += "; others: " + "; ".join(f"{v.target}: {v.reason}" for v in others)
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"release": self.release, "host_cpu": self.host_cpu, "host_arch": self.host_arch,
+        return {"release": self.release, "host_cpu": self.host_cpu,
+                "host_cpu_source": self.host_cpu_source, "host_arch": self.host_arch,
                 "julia_version": self.julia_version, "variant": self.variant.target,
                 "cpu_target": self.variant.cpu_target, "why": self.why,
                 "verdicts": [v.to_dict() for v in self.verdicts]}
@@ -86,6 +89,8 @@ def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: 
     host_features = host.julia_features(version)
     verdicts = [_judge(v, host.arch, host_cpu, host_features, version) for v in release.variants]
     accepted = sorted((v for v in verdicts if v.accepted), key=lambda v: v.rank, reverse=True)  # type: ignore[arg-type, return-value]
+    if accepted:
+        accepted[1:] = [_lost(v, accepted[0], host_cpu) for v in accepted[1:]]
     rejected = [v for v in verdicts if not v.accepted]
     if not accepted:
         detail = "; ".join(f"{v.target}: {v.reason}" for v in verdicts) or "the release has no variants"
@@ -94,7 +99,38 @@ def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: 
             f"Julia {version}): {detail}. Publish a variant for this CPU (e.g. `generic`), or "
             "override detection with --microarch / DEPOTDELIVERY_MICROARCH")
     return Selection(release=release.ref, host_cpu=host_cpu, host_arch=host.arch, julia_version=version,
-                     variant=release.variant(accepted[0].target), verdicts=(*accepted, *rejected))
+                     variant=release.variant(accepted[0].target), verdicts=(*accepted, *rejected),
+                     host_cpu_source=host.julia_cpu_source(version))
+
+
+def describe_cpu_source(source: str) -> str:
+    """What a ``julia_cpu_source`` means, in words (docs/julia-cpu-names.md)."""
+    if source == "julia":
+        return "Julia's own CPU table names it"
+    llvm = source.split("-")[1] if source.startswith("llvm-") else "?"
+    if source.endswith("-guess"):
+        return (f"not in Julia's CPU table: the name is LLVM {llvm}'s guess from its features "
+                "(an Intel family-6 model LLVM does not list)")
+    return f"not in Julia's CPU table: the name is LLVM {llvm}'s getHostCPUName"
+
+
+def _lost(loser: Verdict, winner: Verdict, host_cpu: str) -> Verdict:
+    """The loser's reason, plus the first of Julia's criteria (as ranked here) it lost on."""
+    lr, wr = loser.rank, winner.rank
+    assert lr is not None and wr is not None
+    if lr[0] < wr[0]:
+        why = "its pkgimages would not all load" if lr[0] < 0 else "it records no pkgimage targets"
+    elif lr[1] < wr[1]:
+        why = f"{winner.target}'s clone carries the host's CPU name ({host_cpu})"
+    elif lr[2] < wr[2]:
+        named = "no clone is named" if not wr[1] else "both clones are named"
+        why = (f"{named} {host_cpu}, so Julia takes the widest vectors it can run: "
+               f"{lr[2]} < {wr[2]} bytes")
+    elif lr[3] < wr[3]:
+        why = f"same vector width, fewer features ({lr[3]} < {wr[3]})"
+    else:
+        why = "a partial clone, or more clones, than the winner's"
+    return replace(loser, reason=f"{loser.reason}; lost to {winner.target}: {why}")
 
 
 def image_targets(variant: "Variant") -> list["ImageTarget"]:
