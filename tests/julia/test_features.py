@@ -144,3 +144,18 @@ def test_dependency_closures(case):
     assert down <= names
     assert all(dep in down for feat, dep in t.deps if feat in down)
     assert t.disable_depends(down) == down
+
+
+def test_julia_1_12_feature_words_follow_its_header():
+    # src/features_x86.h at release-1.12: avx512pf/er and prefetchwt1 dropped ("Deprecated in
+    # LLVM 19"), CPUID(7,1).EAX/EBX features added, ptwrite in word 11
+    t11, t12 = feature_table("x86_64", "1.11"), feature_table("x86_64", "1.12")
+    assert {"avx512pf", "avx512er", "prefetchwt1"} <= t11.all and not {"avx512pf", "avx512er", "prefetchwt1"} & t12.all
+    assert [t12.bit(n) for n in ("sha512", "sm3", "sm4", "cmpccxadd", "amx-fp16", "avxifma",
+                                 "avxvnniint8", "avxneconvert", "amx-complex", "avxvnniint16",
+                                 "prefetchi", "usermsr", "ptwrite")] == \
+        [288, 289, 290, 295, 309, 311, 324, 325, 328, 330, 334, 335, 356]
+    assert t12.disable_depends({"avxvnniint8", "sm4", "amx-fp16"}) == frozenset()
+    from depotdelivery.julia.cputarget import cpu_features
+
+    assert "avx512er" in cpu_features("knl", "x86_64", "1.11") and "avx512er" not in cpu_features("knl", "x86_64", "1.12")

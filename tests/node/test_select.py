@@ -138,6 +138,9 @@ class FixedHost:
     def julia_cpu(self, julia_version: str = JULIA) -> str:
         return self.cpu
 
+    def julia_cpu_source(self, julia_version: str = JULIA) -> str:
+        return "julia"
+
 
 @given(data=st.data())
 def test_never_selects_a_variant_julia_rejects(release, data):

@@ -251,7 +251,9 @@ _ARM_CLONE_FLOAT16 = frozenset({"fp16fml", "fullfp16"})  # src/processor_arm.cpp
 @lru_cache(maxsize=None)
 def _cpus(arch: str, key: str) -> Mapping[str, frozenset[str]]:
     if arch == "x86_64":
-        return {name: _X86_SETS[s] for name, s in _X86_CPUS[key]}
+        # a set may name features a release dropped (1.12: knl's avx512er/pf, prefetchwt1)
+        known = feature_table(arch, key).all
+        return {name: _X86_SETS[s] & known for name, s in _X86_CPUS[key]}
     return {name: _ARM_SETS[s] for name, s in _ARM_CPUS[key]}
 
 

@@ -75,13 +75,23 @@ _X86_FEATURES_110: tuple[tuple[str, int], ...] = (
     ("ptwrite", 324),
 )
 
-# src/features_x86.h (v1.12.x): a new word 10 for the CPUID(7,1) "EDX" features -- prefetchi
-# (bit 14) came with Zen 5 detection (JuliaLang/julia#56967); processor_x86.cpp reads EBX
-# into that word, see X86_WORD_SOURCES -- and ptwrite moves to word 11. Other features the
-# 1.12 header may add to these words are not carried (their bits read as unknown).
+# src/features_x86.h (v1.12.x, release-1.12 = 1.12.5; the release-1.13 branch point has the
+# same header): avx512pf, avx512er and prefetchwt1 are gone ("Deprecated in LLVM 19"), word 9
+# gains the CPUID(7,1).EAX features, a new word 10 "EAX=7,ECX=1: EBX" holds avxvnniint8 ..
+# prefetchi (processor_x86.cpp reads CPUID(7,1).EBX into it), and ptwrite moves to word 11.
+_X86_DROPPED_112 = frozenset({"avx512pf", "avx512er", "prefetchwt1", "ptwrite"})
 _X86_FEATURES_112: tuple[tuple[str, int], ...] = tuple(
-    f for f in _X86_FEATURES_110 if f[0] != "ptwrite"
-) + (("prefetchi", 334), ("ptwrite", 356))
+    f for f in _X86_FEATURES_110 if f[0] not in _X86_DROPPED_112
+) + (
+    # word 9: CPUID(7,1).EAX
+    ("sha512", 288), ("sm3", 289), ("sm4", 290), ("raoint", 291), ("cmpccxadd", 295),
+    ("amx-fp16", 309), ("hreset", 310), ("avxifma", 311),
+    # word 10: CPUID(7,1).EBX
+    ("avxvnniint8", 324), ("avxneconvert", 325), ("amx-complex", 328), ("avxvnniint16", 330),
+    ("prefetchi", 334), ("usermsr", 335),
+    # word 11: CPUID(0x14,0).EBX
+    ("ptwrite", 356),
+)
 
 # src/processor_x86.cpp ``_get_host_cpu``: which CPUID (leaf, subleaf, register) fills each
 # feature word. v1.10/v1.11: 11 words; v1.12: 12 words.
@@ -93,7 +103,8 @@ _X86_WORDS_COMMON: tuple[tuple[int, int, str], ...] = (
 X86_WORD_SOURCES: dict[str, tuple[tuple[int, int, str], ...]] = {
     "1.10": _X86_WORDS_COMMON + ((0x14, 0, "ebx"),),
     "1.11": _X86_WORDS_COMMON + ((0x14, 0, "ebx"),),
-    # v1.12 reads CPUID(7,1).EBX into word 10 although features_x86.h labels it EDX (sic).
+    # v1.12 reads CPUID(7,1).EBX into word 10, as features_x86.h labels it ("EAX=7,ECX=1: EBX";
+# prefetchi, which the hardware reports in EDX, is read from EBX bit 14 there).
     "1.12": _X86_WORDS_COMMON + ((0x7, 1, "ebx"), (0x14, 0, "ebx")),
 }
 
@@ -112,6 +123,15 @@ _X86_DEPS: tuple[tuple[str, str], ...] = (
     ("avx512fp16", "avx512vl"), ("amx-int8", "amx-tile"), ("amx-bf16", "amx-tile"),
     ("sse4a", "sse3"), ("xop", "fma4"), ("fma4", "avx"), ("fma4", "sse4a"),
     ("xsaveopt", "xsave"), ("xsavec", "xsave"), ("xsaves", "xsave"),
+)
+
+# v1.12 ``Feature::deps``: the avx512pf/avx512er entries go, the new features' come in.
+_X86_DEPS_112: tuple[tuple[str, str], ...] = tuple(
+    d for d in _X86_DEPS if d[0] not in _X86_DROPPED_112
+) + (
+    ("avxvnniint8", "avx2"), ("avxvnniint16", "avx2"), ("avxifma", "avx2"),
+    ("avxneconvert", "avx2"), ("amx-fp16", "amx-tile"), ("amx-complex", "amx-tile"),
+    ("sha512", "avx2"), ("sm3", "avx"), ("sm4", "avx2"),
 )
 
 # Host masking, src/processor_x86.cpp ``_get_host_cpu``: OSXSAVE is CPUID(1).ECX bit 27;
@@ -303,9 +323,10 @@ def version_key(julia_version: str) -> str:
 @lru_cache(maxsize=None)
 def _table(arch: str, key: str) -> FeatureTable:
     if arch == "x86_64":
-        feats = _X86_FEATURES_112 if key == "1.12" else _X86_FEATURES_110
+        v112 = key == "1.12"
         return FeatureTable(arch=arch, version=key, nwords=len(X86_WORD_SOURCES[key]),
-                            features=feats, deps=_X86_DEPS)
+                            features=_X86_FEATURES_112 if v112 else _X86_FEATURES_110,
+                            deps=_X86_DEPS_112 if v112 else _X86_DEPS)
     return FeatureTable(arch=arch, version=key, nwords=3, features=_AARCH64_FEATURES,
                         deps=_AARCH64_DEPS, implies=_AARCH64_IMPLIES)
 
