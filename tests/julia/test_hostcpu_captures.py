@@ -147,3 +147,23 @@ def test_sysimage_keyword_is_recognised_and_explained(text):
     specs = parse_cpu_target(text, "x86_64", "1.12")
     assert any(s.name == "sysimage" and s.flags & UNKNOWN_NAME and not s.enabled for s in specs)
     assert any("only from Julia 1.13" in w for w in lint_cpu_target(text, "x86_64", "1.12"))
+
+
+OFFICIAL_X86 = "generic;sandybridge,-xsaveopt,clone_all;haswell,-rdrnd,base(1);x86-64-v4,-rdrnd,base(1)"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_official_x86_target_on_the_rocketlake_vm(version):
+    # JuliaCI/julia-buildkite utilities/build_envs.sh's x86_64 JULIA_CPU_TARGET. Julia's CPU
+    # table has no x86-64-v4 (1.10-1.12, and the 1.13 branch point), so that clone carries no
+    # features Julia can check (UNKNOWN_NAME) and ranks as 16-byte: Julia runs haswell's code
+    # even on this AVX-512 VM
+    from depotdelivery.cpu import detect
+    from depotdelivery.julia.clones import match_targets
+    from depotdelivery.julia.cputarget import UNKNOWN_NAME, parse_cpu_target
+
+    specs = parse_cpu_target(OFFICIAL_X86, "x86_64", version)
+    assert specs[3].name == "x86-64-v4" and specs[3].flags & UNKNOWN_NAME and not specs[3].enabled
+    host = detect(cpuid_dump=SITES / "intel-6-a7-vm.cpuid")
+    match = match_targets(host.julia_features(version), host.julia_cpu(version), specs, "x86_64", version)
+    assert (match.index, match.target) == (2, "haswell"), match.reason
