@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from depotdelivery.cpu._x86 import registers_from_flags
 from depotdelivery.errors import UsageError
 from depotdelivery.julia import hostcpu
-from depotdelivery.julia.cpunames import julia_aarch64, julia_x86, llvm_aarch64, llvm_x86
+from depotdelivery.julia.cpunames import (
+    julia_aarch64,
+    julia_x86,
+    llvm_aarch64,
+    llvm_x86,
+)
 
 JULIAS = ("1.10", "1.11", "1.12")
 LLVMS = (15, 16, 18)
@@ -262,7 +267,7 @@ def test_guess_needs_the_os_state_for_avx_and_avx512():
 
 def test_bf16_subleaf_rule_changed_after_llvm_16():
     regs, xcr0 = cpu("GenuineIntel", 6, 0xFE, AVX512 | {"avx512_bf16"})
-    eax, ebx, ecx, edx = regs[(7, 0)]
+    _, ebx, ecx, edx = regs[(7, 0)]
     regs[(7, 0)] = (0, ebx, ecx, edx)  # CPUID(7,0).EAX: no subleaf 1 advertised
     assert hostcpu.x86_llvm_name(regs, xcr0, 15)[0] == "cooperlake"  # reads (7,1) anyway
     assert hostcpu.x86_llvm_name(regs, xcr0, 18)[0] == "sandybridge"  # checks the subleaf count

@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 import pytest
+from captured_cpus import SUPPORTED, captured_cpu
 
 from depotdelivery.cli import main
-from captured_cpus import SUPPORTED, captured_cpu
 
 SITES = Path(__file__).resolve().parents[1] / "data" / "cpu" / "sites"
 VERSIONS = ("1.10", "1.11", "1.12")
@@ -142,7 +142,11 @@ def test_heterogeneous_cores_and_julias_extra_features(capsys):
 @pytest.mark.parametrize("text", ["sysimage", "sysimage;haswell,clone_all", "generic;sysimage"])
 def test_sysimage_keyword_is_recognised_and_explained(text):
     # Julia 1.13's keyword (#58970); 1.10-1.12 parse it as an unknown CPU name
-    from depotdelivery.julia.cputarget import UNKNOWN_NAME, lint_cpu_target, parse_cpu_target
+    from depotdelivery.julia.cputarget import (
+        UNKNOWN_NAME,
+        lint_cpu_target,
+        parse_cpu_target,
+    )
 
     specs = parse_cpu_target(text, "x86_64", "1.12")
     assert any(s.name == "sysimage" and s.flags & UNKNOWN_NAME and not s.enabled for s in specs)
