@@ -43,7 +43,8 @@ def _detect(args: argparse.Namespace) -> int:
     for key in ("arch", "vendor", "brand", "family", "model", "stepping", "microarch",
                 "generic", "julia_cpu", "source"):
         label = f"julia_cpu ({args.julia_version})" if key == "julia_cpu" else key
-        print(f"{label + ':':<{width + 6}} {info[key]}")
+        value = f"{info[key]} (from {info['julia_cpu_source']})" if key == "julia_cpu" else info[key]
+        print(f"{label + ':':<{width + 6}} {value}")
     print(f"{'features:':<{width + 6}} {' '.join(info['features'])}")
     print(f"{'julia_features:':<{width + 6}} {' '.join(info['julia_features'])}")
     if args.why_not:
