@@ -102,7 +102,8 @@ def _aarch64_cores(text: str, where: str) -> tuple[tuple[int, int, int, int], ..
 
     def flush() -> None:
         if "CPU implementer" in block and "CPU part" in block:
-            cores.append(tuple(block.get(k, 0) for k in _MIDR_KEYS))  # type: ignore[arg-type]
+            implementer, variant, part, revision = (block.get(k, 0) for k in _MIDR_KEYS)
+            cores.append((implementer, variant, part, revision))
         block.clear()
 
     for number, line in enumerate(text.splitlines(), 1):
