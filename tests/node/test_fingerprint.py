@@ -110,3 +110,12 @@ def test_missing_and_different_cache_lines():
         "A: different cache (the same path with other bytes): ci compiled/v1.11/A/x.ji [], "
         "node compiled/v1.11/A/x.ji [ffffffffffff]",
         "B: missing on node"]
+
+
+def test_a_pkgimage_clone_julia_picks_differently_is_a_package_line(repo, tmp_path):
+    a = replace(_take(repo, tmp_path / "a"), reference="ci")
+    first = a.packages[0]
+    assert first.ocache is not None and first.clone_name == "haswell"  # the clone the JIT target takes
+    b = replace(a, packages=(replace(first, clone_index=1, clone_name="sandybridge"), *a.packages[1:]), reference="node")
+    assert [(d.kind, d.package, d.line) for d in compare(a, b).differences] == [
+        ("clone", first.name, f"{first.name}: pkgimage clone: ci picks clone 0 (haswell), node picks clone 1 (sandybridge)")]

@@ -19,6 +19,7 @@ from depotdelivery.store.fingerprint import (
 if TYPE_CHECKING:
     from depotdelivery.cpu import HostCPU
     from depotdelivery.julia.clones import CloneMatch
+    from depotdelivery.julia.cputarget import TargetSpec
     from depotdelivery.julia.stale import PackagePrediction, StalenessReport
     from depotdelivery.node.env import Prepared
     from depotdelivery.store.fingerprint import FingerprintDiff
@@ -35,7 +36,7 @@ def _file_hash(path: str) -> str:
     return hash_file(os.path.realpath(path))
 
 
-def _entry(p: PackagePrediction) -> PackageEntry:
+def _entry(p: PackagePrediction, jit: TargetSpec | None, arch: str, julia_version: str) -> PackageEntry:
     if not p.will_load or p.cache is None or p.depot is None:
         return PackageEntry(name=p.name, uuid=p.uuid, verdict=p.verdict, reason=p.reason)
     from depotdelivery.julia.cachefile import read_cache_file
@@ -44,22 +45,43 @@ def _entry(p: PackagePrediction) -> PackageEntry:
     ocache = p.cache[:-3] + ".so" if cf.clone_targets else None
     deps = tuple(Dependency(name=m.name, uuid=None if m.uuid is None else str(m.uuid), build_id=f"{m.build_id:032x}")
                  for m in cf.required_modules)
+    clone = None
+    if cf.clone_targets and jit is not None:
+        from depotdelivery.julia.clones import match_pkgimage
+
+        clone = match_pkgimage(jit, cf.targets.targets, arch, julia_version)  # the .ji it loads passed this
     return PackageEntry(
         name=p.name, uuid=p.uuid, verdict="load", cache=os.path.relpath(p.cache, p.depot),
         cache_blake3=_file_hash(p.cache), ocache=None if ocache is None else os.path.relpath(ocache, p.depot),
         ocache_blake3=None if ocache is None else _file_hash(ocache), build_id=p.build_id,
-        checksum=f"{cf.checksum:016x}", deps=deps)
+        checksum=f"{cf.checksum:016x}", deps=deps, clone_index=None if clone is None else clone.index,
+        clone_name=None if clone is None else clone.target)
+
+
+def _jit_of(report: StalenessReport, clone: CloneMatch | None) -> TargetSpec | None:
+    """The JIT target pkgimages are matched against: the sysimage clone match's, else Julia's
+    default (``-C native``) for the report's host."""
+    if clone is not None:
+        return clone.jit
+    from depotdelivery.julia.cputarget import jit_target
+
+    try:
+        return jit_target(report.host.features, report.host.cpu, report.host.arch, report.julia_version)
+    except ValueError:  # a Julia version without feature tables: the clone stays unknown
+        return None
 
 
 def from_report(report: StalenessReport, *, sysimage: str | None, clone: CloneMatch | None,
                 reference: str = "", meta: Mapping[str, Any] | None = None) -> Fingerprint:
     """The fingerprint of a prediction: ``sysimage`` is the image file Julia starts with (None:
-    Julia's default image), ``clone`` Julia's choice among its clones on this host."""
+    Julia's default image), ``clone`` Julia's choice among its clones on this host; its JIT
+    target (or, without known clones, the report's host target) picks each pkgimage's clone."""
     sys_entry = None
     if sysimage is not None:
         sys_entry = SysimageEntry(blake3=_file_hash(sysimage), clone_index=None if clone is None else clone.index,
                                   clone_name=None if clone is None else clone.target)
-    packages = load_order([_entry(p) for p in report.packages])
+    jit = _jit_of(report, clone)
+    packages = load_order([_entry(p, jit, report.host.arch, report.julia_version) for p in report.packages])
     why = {p.name: f"{p.reason}: {p.detail}" for p in report.packages if not p.will_load}
     return Fingerprint(julia_version=report.julia_version, arch=report.host.arch, sysimage=sys_entry,
                        packages=packages, reference=reference, meta={**(meta or {}), "why": why})

@@ -69,12 +69,15 @@ class PackageEntry:
     checksum: str | None = None  # 16 hex digits: the header's checksum
     deps: tuple[Dependency, ...] = ()
     reason: str | None = None  # a julia/stale.py REASONS key when the verdict is not "load"
+    # the clone of the pkgimage Julia picks for the JIT target (None: no native code, or unknown)
+    clone_index: int | None = None
+    clone_name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "uuid": self.uuid, "verdict": self.verdict, "cache": self.cache,
                 "cache_blake3": self.cache_blake3, "ocache": self.ocache, "ocache_blake3": self.ocache_blake3,
                 "build_id": self.build_id, "checksum": self.checksum, "deps": [d.to_dict() for d in self.deps],
-                "reason": self.reason}
+                "reason": self.reason, "clone_index": self.clone_index, "clone_name": self.clone_name}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,7 +152,7 @@ def _uuid(f: Any, key: str) -> str | None:
 
 def _package(f: Any) -> PackageEntry:
     f.only(frozenset({"name", "uuid", "verdict", "cache", "cache_blake3", "ocache", "ocache_blake3",
-                      "build_id", "checksum", "deps", "reason"}))
+                      "build_id", "checksum", "deps", "reason", "clone_index", "clone_name"}))
     verdict = f.str("verdict")
     if verdict not in _VERDICTS:
         raise f.error("verdict", f"expected one of {', '.join(_VERDICTS)}, got {verdict!r}")
@@ -160,7 +163,9 @@ def _package(f: Any) -> PackageEntry:
     entry = PackageEntry(name=f.str("name"), uuid=_uuid(f, "uuid"), verdict=verdict, cache=f.str("cache", optional=True),
                          cache_blake3=_opt_hex(f, "cache_blake3", 64), ocache=f.str("ocache", optional=True),
                          ocache_blake3=_opt_hex(f, "ocache_blake3", 64), build_id=_opt_hex(f, "build_id", 32),
-                         checksum=_opt_hex(f, "checksum", 16), deps=tuple(deps), reason=f.str("reason", optional=True))
+                         checksum=_opt_hex(f, "checksum", 16), deps=tuple(deps), reason=f.str("reason", optional=True),
+                         clone_index=f.int("clone_index", minimum=0, optional=True),
+                         clone_name=f.str("clone_name", optional=True))
     if (verdict == "load") != (entry.cache is not None):
         raise f.error("cache", "a package that loads names its cache file, one that does not names none")
     return entry
@@ -240,8 +245,9 @@ def load_order(entries: Sequence[PackageEntry]) -> tuple[PackageEntry, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Difference:
-    """One line of a diff: ``kind`` is julia_version, arch, sysimage, clone, missing, recompile,
-    cache, build_id or deps; ``package`` is None for the session-wide kinds."""
+    """One line of a diff: ``kind`` is julia_version, arch, sysimage, clone (of the sysimage, or
+    per package of its pkgimage), missing, recompile, cache, build_id or deps; ``package`` is
+    None for the session-wide kinds."""
 
     kind: str
     package: str | None
@@ -293,7 +299,7 @@ def _session_differences(a: Fingerprint, b: Fingerprint, la: str, lb: str) -> li
     return out
 
 
-def _clone(s: SysimageEntry) -> str:
+def _clone(s: SysimageEntry | PackageEntry) -> str:
     return "an unknown clone" if s.clone_index is None else f"clone {s.clone_index} ({s.clone_name})"
 
 
@@ -319,6 +325,9 @@ def _package_difference(a: Fingerprint, b: Fingerprint, pa: PackageEntry, pb: Pa
         return Difference(kind="cache", package=name,
                           line=f"{name}: different cache ({what}): {la} {pa.cache} [{(pa.cache_blake3 or '')[:12]}], "
                                f"{lb} {pb.cache} [{(pb.cache_blake3 or '')[:12]}]")
+    if (pa.clone_index, pa.clone_name) != (pb.clone_index, pb.clone_name):
+        return Difference(kind="clone", package=name,
+                          line=f"{name}: pkgimage clone: {la} picks {_clone(pa)}, {lb} picks {_clone(pb)}")
     if pa.build_id != pb.build_id:
         return Difference(kind="build_id", package=name, line=f"{name}: build id {la} {pa.build_id}, {lb} {pb.build_id}")
     if pa.deps != pb.deps:
