@@ -82,6 +82,8 @@ def parse_fast(words: list[str]) -> _Args | None:
             values[dest] = True
             i += 1
             continue
+        if eq and value == "--":
+            return None  # argparse drops a '--' value (`--repo=--` gives []): leave it to argparse
         if not eq:
             if i + 1 == len(words) or words[i + 1].startswith("-"):
                 return None
