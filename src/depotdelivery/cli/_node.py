@@ -96,6 +96,8 @@ def parse_fast(words: list[str]) -> _Args | None:
                 value = float(value)
             except ValueError:
                 return None
+            if value != value or value in (float("inf"), float("-inf")):
+                return None  # nan/inf: argparse and the configuration check say what is wrong
         if exclusive is not None and groups.setdefault(exclusive, flag) != flag:
             return None
         values[dest] = value
