@@ -5,7 +5,7 @@ import os
 import statistics
 import subprocess
 import time
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 __all__ = ["Sample", "interleaved", "median", "run_timed", "wall_times"]
 
@@ -25,7 +25,7 @@ def wall_times(argv: list[str], env: dict[str, str], runs: int) -> list[float]:
 class Sample:
     """One timed process: wall-clock seconds and the CPU seconds (user + system) it used."""
 
-    __slots__ = ("wall", "cpu", "stdout")
+    __slots__ = ("cpu", "stdout", "wall")
 
     def __init__(self, wall: float, cpu: float, stdout: bytes) -> None:
         self.wall, self.cpu, self.stdout = wall, cpu, stdout

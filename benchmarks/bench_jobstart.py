@@ -37,16 +37,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from node_fixtures import build_repo, captured_cpu  # noqa: E402 - the test suite's repository builder
-
-from _timing import Sample, interleaved, median, run_timed  # noqa: E402
+from _timing import Sample, interleaved, median, run_timed
+from node_fixtures import build_repo, captured_cpu
 
 CPU = "linux-rhel7-haswell"
 PY = sys.executable
 CLI = str(Path(PY).with_name("depotdelivery"))  # the console script the installer generated
+
+
+_RE_WRAPPER = ("import re\nimport sys\nfrom depotdelivery.cli import main\n"
+               "sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\nsys.exit(main())")
 
 
 def _env(repo: Any, cache: Path, **extra: str) -> dict[str, str]:
@@ -76,6 +79,9 @@ def warm(repo: Any, work: Path, rounds: int) -> dict[str, dict[str, float]]:
         "depotdelivery prepare --json": [CLI, "prepare", "--json"],
         "depotdelivery exec -- true": [CLI, "exec", "--", true],
         "python -m depotdelivery env": [PY, "-m", "depotdelivery", "env"],
+        # the wrapper distlib's default template and the `installer` package write (pip's own
+        # wrapper only imports sys): what a console script costs when the installer imports re
+        "env via a wrapper that imports re": [PY, "-c", _RE_WRAPPER, "env"],
         "library one-liner": [PY, "-c", "import depotdelivery; depotdelivery.prepare()"],
         "depotdelivery select": [CLI, "select"],
         "depotdelivery select --json": [CLI, "select", "--json"],
@@ -214,9 +220,9 @@ def check(repo: Any, work: Path, rounds: int) -> dict[str, Any]:
 def republish(work: Path, files: int, packages: int, rounds: int) -> dict[str, Any]:
     """An identical re-publish (every file unchanged: the stat cache answers) against a publish
     after one package's sources and caches changed (a new version)."""
-    from depotdelivery.synth.depot import generate_release_inputs
     from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
+    from depotdelivery.synth.depot import generate_release_inputs
 
     base = work / "publish"
     inputs = generate_release_inputs(base / "inputs", files=files, packages=packages, artifact_bytes=1 << 20,
@@ -258,44 +264,66 @@ TARGETS = {"warm_cli": 1.6, "warm_library": 1.3, "cold": 3.0, "makespan": 1.3, "
            "select": 2.0, "republish": 1.5}
 
 
-def _row(what: str, f: dict[str, Any], base: str, target: float | None) -> str:
-    ok = "" if target is None else (" ✓" if f["ratio"] <= target else " ✗")
-    cpu = f" (CPU {f['cpu_ms']} ms, {f['cpu_ratio']}x)" if "cpu_ms" in f else ""
-    value = f.get("wall_ms", f.get("cold_ms", f.get("one_package_ms")))
-    bvalue = f.get("base_wall_ms", f.get("warm_ms", f.get("identical_ms")))
-    return (f"| {what} | {value} ms{cpu} | {base} {bvalue} ms | {f['ratio']}x |"
-            f" {'' if target is None else f'<= {target}x'}{ok} |")
+def _value(f: dict[str, Any]) -> tuple[Any, Any]:
+    return (f.get("wall_ms", f.get("cold_ms", f.get("one_package_ms"))),
+            f.get("base_wall_ms", f.get("warm_ms", f.get("identical_ms"))))
 
 
-def markdown(res: dict[str, Any]) -> str:
-    w = res["warm"]
-    lines = ["| what | depotdelivery | baseline (same run) | ratio | target |", "|---|---|---|---|---|"]
-    for name in ("depotdelivery env", "depotdelivery prepare --json", "python -m depotdelivery env"):
-        lines.append(_row(f"warm `{name}`", w[name], "`python -c pass`", TARGETS["warm_cli"]))
-    lines.append(_row("warm `depotdelivery exec -- true`", w["depotdelivery exec -- true"],
-                      "python that execs `true`", TARGETS["warm_cli"]))
-    lines.append(_row("warm library one-liner", w["library one-liner"], "`python -c pass`", TARGETS["warm_library"]))
-    for size, c in res["cold"].items():
-        lines.append(_row(f"cold stack `prepare`, {size} files (hydration {c['hydrate_ms']} ms)", c["cli"],
-                          "`python -c pass`", TARGETS["cold"]))
-        lines.append(_row(f"cold stack library one-liner, {size} files", c["library"], "`python -c pass`", None))
+def _figures(res: dict[str, Any]) -> list[tuple[str, tuple[str, ...], str, float | None]]:
+    """(what, key path into the result, baseline, target) of every row of the table."""
+    rows: list[tuple[str, tuple[str, ...], str, float | None]] = []
+    for name in ("depotdelivery env", "depotdelivery prepare --json", "python -m depotdelivery env",
+                 "env via a wrapper that imports re"):
+        rows.append((f"warm `{name}`", ("warm", name), "`python -c pass`", TARGETS["warm_cli"]))
+    rows.append(("warm `depotdelivery exec -- true`", ("warm", "depotdelivery exec -- true"),
+                 "python that execs `true`", TARGETS["warm_cli"]))
+    rows.append(("warm library one-liner", ("warm", "library one-liner"), "`python -c pass`", TARGETS["warm_library"]))
+    for size in res.get("cold", {}):
+        rows.append((f"cold stack `prepare --json`, {size} files", ("cold", size, "cli"), "`python -c pass`",
+                     TARGETS["cold"]))
+        rows.append((f"cold stack library one-liner, {size} files", ("cold", size, "library"), "`python -c pass`", None))
     if "makespan" in res:
-        m = res["makespan"]
-        lines.append(_row(f"{m['jobs']} simultaneous cold `env` jobs, makespan", m,
-                          f"{m['jobs']} simultaneous warm jobs", TARGETS["makespan"]))
-    for fs, c in res.get("copy", {}).items():
-        lines.append(_row(f"copy mode, {res['big_files']} files, {fs}", c, "`cp -a`", TARGETS["copy"]))
+        n = res["makespan"]["jobs"]
+        rows.append((f"{n} simultaneous cold `env` jobs, makespan", ("makespan",), f"{n} simultaneous warm jobs",
+                     TARGETS["makespan"]))
+    for fs in res.get("copy", {}):
+        rows.append((f"copy mode, {res['big_files']} files, {fs}", ("copy", fs), "`cp -a`", TARGETS["copy"]))
     if "check" in res:
-        c = res["check"]
-        lines.append(_row(f"`check`, {c['packages']} packages (sources by {c['sources_by']})", c,
-                          "`find -printf` walk", TARGETS["check"]))
-    lines.append(_row("`select`", w["depotdelivery select"], "`python -c pass`", TARGETS["select"]))
-    lines.append(_row("`select --json`", w["depotdelivery select --json"], "`python -c pass`", TARGETS["select"]))
-    lines.append(_row("`detect --json`", w["depotdelivery detect --json"], "`python -c pass`", TARGETS["select"]))
+        rows.append((f"`check`, {res['check']['packages']} packages", ("check",), "`find -printf` walk",
+                     TARGETS["check"]))
+    for name in ("depotdelivery select", "depotdelivery select --json", "depotdelivery detect --json"):
+        rows.append((f"`{name.split(' ', 1)[1]}`", ("warm", name), "`python -c pass`", TARGETS["select"]))
     if "republish" in res:
-        r = res["republish"]
-        lines.append(_row(f"publish after one package changed ({r['files']} files)", r, "identical re-publish",
-                          TARGETS["republish"]))
+        rows.append((f"publish after one package changed ({res['republish']['files']} files)", ("republish",),
+                     "identical re-publish", TARGETS["republish"]))
+    return rows
+
+
+def _get(res: dict[str, Any] | None, path: tuple[str, ...]) -> dict[str, Any] | None:
+    for key in path:
+        if not isinstance(res, dict) or key not in res:
+            return None
+        res = res[key]
+    return res
+
+
+def markdown(res: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    head = "| what | depotdelivery | baseline (same run) | ratio | target |"
+    lines = [head + (" before: ratio (value, baseline) |" if before else ""),
+             "|---|---|---|---|---|" + ("---|" if before else "")]
+    for what, path, base, target in _figures(res):
+        f = _get(res, path)
+        if f is None:
+            continue
+        value, bvalue = _value(f)
+        ok = "" if target is None else (" ✓" if f["ratio"] <= target else " ✗")
+        cpu = f" (CPU {f['cpu_ms']} ms, {f['cpu_ratio']}x)" if "cpu_ms" in f else ""
+        row = (f"| {what} | {value} ms{cpu} | {base} {bvalue} ms | {f['ratio']}x |"
+               f" {'' if target is None else f'<= {target}x'}{ok} |")
+        if before:
+            b = _get(before, path)
+            row += " - |" if b is None else f" {b['ratio']}x ({_value(b)[0]} ms, {_value(b)[1]} ms) |"
+        lines.append(row)
     return "\n".join(lines) + "\n"
 
 
@@ -308,7 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", action="append", default=[], choices=("cold", "makespan", "copy", "check", "republish"))
     ap.add_argument("--work", type=Path, help="scratch directory on disk (default: a temporary one)")
     ap.add_argument("--tmpfs", type=Path, default=Path("/dev/shm"), help="a tmpfs directory for copy mode")
+    ap.add_argument("--before", type=Path, help="JSON of an earlier run (e.g. before a change): a column of its ratios")
+    ap.add_argument("--table-only", action="store_true", help="with --result: only print the table of that JSON")
+    ap.add_argument("--result", type=Path, help="JSON of a run to tabulate (with --table-only)")
     args = ap.parse_args(argv)
+    before = json.loads(args.before.read_text()) if args.before else None
+    if args.table_only:
+        print(markdown(json.loads(args.result.read_text()), before))
+        return 0
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-jobstart-", dir="/var/tmp"))
     sizes = sorted(int(s) for s in args.sizes.split(",") if s)
     res: dict[str, Any] = {"sizes": sizes, "rounds": args.rounds, "cpus": os.cpu_count(), "cold": {},
@@ -348,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    table = markdown(res)
+    table = markdown(res, before)
     print(json.dumps(res))
     print(table)
     return 0

@@ -39,11 +39,11 @@ def _imported(stderr: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def warm_env(node_repo, tmp_path_factory):
+def warm_env(node_repo, tmp_path_factory):  # noqa: F811 - the fixture imported above
     env = {k: v for k, v in os.environ.items() if k != "DEPOTDELIVERY_DEBUG"}
     env.update(node_env(node_repo, tmp_path_factory.mktemp("warm") / "cache",
                         DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell"))))
-    done = subprocess.run([CLI, "prepare"], env=env, capture_output=True, text=True)
+    done = subprocess.run([CLI, "prepare"], env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return env
 
@@ -59,7 +59,7 @@ def test_warm_job_start_imports_nothing_heavy(warm_env, argv):
     # -X importtime through the interpreter the console script names: the console script itself
     # (the installer's wrapper) is part of what is checked
     cmd = [sys.executable, "-X", "importtime", *argv] if argv[0] == CLI else [argv[0], "-X", "importtime", *argv[1:]]
-    done = subprocess.run(cmd, env=warm_env, capture_output=True, text=True)
+    done = subprocess.run(cmd, env=warm_env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     heavy = _imported(done.stderr) & HEAVY
     assert not heavy, f"a warm {' '.join(argv[1:3])} imported {sorted(heavy)}"
@@ -69,8 +69,8 @@ def test_warm_job_start_imports_nothing_heavy(warm_env, argv):
 
 def test_fast_path_output_is_the_argparse_path_output(warm_env):
     # `env --shel sh` is an abbreviation only argparse accepts: the same handler, another parser
-    fast = subprocess.run([CLI, "env", "--shell", "sh"], env=warm_env, capture_output=True, text=True)
-    slow = subprocess.run([CLI, "env", "--shel", "sh"], env=warm_env, capture_output=True, text=True)
+    fast = subprocess.run([CLI, "env", "--shell", "sh"], env=warm_env, capture_output=True, text=True, check=False)
+    slow = subprocess.run([CLI, "env", "--shel", "sh"], env=warm_env, capture_output=True, text=True, check=False)
     assert fast.returncode == slow.returncode == 0
     assert fast.stdout == slow.stdout and "export JULIA_DEPOT_PATH=" in fast.stdout
 

@@ -23,11 +23,12 @@ from depotdelivery.errors import DepotDeliveryError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from typing import Any, Callable, Sequence
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
     Handler = Callable[[Any], int]
 
-__all__ = ["main", "emit_json"]
+__all__ = ["emit_json", "main"]
 
 # Modules that each define ``register(subparsers)``; order is the order in --help.
 _COMMAND_MODULES = (
@@ -99,7 +100,7 @@ def _run(handler: Handler, args: Any) -> int:
         # stdout closed early (``depotdelivery status | head``): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except Exception as exc:  # noqa: BLE001 - the last resort; --debug shows the traceback
+    except Exception as exc:
         if args.debug:
             raise
         print(

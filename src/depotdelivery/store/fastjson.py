@@ -58,7 +58,7 @@ _esc = _json.encode_basestring_ascii
 
 
 def _floatstr(f: float) -> str:
-    if f != f:
+    if f != f:  # noqa: PLR0124 - the NaN test, without importing math (a shared library)
         return "NaN"
     if f in (float("inf"), float("-inf")):
         return "Infinity" if f > 0 else "-Infinity"
