@@ -89,8 +89,8 @@ def parse_fast(words: list[str]) -> _Args | None:
                 return None
             value = words[i + 1]
             i += 1
-        if isinstance(kind, tuple) and value not in kind:
-            return None
+        if value == "--" or (isinstance(kind, tuple) and value not in kind):
+            return None  # argparse drops a '--' value (`--repo=--` gives []): its business
         if kind is float:
             try:
                 value = float(value)
