@@ -46,6 +46,7 @@ _LAZY: dict[str, str] = {
     "publish": "depotdelivery.publisher.publish",
     "VariantInput": "depotdelivery.publisher.publish",
     "PublishResult": "depotdelivery.publisher.publish",
+    "build_release": "depotdelivery.publisher.build",
     "keygen": "depotdelivery.store.keys",
     "verify": "depotdelivery.store.verify",
     # module:function where the public name is not the function's own

@@ -23,6 +23,8 @@ CHANNEL = "stable"
 MODES = ("stack", "symlink", "copy", "overlay")
 # (version, synth seed): the first release, and the second one the channel moves to and back from
 RELEASES = (("2026.11", 0), ("2026.12", 1))
+BUILT = "2026.11-ci"  # the release `depotdelivery build` makes from the first release's project
+BUILD_VARIANTS = {"generic": "generic", "haswell": "haswell,-rdrnd"}
 NAME = "hep"
 ENV_FILE = "demo.env"
 
@@ -192,6 +194,50 @@ def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "Private
     return r
 
 
+def _build(story: _Story, base: Path, repo: Path, inputs: Any, key: "PrivateKey", hash_cache: Path) -> tuple[str, str]:
+    """``depotdelivery build`` from the first release's project with the STAND-IN julia
+    (depotdelivery.synth.julia_standin: no Julia exists here), its package server being the
+    generated depot; then publish. Returns (ref, release id)."""
+    from depotdelivery.publisher.build import build_release
+    from depotdelivery.store.repo import Repository
+    from depotdelivery.synth.julia_standin import write_standin
+
+    ref = f"{NAME}/{BUILT}"
+    if (repo / "releases" / NAME / BUILT / "release.json").exists():
+        story.say(f"{ref} is already published (releases are immutable; a re-run changes nothing)")
+        return ref, Repository.open(repo).read_release(NAME, BUILT).id
+    ci = base / "publisher" / "ci"
+    project = ci / "projects" / "hep"
+    project.mkdir(parents=True, exist_ok=True)
+    for f in ("Project.toml", "Manifest.toml"):
+        shutil.copy2(inputs.depot / inputs.project / f, project / f)
+    minor = ".".join(inputs.julia_version.split(".")[:2])
+    tools = ci / "tools"  # the CI's own depot, where PackageCompiler is installed
+    (tools / "environments" / f"v{minor}").mkdir(parents=True, exist_ok=True)
+    (tools / "environments" / f"v{minor}" / "Project.toml").write_text(
+        '[deps]\nPackageCompiler = "9b87118b-4619-50d2-8e1e-99f35a4d4d9d"\n')
+    julia = write_standin(ci / "julia" / "bin", {"version": inputs.julia_version, "pkg_server": str(inputs.depot),
+                                                  "log": str(ci / "julia-calls.jsonl")})
+    first = inputs.packages[0].name
+    argv = ["depotdelivery", "build", "--repo", str(repo), "--name", NAME, "--version", BUILT, "--project", str(project),
+            "--julia", str(julia), *(a for v, t in BUILD_VARIANTS.items() for a in ("--variant", f"{v}={t}")),
+            "--sysimage-packages", first, "--in-place", "--publish", "--key", str(key.path)]
+    story.cli(*argv)
+
+    def event(e: dict[str, Any]) -> None:
+        if e["event"] == "step" and e["state"] == "done":
+            story.say(f"  [{e.get('variant') or 'shared'}] {e['step']} done")
+
+    r = build_release(repo, NAME, BUILT, [project], str(julia), BUILD_VARIANTS, sysimage_packages=[first], in_place=True,
+                      keys=[key], work_dir=ci / "work", tools_depot=tools, events=event, hash_cache_dir=hash_cache)
+    published = r.published or {}
+    story.say(f"built and published {published.get('release')} (release id {str(published.get('release_id'))[:16]}...) "
+              f"with the stand-in julia: " + ", ".join(f"{v.name} ({v.caches} caches)" for v in r.variants))
+    story.say(f"build record (versioninfo, manifests, commands, environment, timings): "
+              f"{story.short(str(r.path / 'depot' / 'config' / 'depotdelivery-build' / 'record.json'))}")
+    return ref, str(published.get("release_id"))
+
+
 def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
                   held: list["Prepared"]) -> tuple[ModeOutcome, "Prepared | None"]:
     from depotdelivery.node.prepare import prepare
@@ -281,6 +327,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     story.step("publish", f"3. publisher: sign and publish {NAME}/{RELEASES[0][0]}, point channel {CHANNEL} at it")
     init_repository(repo)
     first = _publish(story, repo, inputs, RELEASES[0][0], key, hash_cache, CHANNEL)
+    story.step("build", f"3b. CI: depotdelivery build {NAME}/{BUILT} from the Julia project (stand-in julia)")
+    built = _build(story, base, repo, inputs, key, hash_cache)
     env_file = base / ENV_FILE
     env_file.write_text("# source this file to point depotdelivery at the demo (written by `depotdelivery demo`)\n"
                         + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
@@ -388,7 +436,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     story.say(f"\nTry it yourself:  source {story.short(str(env_file))}; depotdelivery select; depotdelivery check")
     return DemoResult(
         out_dir=base, repo=repo, trusted_keys=trusted, cache=cache, key=key_path, env_file=env_file,
-        releases=(first.ref, second.ref), release_ids={first.ref: first.release_id, second.ref: second.release_id},
+        releases=(first.ref, second.ref),
+        release_ids={first.ref: first.release_id, second.ref: second.release_id, built[0]: built[1]},
         host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu,
               "julia_cpu_source": selection.host_cpu_source},
         selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_CODES",
+    "BuildError",
     "CacheError",
     "ConflictError",
     "DepotDeliveryError",
@@ -131,6 +132,13 @@ class JuliaOutputError(DepotDeliveryError, RuntimeError):
     exit_code = 13
 
 
+class BuildError(DepotDeliveryError, RuntimeError):
+    """``build`` failed: a Julia step exited non-zero or did not write what it must; the
+    message names the variant and the step and the kept log; nothing was published (exit 14)."""
+
+    exit_code = 14
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (please report it with the traceback from --debug)",
@@ -146,4 +154,5 @@ EXIT_CODES: dict[int, str] = {
     11: "check --julia: Julia disagrees with the prediction (the JSON report names every mismatch)",
     12: "check: the module graph differs from the CI reference fingerprint(s) of the variant",
     13: "check --julia: Julia timed out, crashed, or printed loading output depotdelivery does not understand",
+    14: "build failed (a Julia step failed or wrote nothing; see the log it names)",
 }

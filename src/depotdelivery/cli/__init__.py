@@ -34,6 +34,7 @@ __all__ = ["emit_json", "main"]
 _COMMAND_MODULES = (
     "depotdelivery.cli._cpu",
     "depotdelivery.cli._repo",
+    "depotdelivery.cli._build",
     "depotdelivery.cli._node",
     "depotdelivery.cli._fingerprint",
     "depotdelivery.cli._demo",

@@ -33,8 +33,8 @@ __all__ = [
     "CLONE_ALL", "CLONE_BFLOAT16", "CLONE_CPU", "CLONE_FLOAT16", "CLONE_LOOP", "CLONE_MATH",
     "CLONE_SIMD", "MINSIZE", "OPTSIZE", "STORED_FLAGS", "SYSIMAGE_KEYWORD", "UNKNOWN_NAME", "VEC_CALL",
     "TargetSpec", "cpu_features", "cpu_names", "format_cpu_target", "jit_target",
-    "julia_cpu_for_microarch", "lint_cpu_target", "normalize_cpu_name", "parse_cpu_target",
-    "to_image_target", "vector_size",
+    "julia_cpu_for_microarch", "lint_cpu_target", "multi_target_pkgimages", "normalize_cpu_name",
+    "parse_cpu_target", "to_image_target", "vector_size",
 ]
 
 # JULIA_CPU_TARGET / -C keyword from Julia 1.13 (JuliaLang/julia#58970, src/processor.cpp
@@ -608,3 +608,12 @@ def lint_cpu_target(text: str, arch: str, julia_version: str) -> list[str]:
         out.append(f"target 0 ({specs[0].name}) is the fallback clone: hosts lacking its "
                    f"features cannot load the image; official strings start with 'generic'")
     return out
+
+
+def multi_target_pkgimages(julia_version: str) -> bool:
+    """Pkgimages carry every target of JULIA_CPU_TARGET from 1.10.11 and 1.11.2 on; before,
+    only the first (the worker's JIT target) (julia-formats.md)."""
+    parts = [int(p) for p in julia_version.split("-", 1)[0].split(".")[:3]] + [0, 0]
+    major_minor, patch = (parts[0], parts[1]), parts[2]
+    return (major_minor >= (1, 12) or (major_minor == (1, 11) and patch >= 2)
+            or (major_minor == (1, 10) and patch >= 11))

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from depotdelivery.errors import PublishError
 
-__all__ = ["Commit", "abort", "tag_name", "transaction"]
+__all__ = ["Commit", "Held", "abort", "held", "tag_name", "transaction"]
 
 # cvmfs_server tag names: letters, digits and . _ - (cvmfs_server's check_tag_name / docs
 # "Named Snapshots"); anything else in a release name/version becomes '_'.
@@ -68,3 +68,36 @@ def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False
         except PublishError as abort_exc:
             raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from None
         raise PublishError(f"{exc}; the transaction was aborted, the repository is unchanged") from None
+
+
+@dataclass(slots=True)
+class Held:
+    """A transaction opened by :func:`held`; ``hand_over()`` once a call that closes it itself
+    (``publish(in_place=True, cvmfs=...)``, which publishes or aborts) takes it."""
+
+    fqrn: str
+    handed_over: bool = False
+
+    def hand_over(self) -> None:
+        self.handed_over = True
+
+
+@contextmanager
+def held(fqrn: str) -> Iterator[Held]:
+    """Open a transaction on ``fqrn`` for work that runs before the call that closes it (``build
+    --in-place --cvmfs``: the tree is built inside it, then publish closes it); any failure before
+    the hand-over aborts it, so no transaction is ever left open."""
+    _run(["cvmfs_server", "transaction", fqrn])
+    handle = Held(fqrn)
+    try:
+        yield handle
+    except BaseException as exc:
+        if handle.handed_over:
+            raise
+        try:
+            abort(fqrn)
+        except PublishError as abort_exc:
+            raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from exc
+        raise
+    if not handle.handed_over:
+        abort(fqrn)  # nothing took it: discard it rather than leave it open

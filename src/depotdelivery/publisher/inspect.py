@@ -78,8 +78,11 @@ def _find_sysimage(t: InputTree, vi: VariantInput) -> Item | None:
 
 
 def variant_record(t: InputTree, target: str, vi: VariantInput, julia_version: str, warnings: list[str]) -> Variant:
+    from depotdelivery.publisher.build.record import recorded_cpu_target
+
     si = _find_sysimage(t, vi)
-    cpu_target = vi.cpu_target or target
+    # a variant `depotdelivery build` made knows the target string it was built with
+    cpu_target = vi.cpu_target or recorded_cpu_target(vi.dir) or target
     clones, source, arch = clone_targets(
         None if si is None else t.src / si.rel, cpu_target, vi.arch, julia_version, warnings, where=f"variant {target}")
     caches = (t.src / i.rel for i in t.files if i.rel.startswith("depot/compiled/") and i.rel.endswith(".ji"))
