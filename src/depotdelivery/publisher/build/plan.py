@@ -117,7 +117,7 @@ def _refusal(cpu_target: str) -> str | None:
 def plan_variants(variants: Mapping[str, str], probe: Probe) -> tuple[VariantPlan, ...]:
     """Parse and lint every target string before anything is built; refuse what cannot work."""
     from depotdelivery.julia.cputarget import lint_cpu_target, parse_cpu_target
-    from depotdelivery.store.fields import check_name
+    from depotdelivery.store.names import check_name
 
     if not variants:
         raise UsageError("no variants to build")

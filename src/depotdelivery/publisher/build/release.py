@@ -137,7 +137,7 @@ def build_release(repo_root: str | os.PathLike[str], name: str, version: str, pr
 
 def _check_args(name: str, version: str, cvmfs: str | None, keys: Sequence[Any], channel: str | None,
                 jobs: int) -> None:
-    from depotdelivery.store.fields import check_name
+    from depotdelivery.store.names import check_name
 
     check_name("release name", name)
     check_name("release version", version)
@@ -150,7 +150,7 @@ def _check_args(name: str, version: str, cvmfs: str | None, keys: Sequence[Any],
 
 
 def _environment_names(projects: Sequence[str | os.PathLike[str]]) -> list[str]:
-    from depotdelivery.store.fields import check_name
+    from depotdelivery.store.names import check_name
 
     if not projects:
         raise UsageError("build needs at least one --project DIR")
