@@ -22,7 +22,7 @@ STAND_IN = Path(__file__).parent.parent / "stand_ins" / "julia-loading"
 
 def _dd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "depotdelivery", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=180)
+                          env={**os.environ, **(env or {})}, timeout=180, check=False)
 
 
 def _publish(base: Path, root: Path, inputs, fingerprints: dict | None = None) -> str:

@@ -33,7 +33,7 @@ def test_julia_1_12_rc1_flags_rejections_from_issue_59365():
     first = log.rejections[0]
     assert first.cache.endswith(r"compiled\v1.12\Pkg\tUTdb_T3QLl.ji")
     assert parse_pkgid(first.pkg) == ("Pkg", "44cfe95a-1eb2-52ea-b672-e2afdf69b78f")
-    assert parse_flags(first.values["session"]) == dict(use_pkgimages=1, debug_level=1, check_bounds=0, inline=1, opt_level=2)
+    assert parse_flags(first.values["session"]) == {"use_pkgimages": 1, "debug_level": 1, "check_bounds": 0, "inline": 1, "opt_level": 2}
     assert parse_flags(first.values["actual"])["opt_level"] == 3 and first.values["actual"].endswith("[237]")
 
 
@@ -117,8 +117,8 @@ def _messages(layout: str, c: str, pkg: str) -> dict[str, list[str]]:
     cf = "CacheFlags(; use_pkgimages=true, debug_level=1, check_bounds=0, inline=true, opt_level=2) [163]"
     flags = kv if layout == "1.10" else cf
     out = {
-        "incompatible header": [f"Rejecting cache file {c} due to it containing an "
-                                f"{'incompatible' if layout == '1.12' else 'invalid'} cache header"],
+        "incompatible header": [(f"Rejecting cache file {c} due to it containing an "
+                                f"{'incompatible' if layout == '1.12' else 'invalid'} cache header")],
         "mismatched flags": [f"Rejecting cache file {c} for {pkg} since the flags are mismatched",
                              f"  {'current session:' if layout == '1.10' else 'requested flags:'} {flags}",
                              f"  cache file:      {flags}"],
@@ -128,8 +128,8 @@ def _messages(layout: str, c: str, pkg: str) -> dict[str, list[str]]:
                             "  Current Targets =", "   generic; flags=0; features_en=()"],
         "missing ocachefile": [f"Rejecting cache file {c} for {pkg} since pkgimage {c[:-3]}.so was not found"],
         "for different pkgid": [f"Rejecting cache file {c} for {pkg} since it is for {pkg} instead"],
-        "for different buildid": [f"Ignoring cache file {c} for {pkg} ({B1}) since it {'is ' if layout == '1.10' else ''}"
-                                  f"does not provide desired build_id ({B2})"],
+        "for different buildid": [(f"Ignoring cache file {c} for {pkg} ({B1}) since it {'is ' if layout == '1.10' else ''}"
+                                  f"does not provide desired build_id ({B2})")],
         "wrong dep version loaded": [f"Rejecting cache file {c} because module {pkg} is already loaded and incompatible."],
         "dep missing source": [f"Rejecting cache file {c} because dependency {pkg} not found."],
         "wrong dep buildid": [f"Rejecting cache file {c} because it provides the wrong build_id (got {B1}) for {pkg} (want {B2})"],
@@ -140,19 +140,19 @@ def _messages(layout: str, c: str, pkg: str) -> dict[str, list[str]]:
         "invalid checksum": [f"Rejecting cache file {c} because it has an invalid checksum"],
         "ocachefile invalid checksum": [f"Rejecting cache file {c} because {c[:-3]}.so has an invalid checksum"],
         "preferences hash mismatch": [f"Rejecting cache file {c} because preferences hash does not match 0x1f != 0x0"],
-        "dependency not loadable": [f"Rejecting cache file {c} because required dependency {pkg} with build ID {B1} "
-                                    f"is missing from the cache."],
+        "dependency not loadable": [(f"Rejecting cache file {c} because required dependency {pkg} with build ID {B1} "
+                                    f"is missing from the cache.")],
     }
     if layout == "1.10":
-        out["include_dependency mtime change"] = [f"Rejecting stale cache file {c} (mtime 1.7e9) because file "
-                                                  f"/a/src/X.jl (mtime 1.70000001e9) has changed"]
+        out["include_dependency mtime change"] = [(f"Rejecting stale cache file {c} (mtime 1.7e9) because file "
+                                                  f"/a/src/X.jl (mtime 1.70000001e9) has changed")]
     else:
-        out["include_dependency mtime change"] = [f"Rejecting stale cache file {c} because mtime of include_dependency "
-                                                  f"/a/deps/build.log has changed (mtime 1.70000001e9, before 1.7e9)"]
-        out["include_dependency fsize change"] = [f"Rejecting stale cache file {c} because file size of /a/src/X.jl "
-                                                  f"has changed (file size 12, before 11)"]
-        out["include_dependency fhash change"] = [f"Rejecting stale cache file {c} because hash of /a/src/X.jl has "
-                                                  f"changed (hash 3735928559, before 12345)"]
+        out["include_dependency mtime change"] = [(f"Rejecting stale cache file {c} because mtime of include_dependency "
+                                                  f"/a/deps/build.log has changed (mtime 1.70000001e9, before 1.7e9)")]
+        out["include_dependency fsize change"] = [(f"Rejecting stale cache file {c} because file size of /a/src/X.jl "
+                                                  f"has changed (file size 12, before 11)")]
+        out["include_dependency fhash change"] = [(f"Rejecting stale cache file {c} because hash of /a/src/X.jl has "
+                                                  f"changed (hash 3735928559, before 12345)")]
         out["nonresolveable depot"] = [f"Rejecting stale cache file {c} because its depot could not be resolved"]
     if layout == "1.12":
         out["wrong julia version"] = [f"Rejecting cache file {c} because it was made with a different julia version"]

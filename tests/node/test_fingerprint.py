@@ -107,8 +107,8 @@ def test_missing_and_different_cache_lines():
     a = Fingerprint(julia_version="1.11.1", arch="x86_64", sysimage=None, packages=a_pkgs, reference="ci")
     b = replace(a, packages=(replace(a_pkgs[0], cache_blake3="f" * 64),), reference="node")
     assert compare(a, b).lines() == [
-        "A: different cache (the same path with other bytes): ci compiled/v1.11/A/x.ji [], "
-        "node compiled/v1.11/A/x.ji [ffffffffffff]",
+        ("A: different cache (the same path with other bytes): ci compiled/v1.11/A/x.ji [], "
+        "node compiled/v1.11/A/x.ji [ffffffffffff]"),
         "B: missing on node"]
 
 

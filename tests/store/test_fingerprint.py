@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError
 from depotdelivery.store.canonical import canonical_json
-from depotdelivery.store.fingerprint import Dependency, Fingerprint, PackageEntry, SysimageEntry, compare, parse
+from depotdelivery.store.fingerprint import (
+    Dependency,
+    Fingerprint,
+    PackageEntry,
+    SysimageEntry,
+    compare,
+    parse,
+)
 from depotdelivery.store.release import Release, Tree, Variant
 
 HEX = "0123456789abcdef"
