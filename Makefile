@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= 2
 
-.PHONY: test demo bench system-deps clean
+.PHONY: test lint demo bench system-deps clean
 
 $(STAMP): pyproject.toml setup.py src/_cpuid.c src/depotdelivery/_cpuid_build.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,12 @@ $(STAMP): pyproject.toml setup.py src/_cpuid.c src/depotdelivery/_cpuid_build.py
 system-deps:
 	@sh scripts/system-deps.sh
 
-test: $(STAMP) system-deps
+# ruff and mypy are configured in pyproject.toml (versions pinned in the test extra)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/mypy
+
+test: $(STAMP) system-deps lint
 	$(PY) -m pytest -q -n $(JOBS) -p no:cacheprovider
 
 demo: $(STAMP)

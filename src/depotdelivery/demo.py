@@ -168,8 +168,8 @@ def _generate(build: Path, repo: Path, version: str, seed: int, julia_version: s
                                    targets=targets, seed=seed)
 
 
-def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "PrivateKey", hash_cache: Path,
-             channel: str | None) -> "PublishResult":
+def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: PrivateKey, hash_cache: Path,
+             channel: str | None) -> PublishResult:
     from depotdelivery.publisher.progress import human_bytes
     from depotdelivery.publisher.publish import VariantInput, publish
 
@@ -194,7 +194,7 @@ def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: "Private
     return r
 
 
-def _build(story: _Story, base: Path, repo: Path, inputs: Any, key: "PrivateKey", hash_cache: Path) -> tuple[str, str]:
+def _build(story: _Story, base: Path, repo: Path, inputs: Any, key: PrivateKey, hash_cache: Path) -> tuple[str, str]:
     """``depotdelivery build`` from the first release's project with the STAND-IN julia
     (depotdelivery.synth.julia_standin: no Julia exists here), its package server being the
     generated depot; then publish. Returns (ref, release id)."""
@@ -238,8 +238,8 @@ def _build(story: _Story, base: Path, repo: Path, inputs: Any, key: "PrivateKey"
     return ref, str(published.get("release_id"))
 
 
-def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
-                  held: list["Prepared"]) -> tuple[ModeOutcome, "Prepared | None"]:
+def _prepare_mode(story: _Story, node: dict[str, Any], mode: str,
+                  held: list[Prepared]) -> tuple[ModeOutcome, Prepared | None]:
     from depotdelivery.node.prepare import prepare
 
     try:
@@ -259,7 +259,7 @@ def _prepare_mode(story: _Story, node: dict[str, str], mode: str,
                        warnings=tuple(cold.warnings)), cold
 
 
-def _check(prepared: "Prepared") -> Any:
+def _check(prepared: Prepared) -> Any:
     """Julia's staleness verdict for every package in the prepared depot (``depotdelivery check``),
     with the release and host of the session ``prepared`` came from."""
     from depotdelivery.node.check import check
@@ -286,7 +286,11 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     from depotdelivery.node.prepare import prepare
     from depotdelivery.node.select import describe_cpu_source, select
     from depotdelivery.node.session import Session
-    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+    from depotdelivery.publisher.channels import (
+        channel_history,
+        rollback_channel,
+        set_channel,
+    )
     from depotdelivery.publisher.publish import init_repository
     from depotdelivery.store.keys import keygen, load_private_key
 
@@ -298,7 +302,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     cache, hash_cache = Path(variables["DEPOTDELIVERY_CACHE"]), Path(variables["DEPOTDELIVERY_PUBLISH_CACHE"])
     publisher, build = base / "publisher", base / "build"
     key_path = publisher / "publisher.key"
-    node = {"repo": str(repo), "channel": CHANNEL, "trusted_keys": str(trusted), "cache": str(cache)}
+    node: dict[str, Any] = {"repo": str(repo), "channel": CHANNEL, "trusted_keys": str(trusted), "cache": str(cache)}
     if cpuinfo is not None:
         node["cpuinfo"] = os.fspath(Path(cpuinfo).absolute())
     story = _Story(out, base)
@@ -447,7 +451,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     )
 
 
-def _replay(story: _Story, node: dict[str, str], channel_file: Path, replay: tuple[bytes, bytes]) -> str:
+def _replay(story: _Story, node: dict[str, Any], channel_file: Path, replay: tuple[bytes, bytes]) -> str:
     """Put the older (validly signed) channel document back, as an attacker or a stale mirror
     would, and show the node refusing it; then restore the current one."""
     from depotdelivery.node.prepare import prepare

@@ -13,7 +13,7 @@ from depotdelivery.errors import DepotDeliveryError, UsageError
 __all__ = ["register"]
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the build subcommand to the parser."""
     p = sub.add_parser(
         "build", help="build a release from Julia projects: shared depot + one sysimage and cache set per CPU target",
@@ -88,8 +88,8 @@ class _Progress:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.publisher.build import build_release, parse_variant_args
+    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.store.keys import load_private_key
 
     if args.publish != bool(args.key):

@@ -6,7 +6,7 @@ import argparse
 __all__ = ["register"]
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``detect`` to the parser."""
     from depotdelivery.cpu.host import DEFAULT_JULIA_VERSION
 

@@ -7,7 +7,7 @@ import sys
 __all__ = ["register"]
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the demo subcommand to the parser."""
     p = sub.add_parser(
         "demo", help="end to end on a generated repository: publish, select, prepare, check, rollback, gc",

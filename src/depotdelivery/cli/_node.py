@@ -91,16 +91,17 @@ def parse_fast(words: list[str]) -> _Args | None:
             i += 1
         if value == "--" or (isinstance(kind, tuple) and value not in kind):
             return None  # argparse drops a '--' value (`--repo=--` gives []): its business
+        parsed: str | float = value
         if kind is float:
             try:
-                value = float(value)
+                parsed = number = float(value)
             except ValueError:
                 return None
-            if value != value or value in (float("inf"), float("-inf")):
+            if number != number or number in (float("inf"), float("-inf")):  # noqa: PLR0124 (NaN test)
                 return None  # nan/inf: argparse and the configuration check say what is wrong
         if exclusive is not None and groups.setdefault(exclusive, flag) != flag:
             return None
-        values[dest] = value
+        values[dest] = parsed
         i += 1
     return _Args(command=command, debug=bool(os.environ.get("DEPOTDELIVERY_DEBUG")), **values)
 
@@ -313,7 +314,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the node subcommands to the parser."""
     import argparse
 

@@ -14,7 +14,7 @@ __all__ = ["register"]
 _TRUST_ENV = "DEPOTDELIVERY_TRUSTED_KEYS"
 
 
-def register(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the repository subcommands to the parser."""
     p = sub.add_parser("keygen", help="create an Ed25519 signing key (KEY, mode 0600) and KEY.pub",
                        description="Create a signing key. Copy KEY.pub into every node's trusted-keys directory.")
@@ -309,13 +309,13 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         reports = verify(root, args.release, trust)
     except (IntegrityError, TrustError) as exc:
-        reports = getattr(exc, "reports", None)
-        if reports is None:
+        failed = getattr(exc, "reports", None)
+        if failed is None:
             raise
         if args.json:
-            emit_json({"ok": False, "signatures_checked": trust is not None, "reports": [r.to_dict() for r in reports]})
+            emit_json({"ok": False, "signatures_checked": trust is not None, "reports": [r.to_dict() for r in failed]})
         else:
-            for r in reports:
+            for r in failed:
                 for p in r.problems:
                     print(f"{r.subject}: {p}")
         print(f"depotdelivery: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["archspec_json", "archspec_json_dir", "microarchitectures"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def archspec_json_dir() -> str:
     """Directory of archspec's ``json`` data (``cpu/``, ``tests/targets/``).
 
@@ -22,10 +22,10 @@ def archspec_json_dir() -> str:
         from depotdelivery.errors import UnsupportedError
 
         raise UnsupportedError("archspec is not installed: `pip install archspec`")
-    return os.path.join(list(spec.submodule_search_locations)[0], "json")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "json")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def archspec_json(name: str) -> Any:
     """Parsed ``archspec/json/cpu/<name>.json`` (``cpuid`` or ``microarchitectures``)."""
     import json

@@ -10,7 +10,7 @@ from depotdelivery.errors import UnsupportedError, UsageError
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
-    from typing import Any, Optional
+    from typing import Any
 
     from depotdelivery.cpu._parse import CpuInfo
 
@@ -20,7 +20,7 @@ PROC_CPUINFO = "/proc/cpuinfo"
 SYSFS_CPUS = "/sys/devices/system/cpu"  # cpu<N>/regs/identification/midr_el1, one per core
 
 
-def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None) -> HostCPU:
+def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: int | None = None) -> HostCPU:
     """HostCPU of a parsed /proc/cpuinfo: the kernel's flags as they are, plus the registers
     (x86) or HWCAPs (aarch64) those flags imply, for Julia's feature words."""
     from depotdelivery.cpu import _aarch64
@@ -42,9 +42,9 @@ def host_from_cpuinfo(info: CpuInfo, *, source: str, midr: Optional[int] = None)
                          midrs=midrs or None)
 
 
-def _aarch64_host(implementer_text: Optional[str], midr: int, hwcap: int, hwcap2: int,
+def _aarch64_host(implementer_text: str | None, midr: int, hwcap: int, hwcap2: int,
                   features: frozenset[str], source: str,
-                  midrs: Optional[tuple[int, ...]] = None) -> HostCPU:
+                  midrs: tuple[int, ...] | None = None) -> HostCPU:
     """``midrs``: every core's MIDR in CPU order (default: ``midr`` alone, when known)."""
     from depotdelivery.cpu import _aarch64
 
@@ -160,8 +160,8 @@ def _sysfs_midrs(root: str = SYSFS_CPUS) -> tuple[int, ...]:
     return tuple(out)
 
 
-def from_proc_cpuinfo(hwcap: Optional[tuple[int, int]] = None, *, path: str = PROC_CPUINFO,
-                      machine: Optional[str] = None) -> HostCPU:
+def from_proc_cpuinfo(hwcap: tuple[int, int] | None = None, *, path: str = PROC_CPUINFO,
+                      machine: str | None = None) -> HostCPU:
     """HostCPU of this machine's /proc/cpuinfo (``source="cpuinfo"``; aarch64 HWCAPs given:
     ``"cpuid"``), UnsupportedError for a CPU family depotdelivery does not model or when the
     file describes another architecture than the running kernel's (``machine``, default

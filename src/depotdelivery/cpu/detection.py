@@ -13,26 +13,25 @@ from depotdelivery.errors import UsageError
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
-    from typing import Mapping, Optional, Union
-
-    PathArg = Union[str, os.PathLike[str]]
+    from collections.abc import Mapping
+    PathArg = str | os.PathLike[str]
 
 __all__ = ["ENV_MICROARCH", "detect", "host_from_registers"]
 
 _AT_HWCAP, _AT_HWCAP2 = 16, 26  # linux/auxvec.h
 _ARCH_X86_64, _ARCH_AARCH64 = 1, 2  # src/_cpuid.c dd_arch()
 
-_cache: dict[Optional[str], HostCPU] = {}
+_cache: dict[str | None, HostCPU] = {}
 
 
 
 def detect(
-    registers: Optional[Mapping[tuple[int, int], tuple[int, int, int, int]]] = None,
+    registers: Mapping[tuple[int, int], tuple[int, int, int, int]] | None = None,
     *,
-    xcr0: Optional[int] = None,
-    cpuinfo: Optional[PathArg] = None,
-    cpuid_dump: Optional[PathArg] = None,
-    microarch: Optional[str] = None,
+    xcr0: int | None = None,
+    cpuinfo: PathArg | None = None,
+    cpuid_dump: PathArg | None = None,
+    microarch: str | None = None,
 ) -> HostCPU:
     """The host CPU.
 
@@ -87,14 +86,13 @@ def _assumed_xcr0(registers: Mapping[tuple[int, int], tuple[int, int, int, int]]
 
 
 def host_from_registers(
-    registers: Mapping[tuple[int, int], tuple[int, int, int, int]], xcr0: Optional[int], *, source: str
+    registers: Mapping[tuple[int, int], tuple[int, int, int, int]], xcr0: int | None, *, source: str
 ) -> HostCPU:
     """HostCPU of an x86_64 CPUID dump (never raises on odd register values)."""
-    regs = {
-        (int(leaf) & 0xFFFFFFFF, int(sub) & 0xFFFFFFFF): tuple(int(v) & 0xFFFFFFFF for v in values[:4])
-        for (leaf, sub), values in registers.items()
-    }
-    regs = {key: value + (0,) * (4 - len(value)) for key, value in regs.items()}
+    regs: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for (leaf, sub), values in registers.items():
+        v = [int(x) & 0xFFFFFFFF for x in values[:4]] + [0, 0, 0, 0]
+        regs[(int(leaf) & 0xFFFFFFFF, int(sub) & 0xFFFFFFFF)] = (v[0], v[1], v[2], v[3])
     if xcr0 is None:
         xcr0 = _assumed_xcr0(regs)
     return _x86_host(regs, xcr0, source)

@@ -28,6 +28,7 @@ class HostCPU:
     """
 
     __slots__ = _FIELDS + ("_memo",)
+    _memo: dict[Any, Any]  # per-instance cache of derived names (set in __init__)
 
     arch: str  # "x86_64" | "aarch64"
     vendor: str  # "GenuineIntel", "AuthenticAMD"; aarch64: the implementer's name

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import mmap
 
 from depotdelivery.errors import FormatError
 
@@ -30,9 +34,9 @@ class Cursor:
     """A read position in a byte buffer; every read checks the remaining length first, so a
     hostile length field can never allocate more than the buffer holds."""
 
-    __slots__ = ("buf", "pos", "end", "where", "base")
+    __slots__ = ("base", "buf", "end", "pos", "where")
 
-    def __init__(self, buf: bytes | memoryview, where: str, pos: int = 0, end: int | None = None,
+    def __init__(self, buf: bytes | memoryview | mmap.mmap, where: str, pos: int = 0, end: int | None = None,
                  *, base: int = 0):
         self.buf = buf
         self.pos = pos
@@ -61,7 +65,7 @@ class Cursor:
         start = self._need(st.size, what)
         return st.unpack_from(self.buf, start)[0]
 
-    def fields(self, st: struct.Struct, what: str) -> tuple:  # type: ignore[type-arg]
+    def fields(self, st: struct.Struct, what: str) -> tuple[Any, ...]:
         """Several fixed-size fields at once (one bounds check, one unpack)."""
         start = self._need(st.size, what)
         return st.unpack_from(self.buf, start)

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from depotdelivery.errors import UsageError
-from depotdelivery.julia.cputarget import TargetSpec, jit_target, normalize_cpu_name, vector_size
+from depotdelivery.julia.cputarget import (
+    TargetSpec,
+    jit_target,
+    normalize_cpu_name,
+    vector_size,
+)
 from depotdelivery.julia.features import (
     AVX512_STATE_FEATURES,
     AVX_STATE_FEATURES,
@@ -49,7 +54,7 @@ _BEST = "Updating best match to this target"
 class Rejection(NamedTuple):
     """A clone Julia cannot use on this host: the features it needs that the host lacks."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the clone's position; shadows tuple.index on purpose
     name: str
     missing: tuple[str, ...]
 
@@ -100,7 +105,7 @@ def _image(t: ImageTarget | TargetSpec, table: FeatureTable, i: int) -> _Img:
         raise UsageError(f"image target {i} ({t.name}) has {len(t.en_words)} feature words; "
                          f"Julia {table.version} on {table.arch} uses {table.nwords} (an image "
                          f"from another Julia version)")
-    nbits = sum(bin(w & 0xFFFFFFFF).count("1") for w in t.en_words)
+    nbits = sum((w & 0xFFFFFFFF).bit_count() for w in t.en_words)
     return _Img(name, table.names(t.en_words), nbits, t.flags)
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cache
 
 from depotdelivery.errors import UsageError
-from depotdelivery.julia.features import LLVM_UNUSED_FEATURES, FeatureTable, feature_table
+from depotdelivery.julia.features import (
+    LLVM_UNUSED_FEATURES,
+    FeatureTable,
+    feature_table,
+)
 from depotdelivery.julia.targetdata import (
     CLONE_ALL,
     CLONE_BFLOAT16,
@@ -67,9 +71,9 @@ _X86_SETS = _chain(
     ("goldmont", "silvermont", "aes sha rdseed xsave xsaveopt xsavec xsaves clflushopt fsgsbase"),
     ("goldmont_plus", "goldmont", "ptwrite rdpid"),
     ("tremont", "goldmont_plus", "clwb gfni"),
-    ("knl", None, "sse3 ssse3 sse4.1 sse4.2 cx16 sahf popcnt aes pclmul avx xsave xsaveopt rdrnd "
+    ("knl", None, ("sse3 ssse3 sse4.1 sse4.2 cx16 sahf popcnt aes pclmul avx xsave xsaveopt rdrnd "
                   "f16c fsgsbase avx2 bmi bmi2 fma lzcnt movbe adx rdseed prfchw avx512f "
-                  "avx512er avx512cd avx512pf prefetchwt1"),
+                  "avx512er avx512cd avx512pf prefetchwt1")),
     ("knm", "knl", "avx512vpopcntdq"),
     ("yonah", None, "sse3"),
     ("core2", None, "sse3 ssse3 cx16 sahf"),
@@ -85,18 +89,18 @@ _X86_SETS = _chain(
     ("skx", "skylake", "avx512f avx512cd avx512dq avx512bw avx512vl pku clwb"),
     ("cascadelake", "skx", "avx512vnni"),
     ("cooperlake", "cascadelake", "avx512bf16"),
-    ("cannonlake", "skylake", "avx512f avx512cd avx512dq avx512bw avx512vl pku avx512vbmi "
-                              "avx512ifma sha"),
-    ("icelake", "cannonlake", "avx512bitalg vaes avx512vbmi2 vpclmulqdq avx512vpopcntdq gfni "
-                              "clwb rdpid"),
+    ("cannonlake", "skylake", ("avx512f avx512cd avx512dq avx512bw avx512vl pku avx512vbmi "
+                              "avx512ifma sha")),
+    ("icelake", "cannonlake", ("avx512bitalg vaes avx512vbmi2 vpclmulqdq avx512vpopcntdq gfni "
+                              "clwb rdpid")),
     ("icelake_server", "icelake", "pconfig wbnoinvd"),
     ("tigerlake", "icelake", "avx512vp2intersect movdiri movdir64b shstk"),
-    ("alderlake", "skylake", "clwb sha waitpkg shstk gfni vaes vpclmulqdq pconfig rdpid movdiri "
-                             "pku movdir64b serialize ptwrite avxvnni"),
-    ("sapphirerapids", "icelake_server", "amx-tile amx-int8 amx-bf16 avx512bf16 avx512fp16 "
+    ("alderlake", "skylake", ("clwb sha waitpkg shstk gfni vaes vpclmulqdq pconfig rdpid movdiri "
+                             "pku movdir64b serialize ptwrite avxvnni")),
+    ("sapphirerapids", "icelake_server", ("amx-tile amx-int8 amx-bf16 avx512bf16 avx512fp16 "
                                          "serialize cldemote waitpkg avxvnni uintr ptwrite "
                                          "tsxldtrk enqcmd shstk avx512vp2intersect movdiri "
-                                         "movdir64b"),
+                                         "movdir64b")),
     ("k8_sse3", None, "sse3 cx16"),
     ("amdfam10", "k8_sse3", "sse4a lzcnt popcnt sahf"),
     ("btver1", "amdfam10", "ssse3 prfchw"),
@@ -109,9 +113,9 @@ _X86_SETS = _chain(
     ("znver2", "znver1", "clwb rdpid wbnoinvd"),
     ("znver3", "znver2", "shstk pku vaes vpclmulqdq"),
     # v1.11 (JuliaLang/julia#52944, as quoted in #56967): znver4 = znver3 + AVX-512 subset.
-    ("znver4", "znver3", "avx512f avx512cd avx512dq avx512bw avx512vl avx512ifma avx512vbmi "
+    ("znver4", "znver3", ("avx512f avx512cd avx512dq avx512bw avx512vl avx512ifma avx512vbmi "
                          "avx512vbmi2 avx512vnni avx512bitalg avx512vpopcntdq avx512bf16 gfni "
-                         "shstk xsaves"),
+                         "shstk xsaves")),
     # v1.12 (JuliaLang/julia#56967): znver5; prefetchi is a 1.12 feature (features_x86.h).
     ("znver5", "znver4", "avxvnni movdiri movdir64b avx512vp2intersect prefetchi"),
 )
@@ -248,7 +252,7 @@ _X86_CLONE_FLOAT16 = frozenset({"avx512fp16"})
 _ARM_CLONE_FLOAT16 = frozenset({"fp16fml", "fullfp16"})  # src/processor_arm.cpp
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cpus(arch: str, key: str) -> Mapping[str, frozenset[str]]:
     if arch == "x86_64":
         # a set may name features a release dropped (1.12: knl's avx512er/pf, prefetchwt1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-__all__ = ["crc32c", "crc32c_file", "crc32c_python", "ACCELERATED"]
+__all__ = ["ACCELERATED", "crc32c", "crc32c_file", "crc32c_python"]
 
 # Reflected Castagnoli polynomial; init and xorout 0xFFFFFFFF (julia-formats.md "Slugs and
 # hashes"; Julia's src/crc32c.c).
@@ -34,7 +34,7 @@ def crc32c_python(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     return value ^ 0xFFFFFFFF
 
 
-def _select() -> tuple[Callable[[bytes, int], int], bool]:
+def _select() -> tuple[Callable[[bytes | bytearray | memoryview, int], int], bool]:
     try:
         from crc32c import crc32c as _accelerated
     except ImportError:  # the C package is optional at runtime; keep working without it

@@ -6,6 +6,7 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
+from typing import Self
 
 from depotdelivery.errors import FormatError
 from depotdelivery.julia._binary import Cursor, fail
@@ -85,7 +86,7 @@ class ElfImage:
         if isinstance(self.data, mmap.mmap):
             self.data.close()
 
-    def __enter__(self) -> ElfImage:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

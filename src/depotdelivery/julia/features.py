@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from depotdelivery.errors import UsageError
 
@@ -22,13 +22,13 @@ __all__ = [
     "ARCHES",
     "AVX512_STATE_FEATURES",
     "AVX_STATE_FEATURES",
-    "FeatureTable",
     "LLVM_UNUSED_FEATURES",
     "TABLE_VERSIONS",
     "X86_WORD_SOURCES",
     "XCR0_AMX_STATE",
     "XCR0_AVX512_STATE",
     "XCR0_AVX_STATE",
+    "FeatureTable",
     "feature_table",
     "version_key",
 ]
@@ -320,7 +320,7 @@ def version_key(julia_version: str) -> str:
     return f"1.{nearest}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _table(arch: str, key: str) -> FeatureTable:
     if arch == "x86_64":
         v112 = key == "1.12"

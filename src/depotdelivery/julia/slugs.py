@@ -5,7 +5,7 @@ import uuid as _uuid
 
 from depotdelivery.julia.crc32c import crc32c
 
-__all__ = ["SLUG_CHARS", "slug", "package_slug", "version_slug", "uuid_bytes"]
+__all__ = ["SLUG_CHARS", "package_slug", "slug", "uuid_bytes", "version_slug"]
 
 # base/loading.jl `slug_chars`: 'A':'Z', 'a':'z', '0':'9'
 SLUG_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

@@ -237,7 +237,7 @@ class _Environment:
         if entry is None or entry.name != name:
             return None
         if entry.path is not None:
-            return str((self.manifest.parent / entry.path / "src" / f"{name}.jl"))
+            return str(self.manifest.parent / entry.path / "src" / f"{name}.jl")
         if entry.tree_sha1 is None:
             return _STDLIB
         slugs = (version_slug(uuid, entry.tree_sha1), version_slug(uuid, entry.tree_sha1, 4))
@@ -522,15 +522,15 @@ class _Predictor:
             if not (os.path.exists(first) and os.path.exists(modpath) and os.path.samefile(first, modpath)):
                 return self.reject(cand, "wrong source", f"compiled from {first}, the package is {modpath}")
         if self.env is not None:
-            for req in cf.requires:
-                got = self.env.identify(uuid or "", req.name)
-                if got != _uuid_str(req.uuid):
+            for requires in cf.requires:
+                got = self.env.identify(uuid or "", requires.name)
+                if got != _uuid_str(requires.uuid):
                     return self.reject(cand, "dep uuid changed",
-                                       f"{name} => {req.name} was [{req.uuid}], now {got or 'not a dependency'}")
-        for dep, src in includes:
-            why = self.source_stale(dep, src)
-            if why is not None:
-                return self.reject(cand, *why)
+                                       f"{name} => {requires.name} was [{requires.uuid}], now {got or 'not a dependency'}")
+        for include, src in includes:
+            stale_source = self.source_stale(include, src)
+            if stale_source is not None:
+                return self.reject(cand, *stale_source)
         if not cf.crc_ok:
             return self.reject(cand, "invalid checksum", f"trailing CRC-32C 0x{cf.file_crc:08x} does not match")
         if ocache is not None:
@@ -626,12 +626,16 @@ class _Predictor:
 def _sysimage_map(modules: Iterable[Any]) -> dict[tuple[str | None, str], int]:
     out: dict[tuple[str | None, str], int] = {}
     for m in modules:
-        get = m.get if isinstance(m, Mapping) else lambda k, m=m: getattr(m, k)
-        u = get("uuid")
+        u = _field(m, "uuid")
         u = None if u in (None, "", "00000000-0000-0000-0000-000000000000") else str(u)
-        bid = get("build_id")
-        out[(u, str(get("name")))] = int(bid, 16) if isinstance(bid, str) else int(bid)
+        bid = _field(m, "build_id")
+        out[(u, str(_field(m, "name")))] = int(bid, 16) if isinstance(bid, str) else int(bid)
     return out
+
+
+def _field(module: Any, key: str) -> Any:
+    # sysimage modules come as release.json dicts or as SysimageModule records
+    return module.get(key) if isinstance(module, Mapping) else getattr(module, key)
 
 
 def _packages_in_stack(depots: Sequence[str], mm: str) -> dict[tuple[str | None, str], None]:
@@ -746,8 +750,8 @@ def predict(depot_stack: str | Sequence[str | os.PathLike[str]], *, julia_versio
 
 def format_report(report: StalenessReport, *, verbose: bool = False) -> str:
     """Human-readable report (``depotdelivery check``)."""
-    lines = [f"Julia {report.julia_version} on {report.host.arch} (JIT target {report.host.cpu}); "
-             f"depot stack:"]
+    lines = [(f"Julia {report.julia_version} on {report.host.arch} (JIT target {report.host.cpu}); "
+             f"depot stack:")]
     lines += [f"  {i}. {d}" for i, d in enumerate(report.depot_stack, 1)]
     if report.project:
         lines.append(f"environment: {report.project}")

@@ -1,7 +1,9 @@
 """The clone-target blob of system images and pkgimages: reader and writer."""
 from __future__ import annotations
 
+import mmap
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from depotdelivery.julia._binary import Cursor
@@ -69,7 +71,7 @@ class TargetData:
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[ImageTarget]:
         return iter(self.targets)
 
     def __getitem__(self, index: int) -> ImageTarget:
@@ -116,7 +118,7 @@ def parse_target_data(blob: bytes | memoryview, *, where: str = "target data", b
     return data
 
 
-def parse_target_data_prefix(buf: bytes | memoryview, start: int, *, where: str = "target data",
+def parse_target_data_prefix(buf: bytes | memoryview | mmap.mmap, start: int, *, where: str = "target data",
                              end: int | None = None) -> tuple[TargetData, int]:
     """Parse the blob beginning at ``buf[start]`` when no length is known (the ``.so`` case:
     the blob ends where its last target ends); returns the data and the end offset."""

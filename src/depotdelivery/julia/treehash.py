@@ -17,7 +17,7 @@ _MODE_LINK = b"120000"
 _CHUNK = 1 << 20
 
 
-def blob_hash(path: str | os.PathLike[str]) -> bytes:
+def blob_hash(path: str | bytes | os.PathLike[str]) -> bytes:
     """SHA-1 of the git blob of a file (its bytes) or a symlink (its target string).
 
     A symlink's header counts the target's characters, not its bytes: Pkg src/GitTools.jl
@@ -27,7 +27,7 @@ def blob_hash(path: str | os.PathLike[str]) -> bytes:
     sequences by its own rules, which we do not reproduce)."""
     sha = hashlib.sha1()
     if os.path.islink(path):
-        target = os.fsencode(os.readlink(path))
+        target = os.readlink(os.fsencode(path))
         try:
             characters = len(target.decode("utf-8"))
         except UnicodeDecodeError:
@@ -50,7 +50,7 @@ def _contains_files(path: bytes) -> bool:
         return any(_contains_files(entry.path) for entry in it)
 
 
-def tree_hash_bytes(path: str | os.PathLike[str]) -> bytes:
+def tree_hash_bytes(path: str | bytes | os.PathLike[str]) -> bytes:
     """The 20-byte tree hash of a directory (see git_tree_hash)."""
     root = os.fsencode(path)
     entries = []

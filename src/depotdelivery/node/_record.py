@@ -15,7 +15,7 @@ __all__ = ["Record"]
 
 
 class Record:
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
     _defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, **fields: Any) -> None:
@@ -42,7 +42,7 @@ class Record:
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self._values() == other._values()  # type: ignore[attr-defined]
+        return self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash((type(self), self._values()))

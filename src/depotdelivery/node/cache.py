@@ -68,7 +68,7 @@ def parse_age(text: str) -> float:
 class DepotStatus(Record):
     """One hydrated (or broken) depot in the cache."""
 
-    __slots__ = ("key", "complete", "mode", "release", "variant", "bytes", "files", "last_use", "leases", "mounted")
+    __slots__ = ("bytes", "complete", "files", "key", "last_use", "leases", "mode", "mounted", "release", "variant")
     key: str
     complete: bool
     mode: str | None
@@ -91,7 +91,7 @@ class DepotStatus(Record):
 class GcReport(Record):
     """What one ``gc`` run did."""
 
-    __slots__ = ("removed", "kept_leased", "kept_busy", "tmp_removed", "leases_reaped")
+    __slots__ = ("kept_busy", "kept_leased", "leases_reaped", "removed", "tmp_removed")
     removed: tuple[str, ...]
     kept_leased: tuple[str, ...]
     kept_busy: tuple[str, ...]
@@ -108,7 +108,7 @@ class NodeCache:
     """Paths of the node cache (docs/architecture.md "Node cache") and the operations on them.
     Paths are strings: ``pathlib`` is not imported on the hot path."""
 
-    __slots__ = ("root", "depots", "locks", "leases", "trust", "tmp", "verified", "selections")
+    __slots__ = ("depots", "leases", "locks", "root", "selections", "tmp", "trust", "verified")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
@@ -231,7 +231,7 @@ class NodeCache:
                 release=record["release"]["ref"] if record else None,
                 variant=record.get("variant") if record else None,
                 bytes=nbytes, files=nfiles, last_use=self.last_use(key),
-                leases=tuple(held), mounted=bool(mount) and os.path.ismount(mount),
+                leases=tuple(held), mounted=bool(mount) and os.path.ismount(str(mount)),
             ))
         return out
 

@@ -5,7 +5,8 @@ import os
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
-    from typing import Any, Callable, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from typing import Any
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node._record import Record
@@ -56,7 +57,8 @@ def _mode(value: Any) -> str:
 
 def _seconds(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("expected a number of seconds")
+        # ValueError like every key parser: resolve() turns it into a UsageError naming the key
+        raise ValueError("expected a number of seconds")  # noqa: TRY004
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -85,7 +87,7 @@ def _release(value: Any) -> str | None:
 class Key(Record):
     """One configuration key: how to parse it, its default, and what it means."""
 
-    __slots__ = ("name", "parse", "default", "doc")
+    __slots__ = ("default", "doc", "name", "parse")
     name: str
     parse: Callable[[Any], Any]
     default: Callable[[], Any]
@@ -128,8 +130,18 @@ _BY_NAME = {key.name: key for key in KEYS}
 class Config(Record):
     """The resolved configuration; ``sources`` says where each value came from."""
 
-    __slots__ = ("repo", "channel", "release", "mode", "cache", "trusted_keys", "microarch", "cpuinfo",
-                 "lock_timeout", "sources")
+    __slots__ = (
+        "cache",
+        "channel",
+        "cpuinfo",
+        "lock_timeout",
+        "microarch",
+        "mode",
+        "release",
+        "repo",
+        "sources",
+        "trusted_keys",
+    )
     repo: str | None
     channel: str
     release: str | None

@@ -24,8 +24,23 @@ class Prepared:
     selected for; each loaded once). (A plain slotted class: ``dataclasses`` costs more to
     import than a warm prepare() takes.)"""
 
-    __slots__ = ("depot_path", "env", "julia_args", "release", "release_id", "variant", "mode", "key", "depot",
-                 "why", "hydrated", "warnings", "timings", "lease", "session")
+    __slots__ = (
+        "depot",
+        "depot_path",
+        "env",
+        "hydrated",
+        "julia_args",
+        "key",
+        "lease",
+        "mode",
+        "release",
+        "release_id",
+        "session",
+        "timings",
+        "variant",
+        "warnings",
+        "why",
+    )
 
     def __init__(self, *, depot_path: tuple[str, ...], env: dict[str, str], julia_args: tuple[str, ...],
                  release: str, release_id: str, variant: str, mode: str, key: str, depot: str, why: str,

@@ -5,9 +5,10 @@ import errno
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import IntegrityError, UnsupportedError
 
@@ -180,7 +181,7 @@ class _Progress:
     """``copied N files, X MB`` on stderr, for a terminal only, once a copy has taken over a
     second (then at most five times a second), and cleared at the end."""
 
-    __slots__ = ("files", "bytes", "start", "next", "shown")
+    __slots__ = ("bytes", "files", "next", "shown", "start")
 
     def __init__(self) -> None:
         self.files = self.bytes = 0
@@ -239,14 +240,14 @@ def mount_overlay(layers: list[Layer], depot_dir: Path) -> None:
     options = f"lowerdir={':'.join(lower)},upperdir={depot_dir / 'upper'},workdir={depot_dir / 'work'}"
     import subprocess
 
-    done = subprocess.run([binary, "-o", options, str(depot_dir / "depot")], capture_output=True, text=True)
+    done = subprocess.run([binary, "-o", options, str(depot_dir / "depot")], check=False, capture_output=True, text=True)
     if done.returncode != 0 or not os.path.ismount(depot_dir / "depot"):
         raise UnsupportedError(
             f"fuse-overlayfs could not mount {depot_dir / 'depot'}: {done.stderr.strip() or done.returncode}"
         )
 
 
-def unmount(mount: Path) -> None:
+def unmount(mount: str | os.PathLike[str]) -> None:
     """Unmount an overlay depot (``gc``): fusermount for FUSE, umount as a last resort."""
     import shutil
     import subprocess
@@ -254,7 +255,7 @@ def unmount(mount: Path) -> None:
     for argv in (["fusermount3", "-u", str(mount)], ["fusermount", "-u", str(mount)], ["umount", str(mount)]):
         if shutil.which(argv[0]) is None:
             continue
-        if subprocess.run(argv, capture_output=True).returncode == 0 or not os.path.ismount(mount):
+        if subprocess.run(argv, check=False, capture_output=True).returncode == 0 or not os.path.ismount(mount):
             return
     if os.path.ismount(mount):
         raise OSError(errno.EBUSY, f"cannot unmount {mount}")

@@ -19,7 +19,7 @@ __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "
 _CONTENDED = (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK)
 
 
-def _acquire_file_lock(lock_file: str, timeout: float) -> "Gate | None":
+def _acquire_file_lock(lock_file: str, timeout: float) -> Gate | None:
     """The hydration lock, held (an exclusive flock on the lock file), or None when another
     process held it past ``timeout`` seconds (0: one try). Plain fcntl through :class:`Gate`:
     ``filelock`` cost a cold job more than all the rest of its prepare() (4.x imports
@@ -48,7 +48,7 @@ class _Held:
 
     __slots__ = ("lock",)
 
-    def __init__(self, lock: "Gate | None") -> None:
+    def __init__(self, lock: Gate | None) -> None:
         self.lock = lock
 
     def __enter__(self) -> bool:
@@ -76,7 +76,7 @@ class Gate:
     take the flock *shared*, which they all get at once when the leader is done, and then
     read its records lock-free."""
 
-    __slots__ = ("path", "fd")
+    __slots__ = ("fd", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -92,7 +92,7 @@ class Gate:
         except OSError as exc:
             raise cache_error("create lock", self.path, exc) from None
 
-    def __enter__(self) -> "Gate":
+    def __enter__(self) -> Gate:  # noqa: PYI034 (typing.Self would import typing on the hot path)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -170,7 +170,7 @@ class Lease:
     ``exec`` (execve) or a child process keeps the lease for as long as it runs; the kernel
     drops the lock when the last process holding the descriptor exits."""
 
-    __slots__ = ("key", "path", "fd")
+    __slots__ = ("fd", "key", "path")
 
     def __init__(self, *, key: str, path: str, fd: int) -> None:
         self.key, self.path, self.fd = key, path, fd
@@ -276,7 +276,7 @@ def _pid_lease_held(name: str) -> bool:
 class LeaseInfo(Record):
     """A lease file seen by ``status``/``gc``: its owner pid, age and whether it is held."""
 
-    __slots__ = ("path", "pid", "held", "mtime")
+    __slots__ = ("held", "mtime", "path", "pid")
     path: str
     pid: int | None
     held: bool

@@ -12,10 +12,21 @@ import time
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 
 from depotdelivery.errors import CacheError
-from depotdelivery.node.cache import COMPLETE, RECORD_FORMAT, NodeCache, crc32_hex, rmtree
+from depotdelivery.node.cache import (
+    COMPLETE,
+    RECORD_FORMAT,
+    NodeCache,
+    crc32_hex,
+    rmtree,
+)
 from depotdelivery.node.config import Config, resolve
 from depotdelivery.node.env import Prepared
-from depotdelivery.node.locks import Gate, acquire_lease, acquire_pid_lease, hydration_lock
+from depotdelivery.node.locks import (
+    Gate,
+    acquire_lease,
+    acquire_pid_lease,
+    hydration_lock,
+)
 from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node.session import Session
 from depotdelivery.store import fastjson
@@ -270,7 +281,7 @@ def _sysimage(session: Session, variant: Variant, build: Path, final: Path) -> s
     return str(final / name)
 
 
-def _record(cfg: Config, release: "Release", variant: "Variant", key: str, stack: list["Layer"],
+def _record(cfg: Config, release: Release, variant: Variant, key: str, stack: list[Layer],
             done: Any, sysimage: str | None) -> dict[str, Any]:
     project_base = str(stack[-1].root) if cfg.mode == "stack" else done.depot
     env = {

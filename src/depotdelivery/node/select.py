@@ -45,7 +45,7 @@ class Selection:
     host_cpu: str
     host_arch: str
     julia_version: str
-    variant: "Variant"
+    variant: Variant
     verdicts: tuple[Verdict, ...]
     host_cpu_source: str = "julia"  # HostCPU.julia_cpu_source: julia | llvm-<N> | llvm-<N>-guess
 
@@ -72,7 +72,7 @@ class Selection:
                 "verdicts": [v.to_dict() for v in self.verdicts]}
 
 
-def select(release: "Release", host: "HostCPU | None" = None, *, julia_version: str | None = None) -> Selection:
+def select(release: Release, host: HostCPU | None = None, *, julia_version: str | None = None) -> Selection:
     """Pick the variant of ``release`` whose sysimage Julia accepts on ``host`` (default: the
     detected CPU) whose pkgimages Julia would also load (a variant with a recorded pkgimage
     target list that fails against Julia's JIT target ranks last: its packages would recompile;
@@ -133,14 +133,14 @@ def _lost(loser: Verdict, winner: Verdict, host_cpu: str) -> Verdict:
     return replace(loser, reason=f"{loser.reason}; lost to {winner.target}: {why}")
 
 
-def image_targets(variant: "Variant") -> list["ImageTarget"]:
+def image_targets(variant: Variant) -> list[ImageTarget]:
     """The variant's sysimage clone targets as Julia stores them (release.json ``clones``)."""
     from depotdelivery.store.clones import image_targets as as_image_targets
 
     return as_image_targets(variant.clones)
 
 
-def _caches_match(variant: "Variant", jit: "TargetSpec", julia_version: str) -> tuple[int, str]:
+def _caches_match(variant: Variant, jit: TargetSpec, julia_version: str) -> tuple[int, str]:
     """``(1 | 0 | -1, note)``: whether Julia (``pkgimg_init_cb``) accepts every recorded
     pkgimage target list on the JIT target it continues with after the sysimage (1), rejects
     at least one (-1), or release.json records none (0)."""
@@ -160,7 +160,7 @@ def _caches_match(variant: "Variant", jit: "TargetSpec", julia_version: str) -> 
                 f"{who} would recompile")
 
 
-def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: frozenset[str],
+def _judge(variant: Variant, host_arch: str, host_cpu: str, host_features: frozenset[str],
            julia_version: str) -> Verdict:
     from depotdelivery.julia import clones
     from depotdelivery.julia.targetdata import CLONE_ALL
@@ -179,7 +179,7 @@ def _judge(variant: "Variant", host_arch: str, host_cpu: str, host_features: fro
                        reason=f"Julia would refuse it ({lacks or match.reason})", missing=missing)
     assert match.index is not None
     clone = variant.clones[match.index]
-    nbits = sum(bin(w & 0xFFFFFFFF).count("1") for w in clone.en)
+    nbits = sum((w & 0xFFFFFFFF).bit_count() for w in clone.en)
     full = match.index == 0 or bool(clone.flags & CLONE_ALL)
     # Julia's order across variants: CPU name match, vector size, enabled feature bits; then a
     # clone compiled in full beats a partial one, and fewer clones (a smaller image) win.

@@ -47,7 +47,7 @@ class Session:
     ``ref`` / ``release_id`` are set by :meth:`locate`; :meth:`release` and :meth:`host` load
     and detect on first use and keep the answer."""
 
-    __slots__ = ("cfg", "cache", "root", "repo_id", "ref", "release_id", "_repo", "_release", "_host")
+    __slots__ = ("_host", "_release", "_repo", "cache", "cfg", "ref", "release_id", "repo_id", "root")
 
     def __init__(self, cfg: Config, *, cache: NodeCache | None = None, host: HostCPU | None = None) -> None:
         if cfg.repo is None:

@@ -13,7 +13,8 @@ from depotdelivery.node.cache import NodeCache, crc32_hex
 from depotdelivery.store import layout
 
 if TYPE_CHECKING:
-    from typing import Any, Callable
+    from collections.abc import Callable
+    from typing import Any, ClassVar
 
     from depotdelivery.store.release import Release
     from depotdelivery.store.repo import Repository
@@ -58,8 +59,8 @@ class ChannelFacts(Record):
     """What prepare() needs from a verified channel document; ``document``: the release it
     names, when verifying the channel just read it (None when remembered)."""
 
-    __slots__ = ("channel", "seq", "release", "release_hash", "expires", "expires_text", "document")
-    _defaults = {"document": None}
+    __slots__ = ("channel", "document", "expires", "expires_text", "release", "release_hash", "seq")
+    _defaults: ClassVar[dict[str, Any]] = {"document": None}
     channel: str
     seq: int
     release: str
@@ -92,7 +93,7 @@ def verified_channel(cache: NodeCache, root: str, repo_id: str, channel: str, tr
     fp = keys_fingerprint(trusted_keys)
     record_path = os.path.join(cache.verified, f"{repo_id}-channel-{channel}.json")
     record = cache.read_json(record_path)
-    if _remembered(record, raw, sig, fp):
+    if record is not None and _remembered(record, raw, sig, fp):
         facts = ChannelFacts(channel=channel, seq=record["seq"], release=record["release"],
                              release_hash=record["release_hash"], expires=record["expires"],
                              expires_text=record["expires_text"])
@@ -203,7 +204,8 @@ def remembered_release_id(cache: NodeCache, root: str, repo_id: str, ref: str, t
     path = layout.release_file(root, name, version)
     raw, sig = _read(path), _read(layout.sig_file(path))
     record = cache.read_json(os.path.join(cache.verified, f"{repo_id}-pinned-{name}-{version}.json"))
-    if _remembered(record, raw, sig, keys_fingerprint(trusted_keys)) and isinstance(record.get("id"), str):
+    if (record is not None and _remembered(record, raw, sig, keys_fingerprint(trusted_keys))
+            and isinstance(record.get("id"), str)):
         return str(record["id"])
     return None
 

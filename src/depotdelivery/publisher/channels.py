@@ -4,12 +4,17 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from depotdelivery.errors import NotFoundError, UsageError
-from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
+from depotdelivery.store.atomic import (
+    dir_lock,
+    dir_times_restored_on_error,
+    write_atomic,
+)
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time
 from depotdelivery.store.fields import split_ref
 from depotdelivery.store.keys import (

@@ -1,9 +1,10 @@
 """Co-signing: add signatures to a published release's or channel's ``.sig``, never changing the document."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 from depotdelivery.errors import UsageError
 from depotdelivery.publisher.channels import repository_lock
@@ -18,6 +19,10 @@ from depotdelivery.store.keys import (
     signing_keys,
 )
 from depotdelivery.store.repo import Repository
+
+if TYPE_CHECKING:
+    from depotdelivery.store.channel import Channel
+    from depotdelivery.store.release import Release
 
 __all__ = ["CoSigned", "cosign"]
 
@@ -75,6 +80,7 @@ def _plan(repo: Repository, keys: tuple[PrivateKey, ...], release: str | None,
           channel: str | None) -> tuple[CoSigned, bytes | None]:
     """Read the document and its ``.sig``; return what co-signing does and the new ``.sig``
     bytes (None: every key has signed already)."""
+    doc: Release | Channel
     if release is not None:
         name, version = split_ref(release)
         doc = repo.read_release(name, version)  # parsed: a missing or malformed release is refused here

@@ -7,7 +7,11 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 
-from depotdelivery.julia.cputarget import julia_cpu_for_microarch, parse_cpu_target, vector_size
+from depotdelivery.julia.cputarget import (
+    julia_cpu_for_microarch,
+    parse_cpu_target,
+    vector_size,
+)
 
 __all__ = ["recommended_cpu_target"]
 

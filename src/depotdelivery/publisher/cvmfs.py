@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 from depotdelivery.errors import PublishError
 
@@ -31,7 +31,7 @@ def tag_name(text: str) -> str:
 
 def _run(args: list[str]) -> None:
     try:
-        proc = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        proc = subprocess.run(args, check=False, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     except FileNotFoundError:
         raise PublishError(f"`{args[0]}` not found: --cvmfs needs the CVMFS release manager tools on this machine") from None
     if proc.returncode != 0:
@@ -60,8 +60,8 @@ def transaction(fqrn: str, *, tag: str, message: str, already_open: bool = False
             raise PublishError(f"{exc}; and aborting the CVMFS transaction failed too: {abort_exc}") from exc
         raise
     try:
-        tag = [] if commit.tag is None else ["-a", tag_name(commit.tag)]
-        _run(["cvmfs_server", "publish", *tag, "-m", commit.message, fqrn])
+        tag_args = [] if commit.tag is None else ["-a", tag_name(commit.tag)]
+        _run(["cvmfs_server", "publish", *tag_args, "-m", commit.message, fqrn])
     except PublishError as exc:
         try:
             abort(fqrn)

@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING
 from depotdelivery.errors import DepotDeliveryError, InputError, UsageError
 from depotdelivery.publisher.scan import InputTree, Item
 from depotdelivery.store.clones import clones_from_image, clones_from_specs
-from depotdelivery.store.release import ARCHES, Clone, SysimageModule, SysimageRef, Variant
+from depotdelivery.store.release import (
+    ARCHES,
+    Clone,
+    SysimageModule,
+    SysimageRef,
+    Variant,
+)
 
 if TYPE_CHECKING:
     from depotdelivery.publisher.publish import VariantInput

@@ -11,25 +11,51 @@ import errno
 import os
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from depotdelivery.errors import ConflictError, DepotDeliveryError, PublishError, UsageError
+from depotdelivery.errors import (
+    ConflictError,
+    DepotDeliveryError,
+    PublishError,
+    UsageError,
+)
 from depotdelivery.publisher.channels import DEFAULT_EXPIRY, set_channel
-from depotdelivery.publisher.inspect import infer_julia_version, infer_project, variant_record
+from depotdelivery.publisher.inspect import (
+    infer_julia_version,
+    infer_project,
+    variant_record,
+)
 from depotdelivery.publisher.progress import ProgressLine
 from depotdelivery.publisher.scan import InputTree, hash_trees, scan
-from depotdelivery.publisher.write import LinkIndex, WriteStats, mkdirs, undo, write_documents, write_release
-from depotdelivery.store.atomic import dir_lock, dir_times_restored_on_error, write_atomic
+from depotdelivery.publisher.write import (
+    LinkIndex,
+    WriteStats,
+    mkdirs,
+    undo,
+    write_documents,
+    write_release,
+)
+from depotdelivery.store.atomic import (
+    dir_lock,
+    dir_times_restored_on_error,
+    write_atomic,
+)
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import check_name
 from depotdelivery.store.hashing import HashCache
 from depotdelivery.store.keys import PrivateKey, signing_keys
 from depotdelivery.store.listing import encode_listing_files
 from depotdelivery.store.release import Release, Variant
-from depotdelivery.store.repo import REPO_FILE, Repository, repo_document, repo_unavailable
+from depotdelivery.store.repo import (
+    REPO_FILE,
+    Repository,
+    repo_document,
+    repo_unavailable,
+)
 
 if TYPE_CHECKING:
     from depotdelivery.publisher.cvmfs import Commit
@@ -156,11 +182,11 @@ def _describe_conflict(repo: Repository, old: Release, new: Release, trees: list
     diffs += [f"tree {p} missing" for p in old_trees]
     old_variants = {v.target: v.to_dict() for v in old.variants}
     for v in new.variants:
-        before = old_variants.get(v.target)
-        if before is not None:
-            after = v.to_dict()
-            diffs += [f"variant {v.target} {k} {_brief(before[k])} -> {_brief(after[k])}" for k in sorted(after)
-                      if k not in ("tree", "files", "bytes", "sysimage") and before[k] != after[k]]
+        old_v = old_variants.get(v.target)
+        if old_v is not None:
+            new_v = v.to_dict()
+            diffs += [f"variant {v.target} {k} {_brief(old_v[k])} -> {_brief(new_v[k])}" for k in sorted(new_v)
+                      if k not in ("tree", "files", "bytes", "sysimage") and old_v[k] != new_v[k]]
     if not diffs:
         diffs.append("variant metadata differs")
     return "; ".join(diffs)

@@ -5,9 +5,9 @@ import ctypes
 import fcntl
 import os
 import secrets
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 __all__ = ["dir_lock", "dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
 

@@ -8,7 +8,13 @@ from typing import Any
 
 from depotdelivery.errors import TrustError
 from depotdelivery.store.canonical import canonical_json
-from depotdelivery.store.fields import FORMAT, NAME_RE, Fields, check_format, load_canonical
+from depotdelivery.store.fields import (
+    FORMAT,
+    NAME_RE,
+    Fields,
+    check_format,
+    load_canonical,
+)
 
 __all__ = [
     "Channel",
@@ -77,7 +83,7 @@ class ChannelEntry:
     rollback_of: int | None = None
 
     @classmethod
-    def _from_fields(cls, f: Fields) -> "ChannelEntry":
+    def _from_fields(cls, f: Fields) -> ChannelEntry:
         f.only(frozenset({"seq", "release", "release_hash", "issued", "rollback_of"}))
         seq = f.int("seq", minimum=1)
         return cls(seq=seq, release=f.str("release", pattern=_RELEASE_REF),
@@ -135,7 +141,7 @@ class Channel:
                 "the publisher must re-sign it (`depotdelivery channel set`)")
 
     @classmethod
-    def from_dict(cls, obj: Any, *, where: str) -> "Channel":
+    def from_dict(cls, obj: Any, *, where: str) -> Channel:
         f = Fields(obj, where)
         check_format(f)
         f.only(frozenset({"format", "channel", "seq", "release", "release_hash", "issued", "expires", "previous",
@@ -153,7 +159,7 @@ class Channel:
                    rollback_of=_rollback_of(f, seq))
 
     @classmethod
-    def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> "Channel":
+    def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> Channel:
         c = cls.from_dict(load_canonical(raw, where), where=where)
         return cls(channel=c.channel, seq=c.seq, release=c.release, release_hash=c.release_hash, issued=c.issued,
                    expires=c.expires, previous=c.previous, rollback_of=c.rollback_of, raw=raw, sig_raw=sig_raw)

@@ -35,7 +35,7 @@ class _Context:
         return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
 
 
-_scan = _json.make_scanner(_Context())
+_scan = _json.make_scanner(_Context())  # type: ignore[arg-type]  # the C scanner reads only these attributes
 
 
 def loads(data: str | bytes) -> Any:

@@ -1,12 +1,14 @@
 """Field validation shared by the document parsers: typed getters whose errors name file and dotted field."""
 from __future__ import annotations
 
+import builtins
 import json
 import re
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
-    from typing import Any, Mapping, TypeVar
+    from collections.abc import Mapping
+    from typing import Any, TypeVar
 
     T = TypeVar("T")
 
@@ -55,22 +57,22 @@ def load_canonical(raw: bytes, where: str) -> Any:
 class Fields:
     """Typed access to one JSON object; every error names ``where`` and the dotted field path."""
 
-    __slots__ = ("obj", "where", "path")
+    __slots__ = ("obj", "path", "where")
 
-    def __init__(self, obj: Any, where: str, path: str = "") -> None:
+    def __init__(self, obj: Any, where: builtins.str, path: builtins.str = "") -> None:
         if not isinstance(obj, dict):
             raise FormatError(f"{where}: {path or 'document'}: expected an object, got {type(obj).__name__}")
         self.obj: Mapping[str, Any] = obj
         self.where = where
         self.path = path
 
-    def error(self, key: str, msg: str) -> FormatError:
+    def error(self, key: builtins.str, msg: builtins.str) -> FormatError:
         return FormatError(f"{self.where}: field {self._dotted(key)}: {msg}")
 
-    def _dotted(self, key: str) -> str:
+    def _dotted(self, key: builtins.str) -> builtins.str:
         return f"{self.path}.{key}" if self.path else key
 
-    def _get(self, key: str, types: type | tuple[type, ...], optional: bool) -> Any:
+    def _get(self, key: builtins.str, types: type | tuple[type, ...], optional: bool) -> Any:
         if key not in self.obj:
             if optional:
                 return None
@@ -83,49 +85,49 @@ class Fields:
             raise self.error(key, f"expected {_type_name(types)}, got {json.dumps(value)[:40]}")
         return value
 
-    def str(self, key: str, *, optional: bool = False, pattern: re.Pattern[str] | None = None) -> Any:
+    def str(self, key: builtins.str, *, optional: bool = False, pattern: re.Pattern[builtins.str] | None = None) -> Any:
         value = self._get(key, str, optional)
         if value is not None and pattern is not None and not pattern.fullmatch(value):
             raise self.error(key, f"invalid value {value!r}")
         return value
 
-    def name(self, key: str) -> str:
+    def name(self, key: builtins.str) -> builtins.str:
         return self.str(key, pattern=NAME_RE)
 
-    def hex64(self, key: str, *, optional: bool = False) -> Any:
+    def hex64(self, key: builtins.str, *, optional: bool = False) -> Any:
         return self.str(key, optional=optional, pattern=_HEX64)
 
-    def int(self, key: str, *, minimum: int | None = None, optional: bool = False) -> Any:
+    def int(self, key: builtins.str, *, minimum: builtins.int | None = None, optional: bool = False) -> Any:
         value = self._get(key, int, optional)
         if value is not None and minimum is not None and value < minimum:
             raise self.error(key, f"must be >= {minimum}, got {value}")
         return value
 
-    def list(self, key: str) -> list[Any]:
+    def list(self, key: builtins.str) -> builtins.list[Any]:
         return self._get(key, list, False)
 
-    def int_list(self, key: str) -> tuple[int, ...]:
+    def int_list(self, key: builtins.str) -> tuple[builtins.int, ...]:
         items = self.list(key)
         for i, v in enumerate(items):
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
                 raise self.error(f"{key}[{i}]", f"expected a u32, got {json.dumps(v)[:40]}")
         return tuple(items)
 
-    def str_list(self, key: str) -> tuple[str, ...]:
+    def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         items = self.list(key)
         for i, v in enumerate(items):
             if not isinstance(v, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {json.dumps(v)[:40]}")
         return tuple(items)
 
-    def sub(self, key: str, *, optional: bool = False) -> "Fields | None":
+    def sub(self, key: builtins.str, *, optional: bool = False) -> Fields | None:
         value = self._get(key, dict, optional)
         return None if value is None else Fields(value, self.where, self._dotted(key))
 
-    def subs(self, key: str) -> list["Fields"]:
+    def subs(self, key: builtins.str) -> builtins.list[Fields]:
         return [Fields(v, self.where, f"{self._dotted(key)}[{i}]") for i, v in enumerate(self.list(key))]
 
-    def only(self, allowed: frozenset[str]) -> None:
+    def only(self, allowed: frozenset[builtins.str]) -> None:
         """Reject fields this format version does not define (a typo must not pass silently)."""
         extra = sorted(set(self.obj) - allowed)
         if extra:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import stat
@@ -15,9 +16,9 @@ from depotdelivery.errors import IntegrityError
 
 __all__ = [
     "LARGE_FILE",
+    "Copier",
     "FileChangedError",
     "HashCache",
-    "Copier",
     "copy_with_hash",
     "hash_bytes",
     "hash_file",
@@ -38,7 +39,7 @@ def hash_bytes(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
 
-def _hasher(size: int) -> "blake3.blake3":
+def _hasher(size: int) -> blake3.blake3:
     if size >= LARGE_FILE:
         return blake3.blake3(max_threads=blake3.blake3.AUTO)
     return blake3.blake3()
@@ -150,7 +151,7 @@ class Copier:
             os.close(out)
         return digest, n
 
-    def _pump(self, fd: int, out: int, h: "blake3.blake3", limit: int | None) -> tuple[str, int]:
+    def _pump(self, fd: int, out: int, h: blake3.blake3, limit: int | None) -> tuple[str, int]:
         view = self.view
         n = 0
         left = len(view) if limit is None else limit + 1
@@ -168,7 +169,7 @@ class Copier:
         return h.hexdigest(), n
 
 
-def _pump(fin: BinaryIO, fout: BinaryIO, h: "blake3.blake3", limit: int | None) -> int:
+def _pump(fin: io.BufferedIOBase, fout: BinaryIO, h: blake3.blake3, limit: int | None) -> int:
     n = 0
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
@@ -215,7 +216,7 @@ class HashCache:
                 pass  # a missing or corrupt cache only costs a re-hash
 
     @classmethod
-    def for_tree(cls, cache_dir: Path | None, root: Path) -> "HashCache":
+    def for_tree(cls, cache_dir: Path | None, root: Path) -> HashCache:
         """The cache file of source tree ``root`` inside ``cache_dir`` (None: no persistence)."""
         if cache_dir is None:
             return cls(None)

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
+from depotdelivery.errors import (
+    FormatError,
+    InputError,
+    IntegrityError,
+    TrustError,
+    UsageError,
+)
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import Fields
 from depotdelivery.store.hashing import hash_bytes
@@ -21,7 +27,10 @@ from depotdelivery.store.hashing import hash_bytes
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "REVOKED_FILE",
@@ -54,7 +63,7 @@ def key_id(raw_public: bytes) -> str:
     return hash_bytes(raw_public)[:_KEYID_HEX]
 
 
-def _raw_public(pub: "Ed25519PublicKey") -> bytes:
+def _raw_public(pub: Ed25519PublicKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -64,7 +73,7 @@ def _raw_public(pub: "Ed25519PublicKey") -> bytes:
 class PrivateKey:
     """A loaded signing key and its key id."""
 
-    key: "Ed25519PrivateKey"
+    key: Ed25519PrivateKey
     keyid: str
     path: Path
 
@@ -85,7 +94,9 @@ def keygen(out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, P
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from depotdelivery.store.atomic import write_atomic  # publisher-only: off the node's import path
+    from depotdelivery.store.atomic import (
+        write_atomic,  # publisher-only: off the node's import path
+    )
 
     path = Path(out)
     pub_path = path.with_name(path.name + ".pub")
@@ -134,7 +145,7 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     return PrivateKey(key, key_id(_raw_public(key.public_key())), p)
 
 
-def signing_keys(key: "PrivateKey | Sequence[PrivateKey]") -> tuple[PrivateKey, ...]:
+def signing_keys(key: PrivateKey | Sequence[PrivateKey]) -> tuple[PrivateKey, ...]:
     """One key or several (``--key`` given more than once) as a tuple, each key id once: the
     same key twice would only add a signature that counts once."""
     keys = (key,) if isinstance(key, PrivateKey) else tuple(key)
@@ -192,7 +203,7 @@ class TrustStore:
         self.threshold = threshold
 
     @classmethod
-    def from_dir(cls, directory: str | os.PathLike[str]) -> "TrustStore":
+    def from_dir(cls, directory: str | os.PathLike[str]) -> TrustStore:
         d = Path(directory)
         if not d.is_dir():
             raise TrustError(f"trusted-keys directory {d} does not exist (set --trust DIR or DEPOTDELIVERY_TRUSTED_KEYS)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 
 __all__ = [
-    "REPO_FILE",
     "RELEASE_FILE",
+    "REPO_FILE",
     "SIG_SUFFIX",
     "channel_file",
     "channels_dir",

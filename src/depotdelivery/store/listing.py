@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from json.encoder import encode_basestring as _quote  # type: ignore[attr-defined]
-from typing import Iterable
+from json.encoder import encode_basestring as _quote
 
 from depotdelivery.errors import FormatError, IntegrityError
 from depotdelivery.store import fastjson
@@ -58,7 +58,7 @@ class ListingEntry:
     target: str | None = None
 
     @classmethod
-    def from_dict(cls, obj: object, where: str) -> "ListingEntry":
+    def from_dict(cls, obj: object, where: str) -> ListingEntry:
         quick = _quick_file(obj)
         if quick is not None:
             return quick

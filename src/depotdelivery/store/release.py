@@ -52,7 +52,7 @@ class Tree:
     bytes: int
 
     @classmethod
-    def _from_fields(cls, f: Fields) -> "Tree":
+    def _from_fields(cls, f: Fields) -> Tree:
         return cls(path=_rel_path(f, "path"), tree=f.hex64("tree"),
                    files=f.int("files", minimum=0), bytes=f.int("bytes", minimum=0))
 
@@ -84,7 +84,7 @@ class Clone:
     ext: str = ""
 
     @classmethod
-    def _from_fields(cls, f: Fields) -> "Clone":
+    def _from_fields(cls, f: Fields) -> Clone:
         f.only(frozenset({"name", "flags", "en", "dis", "features", "ext"}))
         return cls(name=f.str("name"), flags=f.int("flags", minimum=0), en=f.int_list("en"),
                    dis=f.int_list("dis"), features=f.str_list("features"), ext=f.str("ext"))
@@ -146,7 +146,7 @@ class Variant:
         return Tree(path=self.path, tree=self.tree, files=self.files, bytes=self.bytes)
 
     @classmethod
-    def _from_fields(cls, f: Fields) -> "Variant":
+    def _from_fields(cls, f: Fields) -> Variant:
         f.only(frozenset({"target", "arch", "cpu_target", "path", "tree", "files", "bytes", "sysimage",
                           "clones", "clones_source", "sysimage_modules", "pkgimage_targets", "fingerprints"}))
         target = f.name("target")
@@ -224,7 +224,7 @@ class Release:
         return (self.shared, *(v.as_tree for v in self.variants))
 
     @classmethod
-    def from_dict(cls, obj: Any, *, where: str) -> "Release":
+    def from_dict(cls, obj: Any, *, where: str) -> Release:
         f = Fields(obj, where)
         check_format(f)
         f.only(frozenset({"format", "name", "version", "julia_version", "project", "shared", "variants"}))
@@ -245,13 +245,13 @@ class Release:
                    project=_rel_path(f, "project"), shared=shared, variants=variants)
 
     @classmethod
-    def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> "Release":
+    def from_bytes(cls, raw: bytes, *, where: str, sig_raw: bytes | None = None) -> Release:
         """Parse canonical ``release.json`` bytes; the result carries ``id``, ``raw``, ``sig_raw``."""
         parsed = cls.from_dict(load_canonical(raw, where), where=where)
         return cls._with_raw(parsed, raw, sig_raw)
 
     @classmethod
-    def _with_raw(cls, r: "Release", raw: bytes, sig_raw: bytes | None) -> "Release":
+    def _with_raw(cls, r: Release, raw: bytes, sig_raw: bytes | None) -> Release:
         return cls(name=r.name, version=r.version, julia_version=r.julia_version, project=r.project,
                    shared=r.shared, variants=r.variants, id=hash_bytes(raw), raw=raw, sig_raw=sig_raw)
 
@@ -265,7 +265,7 @@ class Release:
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_dict())
 
-    def sealed(self) -> "Release":
+    def sealed(self) -> Release:
         """This release with ``raw`` and ``id`` filled from its canonical bytes (publisher side)."""
         return self._with_raw(self, self.to_bytes(), self.sig_raw)
 

@@ -7,13 +7,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depotdelivery.errors import FormatError, IntegrityError, NotFoundError, RepositoryUnavailableError
+from depotdelivery.errors import (
+    FormatError,
+    IntegrityError,
+    NotFoundError,
+    RepositoryUnavailableError,
+)
 from depotdelivery.store import layout
 from depotdelivery.store.channel import Channel
-from depotdelivery.store.fields import FORMAT, Fields, check_format, check_name, load_canonical
+from depotdelivery.store.fields import (
+    FORMAT,
+    Fields,
+    check_format,
+    check_name,
+    load_canonical,
+)
 from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.layout import REPO_FILE
-from depotdelivery.store.listing import ListingEntry, is_chunk_index, parse_chunk_index, parse_listing
+from depotdelivery.store.listing import (
+    ListingEntry,
+    is_chunk_index,
+    parse_chunk_index,
+    parse_listing,
+)
 from depotdelivery.store.release import Release
 
 if TYPE_CHECKING:
@@ -63,7 +79,7 @@ class Repository:
     repo_id: str
 
     @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> "Repository":
+    def open(cls, root: str | os.PathLike[str]) -> Repository:
         r = Path(root)
         try:
             is_dir = r.is_dir()
@@ -94,7 +110,7 @@ class Repository:
         return Path(layout.channel_file(self.root, check_name("channel", channel)))
 
     # ---- documents -----------------------------------------------------------------------------
-    def read_release(self, name: str, version: str, trust: "TrustStore | None" = None) -> Release:
+    def read_release(self, name: str, version: str, trust: TrustStore | None = None) -> Release:
         """Read ``releases/N/V/release.json``; verify its signature when ``trust`` is given."""
         d = self.release_dir(name, version)
         where = f"release {name}/{version}"
@@ -110,7 +126,7 @@ class Repository:
             raise FormatError(f"{d / 'release.json'}: names release {rel.ref}, but it is filed under {name}/{version}")
         return rel
 
-    def read_channel(self, channel: str, trust: "TrustStore | None" = None, *,
+    def read_channel(self, channel: str, trust: TrustStore | None = None, *,
                      now: float | None = None, check_expiry: bool = True) -> Channel:
         """Read ``channels/<c>.json``; verify signature (when ``trust`` given) and expiry."""
         p = self.channel_path(channel)

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from depotdelivery.errors import DepotDeliveryError, IntegrityError, NotFoundError, TrustError
+from depotdelivery.errors import (
+    DepotDeliveryError,
+    IntegrityError,
+    NotFoundError,
+    TrustError,
+)
 from depotdelivery.store.fields import split_ref
 from depotdelivery.store.hashing import hash_file
 from depotdelivery.store.listing import ListingEntry
@@ -50,7 +55,7 @@ class VerifyReport:
                 "signed_by": self.signed_by, "problems": [{"path": p.path, "problem": p.what} for p in self.problems]}
 
 
-def _check_signature(report: VerifyReport, trust: "TrustStore | None", doc: bytes, sig: bytes | None,
+def _check_signature(report: VerifyReport, trust: TrustStore | None, doc: bytes, sig: bytes | None,
                      where: str, path: Path) -> None:
     if trust is None:
         return
@@ -62,7 +67,7 @@ def _check_signature(report: VerifyReport, trust: "TrustStore | None", doc: byte
         report.problems.append(Problem(str(path), str(exc)))
 
 
-def verify_release(repo: Repository, name: str, version: str, trust: "TrustStore | None" = None) -> VerifyReport:
+def verify_release(repo: Repository, name: str, version: str, trust: TrustStore | None = None) -> VerifyReport:
     """Check one release completely; return its report (problems collected, not raised)."""
     d = repo.release_dir(name, version)
     report = VerifyReport(f"release {name}/{version}")
@@ -153,7 +158,7 @@ def _check_tree(top: Path, entries: tuple[ListingEntry, ...], report: VerifyRepo
         problems.append(Problem(str(top / rel), "not in the listing (added after publishing)"))
 
 
-def _verify_channel(repo: Repository, channel: str, trust: "TrustStore | None") -> VerifyReport:
+def _verify_channel(repo: Repository, channel: str, trust: TrustStore | None) -> VerifyReport:
     report = VerifyReport(f"channel {channel}")
     path = repo.channel_path(channel)
     try:
@@ -178,7 +183,7 @@ def _verify_channel(repo: Repository, channel: str, trust: "TrustStore | None") 
 
 
 def verify(repo_root: str | os.PathLike[str], release: str | None = None,
-           trust: "TrustStore | None" = None) -> list[VerifyReport]:
+           trust: TrustStore | None = None) -> list[VerifyReport]:
     """Verify one release (``"N/V"``) or the whole repository (every release and channel).
 
     Every problem is collected; then one error is raised naming them all: IntegrityError
@@ -197,6 +202,6 @@ def verify(repo_root: str | os.PathLike[str], release: str | None = None,
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         cls = IntegrityError if any(not p.trust for p in problems) else TrustError
         err = cls(f"verification of {repo.root} found {len(problems)} problem(s): {shown}{more}")
-        err.reports = reports  # type: ignore[attr-defined]  # the CLI's --json lists them all
+        err.reports = reports  # type: ignore[union-attr]  # an extra attribute: the CLI's --json lists them all
         raise err
     return reports

@@ -22,8 +22,8 @@ from depotdelivery.synth.cachefile import image_header_bytes, write_cache_file
 from depotdelivery.synth.targetdata import target_data_bytes
 
 __all__ = [
-    "DEFAULT_TARGETS",
     "CPU_TARGET_STRINGS",
+    "DEFAULT_TARGETS",
     "STDLIB_UUIDS",
     "SynthInputs",
     "SynthPackage",

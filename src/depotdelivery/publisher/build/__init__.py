@@ -7,7 +7,11 @@ step must have written), ``shared`` (the shared depot), ``variant`` (one variant
 ``release`` (the order, the CVMFS transaction, publishing)."""
 from __future__ import annotations
 
-from depotdelivery.publisher.build.plan import VARIANT_SETS, default_variants, parse_variant_args
+from depotdelivery.publisher.build.plan import (
+    VARIANT_SETS,
+    default_variants,
+    parse_variant_args,
+)
 from depotdelivery.publisher.build.release import BuildResult, build_release
 from depotdelivery.publisher.build.variant import VariantOutcome
 

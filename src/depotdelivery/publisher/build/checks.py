@@ -75,7 +75,7 @@ def _artifacts(pkg: Path) -> list[str]:
             if isinstance(v, dict) and "git-tree-sha1" in v and not v.get("lazy", False)]
 
 
-def check_sysimage(path: Path, where: str, arch: str, cpu_target: str, clone_names: Sequence[str]) -> "TargetData":
+def check_sysimage(path: Path, where: str, arch: str, cpu_target: str, clone_names: Sequence[str]) -> TargetData:
     """The sysimage exists, is an image for ``arch`` and carries the clone targets the target
     string names (not the build machine's CPU: a ``cpu_target`` PackageCompiler did not get)."""
     from depotdelivery.julia.elfimage import open_image
@@ -111,11 +111,11 @@ def read_modules(path: Path, where: str) -> dict[str, str]:
     return {m["name"]: m["build_id"].lower() for m in doc}
 
 
-def _same(a: "ImageTarget", b: "ImageTarget") -> bool:
+def _same(a: ImageTarget, b: ImageTarget) -> bool:
     return (a.name, a.en_words, a.dis_words, a.ext) == (b.name, b.en_words, b.dis_words, b.ext)
 
 
-def check_pkgimages(depot: Path, where: str, julia_version: str, sys_targets: "TargetData", modules: dict[str, str],
+def check_pkgimages(depot: Path, where: str, julia_version: str, sys_targets: TargetData, modules: dict[str, str],
                     expected: Iterable[str]) -> int:
     """Every package cache under ``depot/compiled`` was built for the sysimage's targets (all of
     them where Julia writes multi-target pkgimages, else its first) against this sysimage (the

@@ -40,7 +40,11 @@ from depotdelivery.publisher.build.plan import (
 from depotdelivery.publisher.build.shared import build_shared
 from depotdelivery.publisher.build.stash import stashed
 from depotdelivery.publisher.build.steps import StepResult, base_environment, run_step
-from depotdelivery.publisher.build.variant import SYSIMAGE, VariantOutcome, build_variants
+from depotdelivery.publisher.build.variant import (
+    SYSIMAGE,
+    VariantOutcome,
+    build_variants,
+)
 
 if TYPE_CHECKING:
     from depotdelivery.store.keys import PrivateKey
@@ -73,7 +77,7 @@ def build_release(repo_root: str | os.PathLike[str], name: str, version: str, pr
                   julia: str, variants: Mapping[str, str] | None = None, *, variant_set: str = "microarch",
                   sysimage_packages: Sequence[str] | None = None, in_place: bool = False,
                   build_dir: str | os.PathLike[str] | None = None, work_dir: str | os.PathLike[str] | None = None,
-                  cvmfs: str | None = None, keys: Sequence["PrivateKey"] = (), channel: str | None = None,
+                  cvmfs: str | None = None, keys: Sequence[PrivateKey] = (), channel: str | None = None,
                   expires: float | None = None, jobs: int = 1, offline: bool = False,
                   tools_depot: str | os.PathLike[str] | None = None, events: Event | None = None,
                   environ: Mapping[str, str] | None = None, hash_cache_dir: Path | None = None) -> BuildResult:
@@ -215,7 +219,7 @@ def _probe(julia: str, work: Path, base: dict[str, str], emit: Event) -> tuple[P
 
 
 def _publish(ctx: Context, root: Path, name: str, version: str, plans: Sequence[VariantPlan],
-             keys: Sequence["PrivateKey"], channel: str | None, expires: float | None, cvmfs: str | None,
+             keys: Sequence[PrivateKey], channel: str | None, expires: float | None, cvmfs: str | None,
              in_place: bool, hash_cache_dir: Path | None) -> dict[str, object]:
     """Publish the built tree: in place (with ``cvmfs``: closing the transaction the build ran
     in), or copied from the build directory."""

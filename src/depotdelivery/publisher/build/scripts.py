@@ -23,8 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["HEADER", "STEPS", "jl_string", "instantiate_script", "modules_script", "precompile_script",
-           "probe_script", "sysimage_script"]
+__all__ = [
+    "HEADER",
+    "STEPS",
+    "instantiate_script",
+    "jl_string",
+    "modules_script",
+    "precompile_script",
+    "probe_script",
+    "sysimage_script",
+]
 
 HEADER = "# depotdelivery build step: "
 STEPS = ("probe", "instantiate", "sysimage", "precompile", "modules")

@@ -10,7 +10,12 @@ from pathlib import Path
 from depotdelivery.errors import BuildError
 from depotdelivery.publisher.build import checks, scripts
 from depotdelivery.publisher.build.context import Context, julia_step
-from depotdelivery.publisher.build.record import file_sha256, inputs_digest, read_record, write_record
+from depotdelivery.publisher.build.record import (
+    file_sha256,
+    inputs_digest,
+    read_record,
+    write_record,
+)
 
 __all__ = ["RECORD_DIR", "build_shared"]
 

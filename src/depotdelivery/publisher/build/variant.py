@@ -13,7 +13,11 @@ from pathlib import Path
 from depotdelivery.publisher.build import checks, scripts
 from depotdelivery.publisher.build.context import Context, julia_step
 from depotdelivery.publisher.build.plan import VariantPlan
-from depotdelivery.publisher.build.record import inputs_digest, read_record, write_record
+from depotdelivery.publisher.build.record import (
+    inputs_digest,
+    read_record,
+    write_record,
+)
 from depotdelivery.publisher.build.steps import Cancelled
 
 __all__ = ["MODULES", "RECORD_DIR", "SYSIMAGE", "VariantOutcome", "build_variants"]
