@@ -244,14 +244,17 @@ def republish(work: Path, files: int, packages: int, rounds: int) -> dict[str, A
     pub("1")
     identical, changed = [], []
     pkgs = list(inputs.packages)
+    last = "1"
     for i in range(rounds):
-        identical.append(pub("1"))
+        identical.append(pub(last))  # the inputs as last published: nothing to write
         pkg = pkgs[(len(pkgs) // 2 + i) % len(pkgs)]
         for p in [p for t in (inputs.depot, *(v.dir for v in inputs.variants.values()))
                   for p in Path(t).rglob("*") if p.is_file() and f"/{pkg.name}/" in str(p)]:
             with open(p, "ab") as fh:
                 fh.write(b"\n# patched\n")
-        changed.append(pub(f"2.{i}"))
+        last = f"2.{i}"
+        changed.append(pub(last))
+        time.sleep(1.1)  # the patched files out of the racy window before the next identical run
     i_s, c_s = statistics.median(identical), statistics.median(changed)
     shutil.rmtree(base, ignore_errors=True)
     return {"files": files, "identical_ms": round(i_s * 1000, 1), "one_package_ms": round(c_s * 1000, 1),
@@ -327,6 +330,11 @@ def markdown(res: dict[str, Any], before: dict[str, Any] | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _save(path: Path | None, res: dict[str, Any]) -> None:
+    if path is not None:
+        path.write_text(json.dumps(res, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1000,5000", help="depot sizes (files) for the cold prepare")
@@ -339,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", type=Path, help="JSON of an earlier run (e.g. before a change): a column of its ratios")
     ap.add_argument("--table-only", action="store_true", help="with --result: only print the table of that JSON")
     ap.add_argument("--result", type=Path, help="JSON of a run to tabulate (with --table-only)")
+    ap.add_argument("--save", type=Path, help="write the JSON here after every section (a partial run is kept)")
     args = ap.parse_args(argv)
     before = json.loads(args.before.read_text()) if args.before else None
     if args.table_only:
@@ -361,13 +370,16 @@ def main(argv: list[str] | None = None) -> int:
         small, big = repos[sizes[0]], repos[sizes[-1]]
         res["warm"] = warm(small, work, args.rounds)
         print("# warm done", file=sys.stderr)
+        _save(args.save, res)
         if "cold" not in args.skip:
             for size in sizes:
                 res["cold"][str(size)] = cold(repos[size], work, max(5, args.rounds // 2))
             print("# cold done", file=sys.stderr)
+            _save(args.save, res)
         if "makespan" not in args.skip and args.jobs:
             res["makespan"] = makespan(small, work, args.jobs, 5)
             print("# makespan done", file=sys.stderr)
+            _save(args.save, res)
         if "copy" not in args.skip:
             scratch = Path(tempfile.mkdtemp(prefix="bench-jobstart-", dir=args.tmpfs))
             try:
@@ -375,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             print("# copy done", file=sys.stderr)
+            _save(args.save, res)
         if "check" not in args.skip:
             res["check"] = check(big, work, 5)
             print("# check done", file=sys.stderr)
+            _save(args.save, res)
         if "republish" not in args.skip:
             res["republish"] = republish(work, sizes[-1], args.packages, 3)
+            _save(args.save, res)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
