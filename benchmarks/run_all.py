@@ -37,6 +37,8 @@ SIZES: dict[str, tuple[list[str], list[str]]] = {
     "bench_detect": (["--runs", "7"], ["--runs", "15"]),
     "bench_prepare": (["--sizes", "1000,5000", "--jobs", "1,8,16", "--runs", "3", "--out", "{work}"],
                       ["--sizes", "1000,10000,50000", "--jobs", "1,8,32,64", "--out", "{work}"]),
+    "bench_jobstart": (["--sizes", "1000,5000", "--packages", "30", "--rounds", "9"],
+                       ["--sizes", "1000,10000,50000", "--packages", "300", "--rounds", "11"]),
     "bench_publish": (["--files", "2000", "--artifact-mb", "16", "--repeat", "2"],
                       ["--files", "50000", "--artifact-mb", "2048"]),
     "julia_formats": (["--files", "100", "--image-mb", "64"], ["--files", "300", "--image-mb", "256"]),
