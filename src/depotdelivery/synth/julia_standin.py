@@ -198,6 +198,12 @@ class _Julia:
         for env in c["ENVIRONMENTS"]:
             manifest = _manifest(Path(env) / "Manifest.toml")
             todo = [n for n, e in manifest if n not in in_image and ("git-tree-sha1" in e or "path" in e)]
+            project = _toml(Path(env) / "Project.toml")
+            if isinstance(project.get("name"), str) and isinstance(project.get("uuid"), str):
+                # the project is itself a package: Pkg.precompile compiles it too, from the environment
+                manifest.append((project["name"], {"uuid": project["uuid"], "path": ".",
+                                                   "deps": sorted(project.get("deps", {}))}))
+                todo.append(project["name"])
             self._caches(Path(env), manifest, todo, mods, target, self.sysimage)
 
     # ---- writers ---------------------------------------------------------------------------------

@@ -379,3 +379,29 @@ def test_developed_packages_and_several_projects(world, tmp_path):
     prepared = prepare(**node, mode="stack")
     report = check(prepared)
     assert len(report.will_load) == len(report.packages) == 3
+
+
+def test_a_project_that_is_a_package_ships_its_sources_and_cache(world, tmp_path):
+    from depotdelivery.node.check import check
+    from depotdelivery.node.prepare import prepare
+
+    project = world.project / "Project.toml"
+    project.write_text('name = "HepAnalysis"\nuuid = "7d8a2f4e-2b3c-4f5a-9d6e-1a2b3c4d5e6f"\nversion = "0.1.0"\n\n'
+                       + project.read_text())
+    (world.project / "src").mkdir()
+    (world.project / "src" / "HepAnalysis.jl").write_text("module HepAnalysis\nend\n")
+    build(world, {"haswell": "haswell,-rdrnd"})
+    (world.project / "src" / "HepAnalysis.jl").write_text("module HepAnalysis\ngreet() = 1\nend\n")
+    keygen(tmp_path / "key")
+    r = build(world, {"haswell": "haswell,-rdrnd"}, keys=[load_private_key(tmp_path / "key")], channel="stable")
+    assert not r.shared_resumed and not r.variants[0].resumed, "a changed source of the project rebuilds"
+    shipped = world.final / "depot" / "environments" / "hep" / "src" / "HepAnalysis.jl"
+    assert shipped.read_text() == "module HepAnalysis\ngreet() = 1\nend\n"
+    compiled = world.final / "variants" / "haswell" / "depot" / "compiled" / "v1.11" / "HepAnalysis"
+    assert list(compiled.glob("*.ji"))
+    (tmp_path / "trust").mkdir()
+    shutil.copy(tmp_path / "key.pub", tmp_path / "trust" / "ci.pub")
+    prepared = prepare(repo=str(world.repo), channel="stable", trusted_keys=str(tmp_path / "trust"),
+                       cache=str(tmp_path / "cache"), microarch="haswell", mode="stack")
+    report = check(prepared)
+    assert len(report.will_load) == len(report.packages) >= 3

@@ -15,7 +15,8 @@ from depotdelivery.errors import BuildError, DepotDeliveryError
 if TYPE_CHECKING:
     from depotdelivery.julia.targetdata import ImageTarget, TargetData
 
-__all__ = ["check_instantiated", "check_pkgimages", "check_sysimage", "manifest_packages", "read_modules"]
+__all__ = ["check_instantiated", "check_pkgimages", "check_sysimage", "manifest_packages", "project_package",
+           "read_modules"]
 
 
 def _toml(path: Path, where: str) -> dict[str, object]:
@@ -36,6 +37,13 @@ def manifest_packages(manifest: Path, where: str) -> list[tuple[str, dict[str, o
                          "re-resolve it with that Julia")
     return [(name, e) for name, entries in deps.items()
             for e in (entries if isinstance(entries, list) else [entries]) if isinstance(e, dict)]
+
+
+def project_package(project: Path) -> str | None:
+    """The package a project directory is itself (Project.toml with ``name`` and ``uuid``), if any."""
+    doc = _toml(project / "Project.toml", f"project {project}")
+    name, uuid = doc.get("name"), doc.get("uuid")
+    return name if isinstance(name, str) and isinstance(uuid, str) else None
 
 
 def check_instantiated(depot: Path, environments: Iterable[Path]) -> list[str]:

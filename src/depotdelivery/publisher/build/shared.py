@@ -30,6 +30,7 @@ def build_shared(ctx: Context, projects: dict[str, Path]) -> bool:
     inputs = {"julia": ctx.identity(),
               "environments": {env: {f: file_sha256(p / f) for f in _COPIED if (p / f).is_file()}
                                for env, p in projects.items()},
+              "package_sources": {env: _tree_digest(p) for env, p in projects.items() if checks.project_package(p)},
               "developed": {env: _developed_digest(p) for env, p in projects.items()}}
     digest = inputs_digest(inputs)
     record_dir = ctx.depot / RECORD_DIR
@@ -93,28 +94,35 @@ def _developed(project: Path) -> list[tuple[str, Path]]:
 
 
 def _developed_digest(project: Path) -> dict[str, str]:
-    """Each developed package's files (path, size, mtime): a changed source rebuilds."""
-    out = {}
-    for name, src in _developed(project):
-        entries = []
-        for dirpath, dirnames, files in os.walk(src):
-            dirnames[:] = sorted(d for d in dirnames if d != ".git")
-            for f in sorted(files):
-                st = os.stat(os.path.join(dirpath, f))
-                entries.append(f"{os.path.relpath(os.path.join(dirpath, f), src)}:{st.st_size}:{st.st_mtime_ns}")
-        out[name] = inputs_digest({"files": entries})
-    return out
+    """Each developed package's files: a changed source rebuilds."""
+    return {name: _tree_digest(src) for name, src in _developed(project)}
+
+
+def _tree_digest(top: Path) -> str:
+    """The digest of a source tree's files (path, size, mtime; .git skipped)."""
+    entries = []
+    for dirpath, dirnames, files in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        for f in sorted(files):
+            st = os.stat(os.path.join(dirpath, f))
+            entries.append(f"{os.path.relpath(os.path.join(dirpath, f), top)}:{st.st_size}:{st.st_mtime_ns}")
+    return inputs_digest({"files": entries})
 
 
 def _copy_environment(ctx: Context, env: str, project: Path) -> None:
     """Project.toml, Manifest.toml (+ LocalPreferences.toml) into environments/<env>/ with
-    their mtimes; developed packages into dev/<Name>/, their manifest paths made relative
-    (``../../dev/<Name>``) so the depot works wherever it is mounted."""
+    their mtimes -- the whole directory (but .git) when the project is itself a package, whose
+    sources Pkg then precompiles too; developed packages into dev/<Name>/, their manifest paths
+    made relative (``../../dev/<Name>``) so the depot works wherever it is mounted."""
     dest = ctx.env_dir(env)
-    dest.mkdir(parents=True)
-    for f in _COPIED:
-        if (project / f).is_file():
-            shutil.copy2(project / f, dest / f)
+    if checks.project_package(project):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(project, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    else:
+        dest.mkdir(parents=True)
+        for f in _COPIED:
+            if (project / f).is_file():
+                shutil.copy2(project / f, dest / f)
     moved = {}
     for name, src in _developed(project):
         target = ctx.depot / "dev" / name

@@ -135,5 +135,6 @@ def _steps(ctx: Context, plan: VariantPlan, vdir: Path) -> tuple[list[dict[str, 
                     scripts.precompile_script([str(ctx.env_dir(e)) for e in ctx.envs]), rec, env, loaded)
     expected = {n for e in ctx.envs for n, entry in checks.manifest_packages(ctx.env_dir(e) / "Manifest.toml", where)
                 if "git-tree-sha1" in entry or "path" in entry}
+    expected |= {p for e in ctx.envs if (p := checks.project_package(ctx.env_dir(e))) is not None}
     caches = checks.check_pkgimages(vdir / "depot", where, ctx.probe.version, targets, modules, expected)
     return [r.to_dict() for r in (r1, r2, r3)], caches
