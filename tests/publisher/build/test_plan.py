@@ -11,7 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from depotdelivery.errors import InputError, UsageError
-from depotdelivery.publisher.build.plan import Probe, parse_variant_args, plan_variants, read_probe
+from depotdelivery.publisher.build.plan import (
+    Probe,
+    parse_variant_args,
+    plan_variants,
+    read_probe,
+)
 from depotdelivery.publisher.build.shared import _rewrite_paths
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,15}", fullmatch=True)

@@ -10,13 +10,14 @@ import json
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
-from publisher.build.fixtures import make_world, target
 
 from depotdelivery.errors import BuildError, ConflictError, UsageError
 from depotdelivery.publisher.build import build_release
 from depotdelivery.store.keys import keygen, load_private_key
+from publisher.build.fixtures import make_world, target
 
 TWO = {"generic": "generic", "haswell": "haswell,-rdrnd"}
 
@@ -122,7 +123,7 @@ def test_failure_names_variant_and_step_keeps_the_log_publishes_nothing_and_resu
                                          r".*simulated failure.* \(full log: (?P<log>\S+)\)") as info:
         build(world, keys=[key], channel="stable", jobs=1)
     log = str(info.value).rsplit("full log: ", 1)[1].rstrip(")")
-    assert "simulated failure of step precompile" in open(log).read()
+    assert "simulated failure of step precompile" in Path(log).read_text()
     assert not (world.final / "release.json").exists() and not (world.repo / "channels").exists()
     assert not (world.final / "variants" / "haswell" / "build" / "record.json").exists()
     world.standin()
@@ -149,10 +150,10 @@ def test_a_julia_that_exits_0_but_writes_nothing_fails_the_build(world, step, me
 
 
 def test_native_targets_are_refused_before_anything_is_built(world):
-    for target in ("native", "generic;native,clone_all", "help"):
+    for refused in ("native", "generic;native,clone_all", "help"):
         world.clear_log()
         with pytest.raises(UsageError, match="variant x: refusing JULIA_CPU_TARGET .*native"):
-            build(world, {"generic": "generic", "x": target})
+            build(world, {"generic": "generic", "x": refused})
         assert [c["step"] for c in world.calls()] == ["probe"]
     with pytest.raises(UsageError, match="variant y: invalid CPU target"):
         build(world, {"y": "haswell,base(3)"})
@@ -304,7 +305,6 @@ def test_cli_json_lines_and_exit_codes(world, capsys):
 def cvmfs(world, monkeypatch):
     """The recording cvmfs_server STAND-IN (tests/stand_ins/cvmfs_server; see tests/publisher/test_cvmfs.py)."""
     import sys
-    from pathlib import Path
 
     stand_ins = Path(__file__).resolve().parents[2] / "stand_ins"
     state = world.base / "cvmfs-state"
@@ -356,7 +356,7 @@ def test_developed_packages_and_several_projects(world, tmp_path):
     shutil.copytree(world.server.depot / dev.path, world.project / "src-dev" / dev.name)
     manifest = world.project / "Manifest.toml"
     text = manifest.read_text()
-    entry = re.search(rf"\[\[deps\.{dev.name}\]\]\n(.*?)\n\n", text, re.S)
+    entry = re.search(rf"\[\[deps\.{dev.name}\]\]\n(.*?)\n\n", text, re.DOTALL)
     body = re.sub(r'git-tree-sha1 = ".*"\n', f'path = "src-dev/{dev.name}"\n', entry.group(1) + "\n")
     manifest.write_text(text.replace(entry.group(1) + "\n", body))
     other = world.base / "projects" / "ana"
