@@ -15,7 +15,6 @@ from typing import Iterable
 from node_fixtures import NodeRepo, build_repo, captured_cpu
 from repo_fixtures import tree_digest
 
-from depotdelivery.cli import main
 from depotdelivery.errors import DepotDeliveryError
 
 __all__ = ["A", "B", "HASWELL", "heavy", "Outcome", "Scene", "World", "build_world", "cli", "resign_release"]
@@ -42,14 +41,13 @@ class Outcome:
 def cli(*argv: str) -> Outcome:
     """``depotdelivery ARGV`` in-process: exit code and stderr. A job's lease is dropped after
     the call (a CLI process would drop it at exit), so the next example starts clean."""
+    from conftest import run_cli
     from depotdelivery.node import locks
 
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        code = main(list(argv))
+    done = run_cli(*argv)
     for lease in list(locks._HELD.values()):
         lease.release()
-    return Outcome(code, err.getvalue().strip())
+    return Outcome(done.code, done.err.strip())
 
 
 @dataclass(frozen=True)

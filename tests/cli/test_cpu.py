@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from depotdelivery.cli import main
 from depotdelivery.cpu import detect
 from depotdelivery.cpu._archspec import archspec_json_dir
 from depotdelivery.cpu._parse import parse_cpuid_dump, parse_cpuinfo
@@ -23,14 +22,8 @@ JSON_KEYS = {"arch", "vendor", "family", "model", "stepping", "brand", "features
 HAS_PROC_CPUINFO = os.path.exists("/proc/cpuinfo")
 
 
-def _run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_json_for_a_recorded_cpuinfo(capsys):
-    code, out, err = _run(capsys, "detect", "--json", "--cpuinfo", os.path.join(TARGETS, "linux-rocky8.5-zen4"),
+def test_json_for_a_recorded_cpuinfo(cli):
+    code, out, err = cli("detect", "--json", "--cpuinfo", os.path.join(TARGETS, "linux-rocky8.5-zen4"),
                           "--julia-version", "1.10")
     assert code == 0 and not err
     info = json.loads(out)
@@ -40,8 +33,8 @@ def test_json_for_a_recorded_cpuinfo(capsys):
     assert "avx512f" in info["julia_features"]
 
 
-def test_json_for_a_cpuid_dump_and_why_not(capsys):
-    code, out, _ = _run(capsys, "detect", "--json", "--cpuid-dump", os.path.join(TARGETS, "windows-cpuid-broadwell"),
+def test_json_for_a_cpuid_dump_and_why_not(cli):
+    code, out, _ = cli("detect", "--json", "--cpuid-dump", os.path.join(TARGETS, "windows-cpuid-broadwell"),
                         "--why-not", "skylake_avx512")
     info = json.loads(out)
     assert code == 0 and info["microarch"] == "broadwell"
@@ -57,14 +50,14 @@ def test_json_for_a_cpuid_dump_and_why_not(capsys):
      ("zen2", "targets vendor AuthenticAMD"),
      ("neoverse_n1", "belongs to the aarch64 architecture family")],
 )
-def test_why_not_never_raises(capsys, target, expected):
-    code, out, _ = _run(capsys, "detect", "--cpuid-dump", os.path.join(TARGETS, "windows-cpuid-broadwell"),
+def test_why_not_never_raises(cli, target, expected):
+    code, out, _ = cli("detect", "--cpuid-dump", os.path.join(TARGETS, "windows-cpuid-broadwell"),
                         "--why-not", target)
     assert code == 0 and expected in out
 
 
-def test_human_output_on_this_host(capsys):
-    code, out, _ = _run(capsys, "detect")
+def test_human_output_on_this_host(cli):
+    code, out, _ = cli("detect")
     assert code == 0
     assert "microarch:" in out and "julia_cpu (1.11):" in out and "features:" in out
 
@@ -79,19 +72,19 @@ def test_human_output_on_this_host(capsys):
      ("0, 0, 13, 1, 2, 3\n7, 0, x, 0, 0, 0\n", "--cpuid-dump", 2),
      ("0, 0, 13, 1, 2, 3\n\n1, 0, 1, 2, 3, 0x1FFFFFFFF\n", "--cpuid-dump", 3)],
 )
-def test_malformed_files_exit_2_with_one_line(tmp_path, capsys, content, flag, line):
+def test_malformed_files_exit_2_with_one_line(tmp_path, cli, content, flag, line):
     path = tmp_path / "bad-input"
     path.write_text(content)
-    code, out, err = _run(capsys, "detect", flag, str(path))
+    code, out, err = cli("detect", flag, str(path))
     assert code == 2 and not out
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith(f"depotdelivery: {path}:{line}: ")
 
 
-def test_unreadable_and_unsupported_files(tmp_path, capsys):
-    code, _, err = _run(capsys, "detect", "--cpuinfo", str(tmp_path / "missing"))
+def test_unreadable_and_unsupported_files(tmp_path, cli):
+    code, _, err = cli("detect", "--cpuinfo", str(tmp_path / "missing"))
     assert code == 2 and "cannot read cpuinfo file" in err and str(tmp_path / "missing") in err
-    code, _, err = _run(capsys, "detect", "--cpuinfo", os.path.join(TARGETS, "linux-rhel8-power9"))
+    code, _, err = cli("detect", "--cpuinfo", os.path.join(TARGETS, "linux-rhel8-power9"))
     assert code == UnsupportedError.exit_code and "POWER9" in err and err.count("\n") == 1
 
 
@@ -104,9 +97,9 @@ def test_malformed_file_as_a_real_process(tmp_path):
     assert proc.stderr == f"depotdelivery: {bad}:1: expected 6 comma-separated integers (eax_in, ecx_in, eax, ebx, ecx, edx), got 3\n"
 
 
-def test_microarch_override(monkeypatch, capsys):
+def test_microarch_override(monkeypatch, cli):
     monkeypatch.setenv("DEPOTDELIVERY_MICROARCH", "zen3")
-    code, out, _ = _run(capsys, "detect", "--json")
+    code, out, _ = cli("detect", "--json")
     info = json.loads(out)
     assert code == 0
     assert (info["source"], info["microarch"], info["julia_cpu"], info["generic"]) == ("override", "zen3", "znver3", "x86_64_v3")
@@ -117,9 +110,9 @@ def test_microarch_override(monkeypatch, capsys):
     assert (host.arch, host.vendor, host.microarch, host.julia_cpu()) == ("aarch64", "ARM", "neoverse_v1", "neoverse-v1")
 
 
-def test_unknown_microarch_override_lists_valid_names(monkeypatch, capsys):
+def test_unknown_microarch_override_lists_valid_names(monkeypatch, cli):
     monkeypatch.setenv("DEPOTDELIVERY_MICROARCH", "pentium9000")
-    code, out, err = _run(capsys, "detect")
+    code, out, err = cli("detect")
     assert code == 2 and not out and err.count("\n") == 1
     assert "DEPOTDELIVERY_MICROARCH=pentium9000" in err
     for name in ("haswell", "zen4", "neoverse_v1", "x86_64_v3"):

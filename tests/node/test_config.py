@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import UsageError
 from depotdelivery.node import config
-from depotdelivery.node.cache import crc32_hex, parse_age
+from depotdelivery.node.cache import crc32_hex
 
 
 def _write(path: Path, text: str) -> str:
@@ -82,18 +82,6 @@ def test_keys_table_documented_in_configuration_md():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     for key in config.KEYS:
         assert f"`{key.name}`" in doc and f"`{key.env}`" in doc, key.name
-
-
-@given(st.floats(min_value=0, max_value=1e6, allow_nan=False), st.sampled_from(["", "s", "m", "h", "d", "w"]))
-def test_parse_age_units(value, unit):
-    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit]
-    assert parse_age(f"{value!r}{unit}") == pytest.approx(value * factor)
-
-
-@given(st.text(alphabet="abcxyz-!, ", min_size=1, max_size=6))
-def test_parse_age_rejects_garbage(text):
-    with pytest.raises(ValueError, match="bad age"):
-        parse_age(text)
 
 
 LAYERS = ("argument", "env", "system", "user")

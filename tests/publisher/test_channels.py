@@ -7,9 +7,8 @@ import time
 import pytest
 from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
-from depotdelivery.cli import main
 from depotdelivery.errors import NotFoundError, TrustError, UsageError
-from depotdelivery.publisher.channels import channel_history, parse_duration, rollback_channel, set_channel
+from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
 from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository
 
@@ -79,16 +78,16 @@ def test_set_refuses_a_missing_release_and_leaves_no_trace(three):
     assert tree_digest(repo) == before
 
 
-def test_expired_channel_is_refused(three, capsys):
+def test_expired_channel_is_refused(three, cli):
     repo, trust, key, _ = three
     set_channel(repo, "stable", "hep/1", key, expires=60, now=time.time() - 3600)
     before = tree_digest(repo)
     with pytest.raises(TrustError, match="expired at .* re-sign it"):
         Repository.open(repo).read_channel("stable", TrustStore.from_dir(trust))
-    assert main(["verify", "--repo", str(repo), "--trust", str(trust)]) == 5
-    assert "expired" in capsys.readouterr().err
-    assert main(["channel", "show", "--repo", str(repo), "--channel", "stable", "--trust", str(trust)]) == 0
-    assert "EXPIRED" in capsys.readouterr().out
+    assert cli("verify", "--repo", str(repo), "--trust", str(trust)).code == 5
+    assert "expired" in cli.last.err
+    assert cli("channel", "show", "--repo", str(repo), "--channel", "stable", "--trust", str(trust)).code == 0
+    assert "EXPIRED" in cli.last.out
     assert tree_digest(repo) == before
     assert set_channel(repo, "stable", "hep/1", key, if_changed=True).seq == 2, "an expired channel is re-signed"
 
@@ -129,38 +128,25 @@ def test_reader_between_the_two_renames_still_verifies(three):
     assert len(json.loads(new_sig)["signatures"]) == 2
 
 
-def test_cli_channel_commands(three, capsys):
+def test_cli_channel_commands(three, cli):
     repo, trust, _, base = three
     k = str(base / "key")
     r = ["--repo", str(repo), "--channel", "stable"]
-    assert main(["channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "never"]) == 0
-    assert main(["channel", "set", *r, "--release", "hep/3", "--key", k, "--json"]) == 0
-    capsys.readouterr()
-    assert main(["channel", "show", *r, "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["seq"] == 2
-    assert main(["channel", "rollback", *r, "--key", k]) == 0
-    assert "-> hep/1 (seq 3" in capsys.readouterr().out
-    assert main(["channel", "history", *r, "--json"]) == 0
-    hist = json.loads(capsys.readouterr().out)["history"]
+    assert cli("channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "never").code == 0
+    assert cli("channel", "set", *r, "--release", "hep/3", "--key", k, "--json").code == 0
+    assert cli("channel", "show", *r, "--json").code == 0
+    assert json.loads(cli.last.out)["seq"] == 2
+    assert cli("channel", "rollback", *r, "--key", k).code == 0
+    assert "-> hep/1 (seq 3" in cli.last.out
+    assert cli("channel", "history", *r, "--json").code == 0
+    hist = json.loads(cli.last.out)["history"]
     assert [(h["seq"], h["release"]) for h in hist] == [(3, "hep/1"), (2, "hep/3"), (1, "hep/1")]
-    assert main(["channel", "show", *r, "--trust", str(trust), "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
+    assert cli("channel", "show", *r, "--trust", str(trust), "--json").code == 0
+    shown = json.loads(cli.last.out)
     assert shown["release"] == "hep/1" and not shown["expired"]
-    assert main(["channel", "set", *r, "--key", k]) == 2  # no --release
-    assert main(["channel", "show", "--repo", str(repo), "--channel", "nightly"]) == 3
-    assert main(["channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "soon"]) == 2
-
-
-@pytest.mark.parametrize("text, seconds", [("30d", 30 * 86400), ("12h", 43200), ("2w", 14 * 86400),
-                                           ("1d12h", 129600), ("90s", 90), ("never", None)])
-def test_parse_duration(text, seconds):
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "0d", "30", "d30", "1y", "30d garbage", "-1d"])
-def test_parse_duration_rejects(text):
-    with pytest.raises(UsageError):
-        parse_duration(text)
+    assert cli("channel", "set", *r, "--key", k).code == 2  # no --release
+    assert cli("channel", "show", "--repo", str(repo), "--channel", "nightly").code == 3
+    assert cli("channel", "set", *r, "--release", "hep/1", "--key", k, "--expires", "soon").code == 2
 
 
 def test_concurrent_updates_are_serialised(three):

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from repo_fixtures import build_depot, tree_digest, write
 
-from depotdelivery.cli import main
 from depotdelivery.errors import DepotDeliveryError, PublishError
 from depotdelivery.publisher.gc import repo_gc
 from depotdelivery.publisher.publish import publish
@@ -108,16 +107,14 @@ def test_channel_failure_after_the_commit_publishes_the_release(cv):
     assert (repo / "channels").read_text() == "a file where the channels directory should be"
 
 
-def test_failed_cvmfs_publish_is_aborted(cv, monkeypatch, capsys):
+def test_failed_cvmfs_publish_is_aborted(cv, monkeypatch, cli):
     repo, state, _, depot, base = cv
-    assert main(["publish", "--repo", str(repo), "--name", "hep", "--version", "1", "--depot", str(depot),
-                 "--key", str(base / "key"), "--cvmfs", FQRN, "--quiet"]) == 0
+    assert cli("publish", "--repo", str(repo), "--name", "hep", "--version", "1", "--depot", str(depot), "--key", str(base / "key"), "--cvmfs", FQRN, "--quiet").code == 0
     before = tree_digest(repo)
     monkeypatch.setenv("CVMFS_STANDIN_FAIL", "publish")
     write(depot / "registries" / "General.toml", "[changed]\n")
-    assert main(["publish", "--repo", str(repo), "--name", "hep", "--version", "2", "--depot", str(depot),
-                 "--key", str(base / "key"), "--cvmfs", FQRN]) == 9
-    err = capsys.readouterr().err
+    assert cli("publish", "--repo", str(repo), "--name", "hep", "--version", "2", "--depot", str(depot), "--key", str(base / "key"), "--cvmfs", FQRN).code == 9
+    err = cli.last.err
     assert "simulated failure of publish" in err and "transaction was aborted" in err
     assert [(a[0], o) for a, o in calls(state)][-3:] == [("transaction", "ok"), ("publish", "failed"), ("abort", "ok")]
     assert not is_open(state) and tree_digest(repo) == before
@@ -199,13 +196,12 @@ def test_in_place_failure_before_writing_aborts_the_callers_transaction(cv, spoi
     assert tree_digest(repo) == before
 
 
-def test_channel_and_gc_transactions(cv):
+def test_channel_and_gc_transactions(cv, cli):
     repo, state, key, depot, base = cv
     for v in ("1", "2", "3"):
         write(depot / "registries" / "General.toml", f"[{v}]\n")
         publish(repo, "hep", v, depot, {}, key, cvmfs=FQRN)
-    assert main(["channel", "set", "--repo", str(repo), "--channel", "stable", "--release", "hep/3",
-                 "--key", str(base / "key"), "--cvmfs", FQRN]) == 0
+    assert cli("channel", "set", "--repo", str(repo), "--channel", "stable", "--release", "hep/3", "--key", str(base / "key"), "--cvmfs", FQRN).code == 0
     assert calls(state)[-1][0][:3] == ["publish", "-a", "channel-stable-1"]
     r = repo_gc(repo, keep_last=1, cvmfs=FQRN)
     assert r.removed == ["hep/1"]

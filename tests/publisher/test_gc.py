@@ -7,7 +7,6 @@ import os
 import pytest
 from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
 
-from depotdelivery.cli import main
 from depotdelivery.errors import PublishError, UsageError
 from depotdelivery.publisher.channels import rollback_channel, set_channel
 from depotdelivery.publisher.gc import repo_gc
@@ -65,15 +64,15 @@ def test_gc_refuses_with_an_unreadable_channel(six):
     assert tree_digest(repo) == before
 
 
-def test_gc_cli(six, capsys):
+def test_gc_cli(six, cli):
     repo, _, key = six
     set_channel(repo, "stable", "hep/6", key)
-    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "1", "--dry-run", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    assert cli("repo-gc", "--repo", str(repo), "--keep-last", "1", "--dry-run", "--json").code == 0
+    out = json.loads(cli.last.out)
     assert out["dry_run"] and sorted(out["removed"]) == ["hep/1", "hep/2", "hep/3", "hep/4"]
-    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "1"]) == 0
-    assert "removed 4 release(s)" in capsys.readouterr().out
-    assert main(["repo-gc", "--repo", str(repo), "--keep-last", "0"]) == 2
+    assert cli("repo-gc", "--repo", str(repo), "--keep-last", "1").code == 0
+    assert "removed 4 release(s)" in cli.last.out
+    assert cli("repo-gc", "--repo", str(repo), "--keep-last", "0").code == 2
     with pytest.raises(UsageError):
         repo_gc(repo, keep_last=0)
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from repo_fixtures import BASE_NS, build_depot, build_variant, growing, make_publisher, tree_digest, unique_bytes, write
 
-from depotdelivery.cli import main
 from depotdelivery.errors import ConflictError, InputError, PublishError, RepositoryUnavailableError, UsageError
 from depotdelivery.publisher.progress import ProgressLine
 from depotdelivery.publisher.publish import PublishResult, VariantInput, init_repository, publish
@@ -283,24 +282,22 @@ def test_progress_line_only_on_a_terminal(env):
     assert quiet.getvalue() == ""
 
 
-def test_cli_publish_json_and_exit_codes(env, capsys):
+def test_cli_publish_json_and_exit_codes(env, cli):
     args = ["publish", "--repo", str(env.repo), "--name", "hep", "--version", "1", "--depot", str(env.depot),
             "--variant", f"haswell={env.variant},sysimage=sys.so", "--cpu-target", "haswell=haswell,-rdrnd",
             "--key", str(env.key_path), "--channel", "stable", "--json"]
-    assert main(args) == 0
-    out = json.loads(capsys.readouterr().out)
+    assert cli(*args).code == 0
+    out = json.loads(cli.last.out)
     assert out["created"] and out["channel_seq"] == 1 and out["release"] == "hep/1"
-    assert main(args) == 0
-    again = json.loads(capsys.readouterr().out)
+    assert cli(*args).code == 0
+    again = json.loads(cli.last.out)
     assert again["release_id"] == out["release_id"] and not again["created"] and again["channel_seq"] == 1
     write(env.depot / "registries" / "General.toml", "[Changed]\n")
-    assert main(args) == 9
-    assert "already exists" in capsys.readouterr().err
-    assert main([*args[:-1], "--variant", "x=/nonexistent"]) == 2
-    assert main(["publish", "--repo", str(env.base / "missing"), "--name", "a", "--version", "1", "--depot",
-                 str(env.depot), "--key", str(env.key_path)]) == 3
-    assert main(["publish", "--repo", str(env.repo), "--name", "../a", "--version", "1", "--depot",
-                 str(env.depot), "--key", str(env.key_path)]) == 2
+    assert cli(*args).code == 9
+    assert "already exists" in cli.last.err
+    assert cli(*args[:-1], "--variant", "x=/nonexistent").code == 2
+    assert cli("publish", "--repo", str(env.base / "missing"), "--name", "a", "--version", "1", "--depot", str(env.depot), "--key", str(env.key_path)).code == 3
+    assert cli("publish", "--repo", str(env.repo), "--name", "../a", "--version", "1", "--depot", str(env.depot), "--key", str(env.key_path)).code == 2
 
 
 def _publish_in_child(args: tuple) -> tuple[str, bool]:
@@ -329,13 +326,12 @@ def test_concurrent_publishers(env):
     assert not [p for p in (env.repo / "releases" / "hep").iterdir() if p.name.startswith(".")]
 
 
-def test_cli_in_place_discovers_variants(env, capsys):
+def test_cli_in_place_discovers_variants(env, cli):
     final = env.repo / "releases" / "hep" / "7"
     shutil.copytree(env.depot, final / "depot", symlinks=True)
     shutil.copytree(env.variant, final / "variants" / "haswell", symlinks=True)
-    assert main(["publish", "--in-place", "--repo", str(env.repo), "--name", "hep", "--version", "7", "--key",
-                 str(env.key_path), "--cpu-target", "haswell=haswell,-rdrnd", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["created"]
+    assert cli("publish", "--in-place", "--repo", str(env.repo), "--name", "hep", "--version", "7", "--key", str(env.key_path), "--cpu-target", "haswell=haswell,-rdrnd", "--json").code == 0
+    assert json.loads(cli.last.out)["created"]
     v = Repository.open(env.repo).read_release("hep", "7").variant("haswell")
     assert (v.cpu_target, v.clones_source) == ("haswell,-rdrnd", "image")
 

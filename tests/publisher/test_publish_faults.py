@@ -12,7 +12,6 @@ import pytest
 from node_fixtures import ro_command
 from repo_fixtures import build_depot
 
-from depotdelivery.cli import main
 from depotdelivery.store.keys import keygen
 
 TESTS = Path(__file__).parents[1]
@@ -54,19 +53,19 @@ def _args(repo: Path, version: str, depot: Path, key: Path) -> list[str]:
             "--key", str(key), "--no-hash-cache", "--quiet"]
 
 
-def test_missing_repo_root(inputs, capsys):
+def test_missing_repo_root(inputs, cli):
     base, depot = inputs
-    assert main(_args(base / "absent", "1", depot, base / "key")) == 3
-    err = capsys.readouterr().err
+    assert cli(*_args(base / "absent", "1", depot, base / "key")).code == 3
+    err = cli.last.err
     assert "repository" in err and "does not exist" in err and "Traceback" not in err
     assert not (base / "absent").exists()
 
 
-def test_read_only_repo_root(inputs):
+def test_read_only_repo_root(inputs, cli):
     base, depot = inputs
     repo = base / "repo"
     repo.mkdir()
-    assert main(_args(repo, "1", depot, base / "key")) == 0
+    assert cli(*_args(repo, "1", depot, base / "key")).code == 0
     (depot / "registries" / "General.toml").write_text("[changed]\n")
     result = _in_namespace(repo, _args(repo, "2", depot, base / "key"), readonly=(repo,))
     assert result["code"] == 9, result["err"]
@@ -87,14 +86,14 @@ def test_enospc_mid_publish(inputs):
     assert result["before"] == result["after"], "the half-written release must be gone"
 
 
-def test_channel_failure_after_the_commit_keeps_the_release(inputs):
+def test_channel_failure_after_the_commit_keeps_the_release(inputs, cli):
     """The rename of the release into place is the commit point: when the channel update
     after it fails (channels/ on a real read-only bind mount), the release stays and the error
     says so and how to finish; the channel is as it was."""
     base, depot = inputs
     repo = base / "repo"
     repo.mkdir()
-    assert main([*_args(repo, "1", depot, base / "key"), "--channel", "stable"]) == 0
+    assert cli(*_args(repo, "1", depot, base / "key"), "--channel", "stable").code == 0
     channel_before = (repo / "channels" / "stable.json").read_bytes()
     (depot / "registries" / "General.toml").write_text("[changed]\n")
     result = _in_namespace(repo, [*_args(repo, "2", depot, base / "key"), "--channel", "stable"],

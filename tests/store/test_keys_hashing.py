@@ -10,28 +10,27 @@ import time
 import blake3
 import pytest
 
-from depotdelivery.cli import main
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError, UsageError
 from depotdelivery.store.hashing import LARGE_FILE, FileChangedError, HashCache, copy_with_hash, hash_file
 from depotdelivery.store.keys import REVOKED_FILE, TrustStore, key_id, keygen, load_private_key, sign
 
 
-def test_keygen_writes_0600_private_and_public(tmp_path, capsys):
-    assert main(["keygen", "--out", str(tmp_path / "k"), "--json"]) == 0
+def test_keygen_writes_0600_private_and_public(tmp_path, cli):
+    assert cli("keygen", "--out", str(tmp_path / "k"), "--json").code == 0
     assert stat.S_IMODE(os.stat(tmp_path / "k").st_mode) == 0o600
     assert (tmp_path / "k.pub").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
-    out = capsys.readouterr().out
+    out = cli.last.out
     key = load_private_key(tmp_path / "k")
     assert key.keyid in out and len(key.keyid) == 32
     # the documented derivation: first 16 bytes of BLAKE3 of the raw public key
     from cryptography.hazmat.primitives import serialization
     raw = key.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert key_id(raw) == blake3.blake3(raw).digest()[:16].hex() == key.keyid
-    assert main(["keygen", "--out", str(tmp_path / "k")]) == 2  # never overwrites a key
-    assert "already exists" in capsys.readouterr().err
+    assert cli("keygen", "--out", str(tmp_path / "k")).code == 2  # never overwrites a key
+    assert "already exists" in cli.last.err
 
 
-def test_keygen_force_never_writes_into_the_old_file(tmp_path, capsys):
+def test_keygen_force_never_writes_into_the_old_file(tmp_path, cli):
     """--force over a world-readable key file: the new private key goes into a new 0600 file
     renamed over it, so another name of the old file (a hard link, an open descriptor) never
     sees it; without --force an existing .pub is refused too, before anything is written."""
@@ -39,13 +38,13 @@ def test_keygen_force_never_writes_into_the_old_file(tmp_path, capsys):
     old.write_bytes(b"old key")
     os.chmod(old, 0o644)
     os.link(old, tmp_path / "k-elsewhere")
-    assert main(["keygen", "--out", str(old), "--force"]) == 0
+    assert cli("keygen", "--out", str(old), "--force").code == 0
     assert stat.S_IMODE(os.stat(old).st_mode) == 0o600
     assert (tmp_path / "k-elsewhere").read_bytes() == b"old key", "the new key went into the old 0644 file"
     assert load_private_key(old).keyid
     (tmp_path / "n.pub").write_bytes(b"someone's public key")
-    assert main(["keygen", "--out", str(tmp_path / "n")]) == 2
-    assert "n.pub already exists" in capsys.readouterr().err
+    assert cli("keygen", "--out", str(tmp_path / "n")).code == 2
+    assert "n.pub already exists" in cli.last.err
     assert not (tmp_path / "n").exists() and (tmp_path / "n.pub").read_bytes() == b"someone's public key"
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from repo_fixtures import build_depot, build_variant, make_publisher, tree_digest
 
-from depotdelivery.cli import main
+from conftest import run_cli
 from depotdelivery.errors import FormatError, IntegrityError, TrustError
 from depotdelivery.publisher.publish import VariantInput, publish
 from depotdelivery.store.canonical import canonical_json
@@ -31,21 +31,20 @@ def pub(tmp_path):
     return p.repo, p.trust, tmp_path
 
 
-def _cli_verify(repo: Path, trust: Path, capsys, *extra: str) -> tuple[int, str, str]:
+def _cli_verify(repo: Path, trust: Path, *extra: str) -> tuple[int, str, str]:
     before = tree_digest(repo)
-    code = main(["verify", "--repo", str(repo), "--trust", str(trust), *extra])
-    out = capsys.readouterr()
+    done = run_cli("verify", "--repo", str(repo), "--trust", str(trust), *extra)
     assert tree_digest(repo) == before, "verify must never modify the repository"
-    return code, out.out, out.err
+    return done
 
 
-def test_clean_repository_verifies(pub, capsys):
+def test_clean_repository_verifies(pub):
     repo, trust, _ = pub
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 0 and "ok release hep/1: 13 files" in out and "signed by" in out
 
 
-def test_tampered_files_every_problem_reported(pub, capsys):
+def test_tampered_files_every_problem_reported(pub):
     repo, trust, _ = pub
     d = repo / REL / "depot"
     src = d / "packages" / "Foo" / "Ab0cD" / "src" / "Foo.jl"
@@ -59,7 +58,7 @@ def test_tampered_files_every_problem_reported(pub, capsys):
     os.symlink("../bin/tool", link)
     (d / "packages" / "Foo" / "Ab0cD" / "extra.jl").write_text("planted")
     (d / "environments" / "hep" / "Manifest.toml").unlink()
-    code, out, err = _cli_verify(repo, trust, capsys, "--json")
+    code, out, err = _cli_verify(repo, trust, "--json")
     assert code == 4
     problems = {p["path"].split("/depot/")[-1]: p["problem"] for r in json.loads(out)["reports"] for p in r["problems"]}
     assert problems["packages/Foo/Ab0cD/src/Foo.jl"].startswith("BLAKE3 ")
@@ -70,48 +69,48 @@ def test_tampered_files_every_problem_reported(pub, capsys):
     assert "problem(s)" in err
 
 
-def test_tampered_listing(pub, capsys):
+def test_tampered_listing(pub):
     repo, trust, _ = pub
     listing = next((repo / REL / "listings").glob("*.jsonl"))
     listing.write_bytes(listing.read_bytes().replace(b'"mode":420', b'"mode":438', 1))
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 4 and "does not match the tree" in out
 
 
-def test_tampered_release_json(pub, capsys):
+def test_tampered_release_json(pub):
     repo, trust, _ = pub
     doc = repo / REL / "release.json"
     doc.write_bytes(doc.read_bytes().replace(b'"julia_version":"1.11"', b'"julia_version":"1.12"'))
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 4 and "modified after signing" in out
     with pytest.raises(IntegrityError, match="modified after signing"):
         Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))
 
 
-def test_untrusted_and_revoked_keys(pub, capsys):
+def test_untrusted_and_revoked_keys(pub):
     repo, trust, base = pub
     doc = (repo / REL / "release.json").read_bytes()
     stranger = load_private_key(base / "stranger")
     (repo / REL / "release.json.sig").write_bytes(sign(doc, stranger))
-    code, _, err = _cli_verify(repo, trust, capsys)
+    code, _, err = _cli_verify(repo, trust)
     assert code == 5 and f"signed by unknown key {stranger.keyid}: add its public key to {trust}" in err
     key = load_private_key(base / "key")
     (repo / REL / "release.json.sig").write_bytes(sign(doc, key))
     (trust / REVOKED_FILE).write_text(key.keyid + "\n")
-    code, _, err = _cli_verify(repo, trust, capsys)
+    code, _, err = _cli_verify(repo, trust)
     assert code == 5 and "revoked key" in err
     with pytest.raises(TrustError):
         Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))
 
 
-def test_truncated_signature_file(pub, capsys):
+def test_truncated_signature_file(pub):
     repo, trust, _ = pub
     sig = repo / REL / "release.json.sig"
     sig.write_bytes(sig.read_bytes()[:50])
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 4 and "unreadable signature file" in out
     sig.unlink()
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 5 and "not signed" in out
 
 
@@ -143,10 +142,10 @@ def _jsonl(lines: list[dict]) -> bytes:
     (lambda ls: _jsonl([ls[0], ls[0], *ls[1:]]), "duplicate path"),
     (lambda ls: _jsonl(ls).replace(b'"path":"logs"', b'"path":"l\xffgs"'), "not UTF-8"),
 ])
-def test_forged_listings_are_refused(pub, capsys, mutate, message):
+def test_forged_listings_are_refused(pub, mutate, message):
     repo, trust, base = pub
     _forge_listing(repo, base, mutate)
-    code, out, _ = _cli_verify(repo, trust, capsys)
+    code, out, _ = _cli_verify(repo, trust)
     assert code == 4 and message in out
     rel = Repository.open(repo).read_release("hep", "1", TrustStore.from_dir(trust))  # the signature is fine
     with pytest.raises(FormatError, match=message):
@@ -160,18 +159,18 @@ def test_release_filed_under_another_name(pub):
         Repository.open(repo).read_release("hep", "2", TrustStore.from_dir(trust))
 
 
-def test_verify_without_trust_still_hashes(pub, capsys):
+def test_verify_without_trust_still_hashes(pub, cli):
     repo, _, _ = pub
-    assert main(["verify", "--repo", str(repo), "--release", "hep/1", "--no-signatures"]) == 0
-    assert "signatures were NOT checked (--no-signatures)" in capsys.readouterr().err
+    assert cli("verify", "--repo", str(repo), "--release", "hep/1", "--no-signatures").code == 0
+    assert "signatures were NOT checked (--no-signatures)" in cli.last.err
     (repo / REL / "depot" / "registries" / "General.toml").write_text("x")
     with pytest.raises(IntegrityError):
         verify(repo, "hep/1")
-    assert main(["verify", "--repo", str(repo), "--release", "hep/9", "--no-signatures"]) == 3
-    assert main(["verify", "--repo", str(repo.parent / "gone"), "--no-signatures"]) == 3
+    assert cli("verify", "--repo", str(repo), "--release", "hep/9", "--no-signatures").code == 3
+    assert cli("verify", "--repo", str(repo.parent / "gone"), "--no-signatures").code == 3
 
 
-def test_verify_finds_the_trusted_keys_as_a_node_does(pub, capsys, monkeypatch, tmp_path):
+def test_verify_finds_the_trusted_keys_as_a_node_does(pub, cli, monkeypatch, tmp_path):
     """Without --trust, verify checks signatures with the keys a node would use
     (DEPOTDELIVERY_TRUSTED_KEYS, then the config files, then /etc/depotdelivery/keys); with
     none there it fails (exit 5) instead of reporting ok, unless --no-signatures is given."""
@@ -179,27 +178,27 @@ def test_verify_finds_the_trusted_keys_as_a_node_does(pub, capsys, monkeypatch, 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
     monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(trust))
-    assert main(["verify", "--repo", str(repo), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["signatures_checked"] is True
+    assert cli("verify", "--repo", str(repo), "--json").code == 0
+    assert json.loads(cli.last.out)["signatures_checked"] is True
     empty = tmp_path / "other-keys"
     empty.mkdir()
     monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(empty))
-    assert main(["verify", "--repo", str(repo)]) == 5, "signed by a key this node does not trust"
-    assert "unknown key" in capsys.readouterr().err
+    assert cli("verify", "--repo", str(repo)).code == 5, "signed by a key this node does not trust"
+    assert "unknown key" in cli.last.err
     monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(tmp_path / "nowhere"))
-    assert main(["verify", "--repo", str(repo)]) == 5
-    err = capsys.readouterr().err
+    assert cli("verify", "--repo", str(repo)).code == 5
+    err = cli.last.err
     assert f"trusted-keys directory {tmp_path / 'nowhere'} (environment variable DEPOTDELIVERY_TRUSTED_KEYS)" in err
     assert "--no-signatures" in err
-    assert main(["verify", "--repo", str(repo), "--no-signatures", "--trust", str(trust)]) == 2
+    assert cli("verify", "--repo", str(repo), "--no-signatures", "--trust", str(trust)).code == 2
     monkeypatch.delenv("DEPOTDELIVERY_TRUSTED_KEYS")
     user = tmp_path / "home" / ".config" / "depotdelivery" / "config.toml"
     user.parent.mkdir(parents=True)
     user.write_text(f"trusted_keys = {str(trust)!r}\n")
-    assert main(["verify", "--repo", str(repo), "--json"]) == 0, "the user config file names the keys"
+    assert cli("verify", "--repo", str(repo), "--json").code == 0, "the user config file names the keys"
 
 
-def test_exit_codes_say_whose_problem_it_is(pub, capsys):
+def test_exit_codes_say_whose_problem_it_is(pub, cli):
     """A release that is not NAME/VERSION is a usage error (2) as in prepare and channel; a
     release directory this user may not read makes the repository unavailable (3), not an
     integrity failure (4); a directory where release.json belongs is a malformed repository (4)."""
@@ -208,8 +207,8 @@ def test_exit_codes_say_whose_problem_it_is(pub, capsys):
     import tempfile
 
     repo, trust, _ = pub
-    assert main(["verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep"]) == 2
-    assert "invalid release 'hep': expected NAME/VERSION" in capsys.readouterr().err
+    assert cli("verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep").code == 2
+    assert "invalid release 'hep': expected NAME/VERSION" in cli.last.err
     # permissions do not bind root: read as nobody, from a copy nobody can reach
     shared = Path(tempfile.mkdtemp(prefix="dd-verify-"))
     try:
@@ -229,22 +228,22 @@ def test_exit_codes_say_whose_problem_it_is(pub, capsys):
         shutil.rmtree(shared)
     (repo / REL / "release.json").unlink()
     (repo / REL / "release.json").mkdir()
-    assert main(["verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep/1"]) == 4
-    assert "Is a directory" in capsys.readouterr().err
+    assert cli("verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep/1").code == 4
+    assert "Is a directory" in cli.last.err
 
 
-def test_verify_defaults_to_the_nodes_repository(pub, capsys, monkeypatch, tmp_path):
+def test_verify_defaults_to_the_nodes_repository(pub, cli, monkeypatch, tmp_path):
     """Without --repo, verify checks the repository a node is configured for
     (DEPOTDELIVERY_REPO, the config files); with none configured it is a usage error."""
     repo, trust, _ = pub
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
     monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.delenv("DEPOTDELIVERY_REPO", raising=False)
-    assert main(["verify", "--trust", str(trust)]) == 2
-    assert "pass --repo R or set DEPOTDELIVERY_REPO" in capsys.readouterr().err
+    assert cli("verify", "--trust", str(trust)).code == 2
+    assert "pass --repo R or set DEPOTDELIVERY_REPO" in cli.last.err
     monkeypatch.setenv("DEPOTDELIVERY_REPO", str(repo))
-    assert main(["verify", "--trust", str(trust), "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    assert cli("verify", "--trust", str(trust), "--json").code == 0
+    doc = json.loads(cli.last.out)
     assert doc["ok"] and doc["reports"]
     monkeypatch.setenv("DEPOTDELIVERY_REPO", str(tmp_path / "gone"))
-    assert main(["verify", "--trust", str(trust)]) == 3
+    assert cli("verify", "--trust", str(trust)).code == 3

@@ -294,13 +294,13 @@ def _ago(seconds: float) -> str:
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from depotdelivery.node.cache import parse_age
+    from depotdelivery.cli.durations import parse_age
 
     older = None
     if args.older_than is not None:
         try:
             older = parse_age(args.older_than)
-        except ValueError as exc:
+        except UsageError as exc:
             raise UsageError(f"--older-than: {exc}") from None
     if args.keep is not None and args.keep < 0:
         raise UsageError("--keep must be >= 0")

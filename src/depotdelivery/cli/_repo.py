@@ -211,7 +211,7 @@ def _fingerprints(specs: list[str]) -> dict[str, list[Any]]:
 
 def _publish(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
-    from depotdelivery.publisher.channels import parse_duration
+    from depotdelivery.cli.durations import parse_expiry
     from depotdelivery.publisher.progress import ProgressLine, human_bytes
     from depotdelivery.publisher.publish import publish
     from depotdelivery.store.keys import load_private_key
@@ -221,7 +221,7 @@ def _publish(args: argparse.Namespace) -> int:
     keys = [load_private_key(k) for k in args.key]
     progress = None if args.quiet or args.json else ProgressLine(sys.stderr)
     r = publish(args.repo, args.name, args.version, args.depot, variants, keys, channel=args.channel,
-                expires=parse_duration(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
+                expires=parse_expiry(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
                 julia_version=args.julia_version, project=args.project, progress=progress,
                 use_hash_cache=not args.no_hash_cache, fingerprints=_fingerprints(args.fingerprint))
     for w in r.warnings:
@@ -258,6 +258,7 @@ def _sign(args: argparse.Namespace) -> int:
 
 def _channel(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
+    from depotdelivery.cli.durations import parse_expiry
     from depotdelivery.publisher import channels
     from depotdelivery.store.keys import load_private_key
     from depotdelivery.store.repo import Repository
@@ -266,7 +267,7 @@ def _channel(args: argparse.Namespace) -> int:
         if not args.key:
             raise UsageError(f"channel {args.action} needs --key KEY")
         keys = [load_private_key(k) for k in args.key]
-        expires = channels.parse_duration(args.expires)
+        expires = parse_expiry(args.expires)
         if args.action == "set":
             if not args.release:
                 raise UsageError("channel set needs --release NAME/VERSION")

@@ -15,7 +15,7 @@ from depotdelivery.node._record import Record
 from depotdelivery.node.oserrors import cache_error
 from depotdelivery.store import fastjson
 
-__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex", "parse_age"]
+__all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex"]
 
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
 RECORD_FORMAT = 1
@@ -50,19 +50,6 @@ def crc32_hex(text: str) -> str:
         crc = (crc >> 4) ^ table[crc & 0xF]
         crc = (crc >> 4) ^ table[crc & 0xF]
     return f"{crc ^ 0xFFFFFFFF:08x}"
-
-
-def parse_age(text: str) -> float:
-    """``30d``, ``12h``, ``15m``, ``45s`` or plain seconds -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    body, unit = (text[:-1], units[text[-1]]) if text and text[-1] in units else (text, 1)
-    try:
-        value = float(body)
-    except ValueError:
-        raise ValueError(f"bad age {text!r} (expected e.g. 30d, 12h, 15m, 45s)") from None
-    if not value >= 0:
-        raise ValueError(f"bad age {text!r} (must be >= 0)")
-    return value * unit
 
 
 class DepotStatus(Record):

@@ -1,7 +1,6 @@
 """Publisher-side channel operations: set, rollback (a new document pointing back), history, expiry durations."""
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_EXPIRY",
     "channel_history",
-    "parse_duration",
     "repository_lock",
     "rollback_channel",
     "set_channel",
@@ -43,24 +41,6 @@ __all__ = [
 # A channel must be re-signed before this runs out, or nodes refuse it (freeze attack);
 # long enough that a quiet quarter does not take a cluster down.
 DEFAULT_EXPIRY = 90 * 86400.0
-_DURATION = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_duration(text: str) -> float | None:
-    """``30d``, ``12h``, ``2w``, ``1d12h``, ``never`` (None) -> seconds."""
-    t = text.strip().lower()
-    if t == "never":
-        return None
-    pos, total = 0, 0
-    for m in _DURATION.finditer(t):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if not t or pos != len(t) or total <= 0:
-        raise UsageError(f"invalid duration {text!r}: use e.g. 30d, 12h, 2w, 1d12h or never")
-    return float(total)
 
 
 def _current(repo: Repository, channel: str) -> Channel | None:
