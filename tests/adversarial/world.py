@@ -4,8 +4,6 @@ attack ends with: the right exit code, nothing written outside the node cache, a
 hydrated before the attack byte-for-byte intact."""
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import shutil
 from dataclasses import dataclass
@@ -42,6 +40,7 @@ def cli(*argv: str) -> Outcome:
     """``depotdelivery ARGV`` in-process: exit code and stderr. A job's lease is dropped after
     the call (a CLI process would drop it at exit), so the next example starts clean."""
     from conftest import run_cli
+
     from depotdelivery.node import locks
 
     done = run_cli(*argv)

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import re
 import shutil
-from pathlib import Path
 
 import pytest
 from captured_cpus import detect_captured
@@ -24,30 +23,6 @@ from depotdelivery.synth.targetdata import target_data_bytes
 
 JULIA = "1.11.1"
 HASWELL = "linux-rhel7-haswell"
-
-
-def _cache_targets(variant_dir: Path) -> list[list[tuple[str, int, tuple[int, ...], tuple[int, ...], str]]]:
-    """The distinct clone-target lists the variant's ``.ji`` headers carry, read independently."""
-    seen: list[list[tuple[str, int, tuple[int, ...], tuple[int, ...], str]]] = []
-    for ji in sorted(variant_dir.glob("depot/compiled/*/*/*.ji")):
-        data = [(t.name, t.flags, t.en_words, t.dis_words, t.ext) for t in read_cache_file(ji).targets]
-        if data and data not in seen:
-            seen.append(data)
-    return seen
-
-
-def test_published_release_records_the_targets_its_pkgimages_carry(node_repo):
-    repo = Repository.open(node_repo.root)
-    release = repo.read_release("hep", "2026.11")
-    for variant in release.variants:
-        on_disk = _cache_targets(repo.release_dir("hep", "2026.11") / variant.path)
-        assert on_disk, f"synth variant {variant.target} has pkgimages"
-        recorded = [[(c.name, c.flags, c.en, c.dis, c.ext) for c in lst] for lst in variant.pkgimage_targets]
-        assert recorded == on_disk
-        # synth builds the caches with the sysimage's own targets
-        assert variant.pkgimage_targets == (variant.clones,)
-    doc = json.loads(release.raw)
-    assert all("pkgimage_targets" in v for v in doc["variants"])
 
 
 @pytest.fixture(scope="module")

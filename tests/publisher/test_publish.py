@@ -229,43 +229,6 @@ def test_missing_and_foreign_roots(env, tmp_path):
         Repository.open("/cvmfs/sft.example.org/depots")
 
 
-def test_julia_version_and_project_inference(env):
-    (env.depot / "compiled" / "v1.10").mkdir()
-    with pytest.raises(UsageError, match="caches for 1.10, 1.11; pass --julia-version"):
-        env.publish()
-    r = env.publish(julia_version="1.11.2")
-    assert Repository.open(env.repo).read_release("hep", "1").julia_version == "1.11.2" and r.created
-    (env.depot / "environments" / "other").mkdir()
-    with pytest.raises(UsageError, match="environments: environments/hep, environments/other"):
-        publish(env.repo, "lib", "1", env.depot, {}, env.key, julia_version="1.11")
-
-
-def test_variant_without_sysimage_is_approximate(env, tmp_path):
-    plain = build_variant(tmp_path / "plain", sysimage=False)
-    env.publish(variants={"skylake-avx512": VariantInput(dir=plain, cpu_target="skylake-avx512,-rdrnd", arch="x86_64")})
-    v = Repository.open(env.repo).read_release("hep", "1").variant("skylake-avx512")
-    assert v.clones_source == "approximate" and v.sysimage is None
-    assert v.clones[0].name == "skylake-avx512" and "avx512f" in v.clones[0].features
-    assert "rdrnd" not in v.clones[0].features
-
-
-def test_unreadable_sysimage_falls_back_with_a_warning(env, tmp_path):
-    broken = build_variant(tmp_path / "broken", sysimage=False)
-    write(broken / "sys.so", b"not an ELF file at all")
-    r = env.publish(variants={"haswell": VariantInput(dir=broken)})
-    assert r.warnings and "clone targets not readable" in r.warnings[0]
-    v = Repository.open(env.repo).read_release("hep", "1").variant("haswell")
-    assert v.clones_source == "approximate" and v.sysimage is not None
-
-
-def test_sysimage_modules_recorded(env):
-    mods = [{"name": "Base", "uuid": "00000000-0000-0000-0000-000000000000", "build_id": "ab" * 16}]
-    write(env.variant / "sysimage-modules.json", json.dumps(mods))
-    env.publish()
-    v = Repository.open(env.repo).read_release("hep", "1").variant("haswell")
-    assert [m.to_dict() for m in v.sysimage_modules] == mods
-
-
 def test_progress_line_only_on_a_terminal(env):
     master, slave = pty.openpty()
     with os.fdopen(slave, "w") as tty:

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from repo_fixtures import build_depot, build_variant, make_publisher, tree_digest
 
-from conftest import run_cli
 from depotdelivery.errors import FormatError, IntegrityError, TrustError
 from depotdelivery.publisher.publish import VariantInput, publish
 from depotdelivery.store.canonical import canonical_json

@@ -104,7 +104,8 @@ class Session:
     def release(self) -> Release:
         """The verified release (located first if needed), read once."""
         if self._release is None:
-            self.locate(verify=True)
+            self.locate(verify=True)  # verifying a channel keeps the release it checked
+        if self._release is None:
             assert self.ref is not None
             self._release = trust.load_release(self.cache, self.repository(), self.repo_id, self.ref,
                                                self.cfg.trusted_keys, expected_id=self.release_id)
