@@ -272,6 +272,42 @@ def _summary(report: Any) -> str:
     return f"{ok} of {n} packages will load from caches, {n - ok} will recompile or fail"
 
 
+@dataclass(slots=True, kw_only=True)
+class _Run:
+    """One demo run: where everything lives (all under ``base``), the narrative, the node's
+    configuration, and the jobs holding a lease (released at the end)."""
+
+    base: Path
+    story: _Story
+    julia_version: str
+    variables: dict[str, str]
+    cpuinfo: str | None = None  # a recorded /proc/cpuinfo describing the node, else this machine's CPU
+    held: list[Prepared] = field(default_factory=list)
+
+    @property
+    def repo(self) -> Path:
+        return Path(self.variables["DEPOTDELIVERY_REPO"])
+
+    @property
+    def trusted(self) -> Path:
+        return Path(self.variables["DEPOTDELIVERY_TRUSTED_KEYS"])
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.variables["DEPOTDELIVERY_CACHE"])
+
+    @property
+    def key_path(self) -> Path:
+        return self.base / "publisher" / "publisher.key"
+
+    @property
+    def node(self) -> dict[str, Any]:
+        node: dict[str, Any] = {"repo": str(self.repo), "channel": CHANNEL, "trusted_keys": str(self.trusted), "cache": str(self.cache)}
+        if self.cpuinfo is not None:
+            node["cpuinfo"] = self.cpuinfo
+        return node
+
+
 def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None = sys.stdout,
              julia_version: str = "1.11.1", cpuinfo: str | os.PathLike[str] | None = None) -> DemoResult:
     """Run the whole demo inside ``out_dir`` (created if needed; a re-run reuses it) and
@@ -279,38 +315,55 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     the repository, the signing key, the node's trusted keys and its cache. ``cpuinfo``: a
     recorded /proc/cpuinfo the node is described by instead of this machine's CPU (the
     ``cpuinfo`` configuration key: select, prepare and check all see that CPU)."""
-    from depotdelivery.julia.stale import format_report
-    from depotdelivery.node.cache import NodeCache
-    from depotdelivery.node.config import resolve
-    from depotdelivery.node.env import render_env
-    from depotdelivery.node.prepare import prepare
-    from depotdelivery.node.select import describe_cpu_source, select
-    from depotdelivery.node.session import Session
-    from depotdelivery.publisher.channels import (
-        channel_history,
-        rollback_channel,
-        set_channel,
-    )
-    from depotdelivery.publisher.publish import init_repository
-    from depotdelivery.store.keys import keygen, load_private_key
-
     t_start = time.perf_counter()
     base = Path(out_dir).absolute()
     base.mkdir(parents=True, exist_ok=True)
-    variables = demo_env(base)
-    repo, trusted = Path(variables["DEPOTDELIVERY_REPO"]), Path(variables["DEPOTDELIVERY_TRUSTED_KEYS"])
-    cache, hash_cache = Path(variables["DEPOTDELIVERY_CACHE"]), Path(variables["DEPOTDELIVERY_PUBLISH_CACHE"])
-    publisher, build = base / "publisher", base / "build"
-    key_path = publisher / "publisher.key"
-    node: dict[str, Any] = {"repo": str(repo), "channel": CHANNEL, "trusted_keys": str(trusted), "cache": str(cache)}
-    if cpuinfo is not None:
-        node["cpuinfo"] = os.fspath(Path(cpuinfo).absolute())
-    story = _Story(out, base)
+    run = _Run(base=base, story=_Story(out, base), julia_version=julia_version, variables=demo_env(base),
+               cpuinfo=None if cpuinfo is None else os.fspath(Path(cpuinfo).absolute()))
+    story = run.story
     story.say(f"depotdelivery demo in {base}")
+    key, first, built = _publisher_side(run)
+    host, selection = _select_here(run)
+    try:
+        modes, prepared = _prepare_every_mode(run)
+        stack = prepared["stack"]
+        report = _env_and_check(run, stack, modes, prepared)
+        second, moved, back, after, refused = _rollback(run, key)
+        gc = _gc(run, after)
+    finally:
+        for p in run.held:
+            if p.lease is not None:
+                p.lease.release()
+    story.finish()
+    story.timings["total"] = round(time.perf_counter() - t_start, 4)
 
-    # ---- publisher side -------------------------------------------------------------------------
+    story.say("\n== timings ==")
+    for name, seconds in story.timings.items():
+        story.say(f"  {name:<9} {seconds:8.3f} s")
+    env_file = base / ENV_FILE
+    story.say(f"\nTry it yourself:  source {story.short(str(env_file))}; depotdelivery select; depotdelivery check")
+    return DemoResult(
+        out_dir=base, repo=run.repo, trusted_keys=run.trusted, cache=run.cache, key=run.key_path, env_file=env_file,
+        releases=(first.ref, second.ref),
+        release_ids={first.ref: first.release_id, second.ref: second.release_id, built[0]: built[1]},
+        host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu,
+              "julia_cpu_source": selection.host_cpu_source},
+        selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),
+        modes=tuple(modes), env=dict(stack.env), julia_args=stack.julia_args, check=report.to_dict(),
+        channel_before=moved.summary(), channel_after=back.summary(),
+        prepared_after_rollback=after.release, replay_refused=refused, gc=gc.to_dict(), timings=story.timings,
+    )
+
+
+def _publisher_side(run: _Run) -> tuple[PrivateKey, PublishResult, tuple[str, str]]:
+    """Steps 1-3b: generate the depot, make the key (the node trusts its public half), publish,
+    build a release from the project; the built release's (ref, id)."""
+    from depotdelivery.publisher.publish import init_repository
+    from depotdelivery.store.keys import keygen, load_private_key
+
+    story, repo, trusted, key_path = run.story, run.repo, run.trusted, run.key_path
     story.step("generate", "1. CI: build a Julia depot with one sysimage per CPU target")
-    inputs = _generate(build, repo, RELEASES[0][0], RELEASES[0][1], julia_version)
+    inputs = _generate(run.base / "build", repo, RELEASES[0][0], RELEASES[0][1], run.julia_version)
     story.say(f"generated a Julia {inputs.julia_version} depot in {story.short(str(inputs.root))}: "
               f"{len(inputs.packages)} packages ({', '.join(p.name for p in inputs.packages[:4])}, ...), "
               f"{len(inputs.artifacts)} artifacts, environment {inputs.project}")
@@ -318,7 +371,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
         story.say(f"  variant {t:<15} {v.arch:<8} JULIA_CPU_TARGET={v.cpu_target}")
 
     story.step("keys", "2. publisher: create a signing key; the node trusts its public half")
-    publisher.mkdir(parents=True, exist_ok=True)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
     story.cli("depotdelivery", "keygen", "--out", str(key_path))
     if not key_path.exists():
         keygen(key_path)
@@ -330,20 +383,27 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
 
     story.step("publish", f"3. publisher: sign and publish {NAME}/{RELEASES[0][0]}, point channel {CHANNEL} at it")
     init_repository(repo)
-    first = _publish(story, repo, inputs, RELEASES[0][0], key, hash_cache, CHANNEL)
+    first = _publish(story, repo, inputs, RELEASES[0][0], key, Path(run.variables["DEPOTDELIVERY_PUBLISH_CACHE"]),
+                     CHANNEL)
     story.step("build", f"3b. CI: depotdelivery build {NAME}/{BUILT} from the Julia project (stand-in julia)")
-    built = _build(story, base, repo, inputs, key, hash_cache)
-    env_file = base / ENV_FILE
-    env_file.write_text("# source this file to point depotdelivery at the demo (written by `depotdelivery demo`)\n"
-                        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in variables.items()))
+    built = _build(story, run.base, repo, inputs, key, Path(run.variables["DEPOTDELIVERY_PUBLISH_CACHE"]))
+    (run.base / ENV_FILE).write_text(
+        "# source this file to point depotdelivery at the demo (written by `depotdelivery demo`)\n"
+        + "".join(f"export {k}={shlex.quote(v)}\n" for k, v in run.variables.items()))
+    return key, first, built
 
-    # ---- node side ------------------------------------------------------------------------------
+
+def _select_here(run: _Run) -> tuple[Any, Any]:
+    """Step 4: the variant Julia accepts on this host, with every verdict."""
+    from depotdelivery.node.config import resolve
+    from depotdelivery.node.select import describe_cpu_source, select
+    from depotdelivery.node.session import Session
+
+    story = run.story
     story.step("select", "4. node: which variant does Julia accept here, and why")
-    story.cli("depotdelivery", "select", "--repo", str(repo), "--channel", CHANNEL, "--trust", str(trusted),
-              "--cache", str(cache))
-    cfg = resolve(node)
-    node_cache = NodeCache(cfg.cache)
-    session = Session(cfg, cache=node_cache)
+    story.cli("depotdelivery", "select", "--repo", str(run.repo), "--channel", CHANNEL, "--trust", str(run.trusted),
+              "--cache", str(run.cache))
+    session = Session(resolve(run.node))
     release, host = session.release(), session.host()
     selection = select(release, host)
     story.say(f"host CPU: {host.brand or host.vendor} ({host.arch}), detected from {host.source}; "
@@ -354,101 +414,104 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     for v in selection.verdicts:
         mark = "*" if v.target == selection.target else ("+" if v.accepted else "-")
         story.say(f"  {mark} {v.target:<15} {v.reason}")
+    return host, selection
 
-    story.step("prepare", "5. node: prepare the depot in every hydration mode (cold, then warm)")
-    story.cli("depotdelivery", "prepare", "--mode", "MODE")
-    held: list[Prepared] = []
+
+def _prepare_every_mode(run: _Run) -> tuple[list[ModeOutcome], dict[str, Prepared]]:
+    """Step 5: prepare the depot in every hydration mode, cold then warm."""
+    run.story.step("prepare", "5. node: prepare the depot in every hydration mode (cold, then warm)")
+    run.story.cli("depotdelivery", "prepare", "--mode", "MODE")
     modes: list[ModeOutcome] = []
     prepared: dict[str, Prepared] = {}
-    try:
-        for mode in MODES:
-            outcome, p = _prepare_mode(story, node, mode, held)
-            modes.append(outcome)
-            if p is not None:
-                prepared[mode] = p
-        stack = prepared["stack"]
+    for mode in MODES:
+        outcome, p = _prepare_mode(run.story, run.node, mode, run.held)
+        modes.append(outcome)
+        if p is not None:
+            prepared[mode] = p
+    return modes, prepared
 
-        story.step("env", "6. the environment a job gets (eval \"$(depotdelivery env)\")")
-        story.cli("depotdelivery", "env")
-        for line in render_env(stack.env, "sh").splitlines():
-            story.say("  " + story.short(line))
-        story.say(f"  julia {' '.join(shlex.quote(story.short(a)) for a in stack.julia_args)} script.jl"
-                  "   # what `depotdelivery exec -- julia script.jl` runs")
 
-        story.step("check", "7. node: which caches will Julia load? (depotdelivery check)")
-        story.cli("depotdelivery", "check")
-        report = _check(stack)
-        for line in format_report(report).splitlines():
-            story.say("  " + story.short(line))
-        for i, m in enumerate(modes):
-            if m.prepared:
-                line = _summary(report if m.mode == "stack" else _check(prepared[m.mode]))
-                modes[i] = replace(m, check=line)
-                story.say(f"  {m.mode:<8} {line}")
+def _env_and_check(run: _Run, stack: Prepared, modes: list[ModeOutcome], prepared: dict[str, Prepared]) -> Any:
+    """Steps 6-7: the job environment, and which caches Julia will load in each mode."""
+    from depotdelivery.julia.stale import format_report
+    from depotdelivery.node.env import render_env
 
-        # ---- rollback ---------------------------------------------------------------------------
-        v2, seed2 = RELEASES[1]
-        story.step("rollback", f"8. publisher: release {NAME}/{v2}, move {CHANNEL} to it, then roll back")
-        inputs2 = _generate(build, repo, v2, seed2, julia_version)
-        second = _publish(story, repo, inputs2, v2, key, hash_cache, None)
-        story.cli("depotdelivery", "channel", "set", "--repo", str(repo), "--channel", CHANNEL,
-                  "--release", second.ref, "--key", str(key_path))
-        moved = set_channel(repo, CHANNEL, second.ref, key)
-        story.say(f"channel {CHANNEL} -> {moved.release} (seq {moved.seq})")
-        newer = prepare(**node, mode="stack")
-        held.append(newer)
-        story.say(f"node: prepare now gives {newer.release} variant {newer.variant} "
-                  f"({'hydrated' if newer.hydrated else 'cached'} in {newer.timings['total']:.1f} ms)")
-        channel_file = repo / "channels" / f"{CHANNEL}.json"
-        replay = (channel_file.read_bytes(), channel_file.with_name(channel_file.name + ".sig").read_bytes())
-        story.cli("depotdelivery", "channel", "rollback", "--repo", str(repo), "--channel", CHANNEL,
-                  "--key", str(key_path))
-        back = rollback_channel(repo, CHANNEL, key)
-        story.say(f"channel {CHANNEL} -> {back.release} (seq {back.seq}): a rollback is a new, higher seq")
-        after = prepare(**node, mode="stack")
-        held.append(after)
-        story.say(f"node: prepare gives {after.release} again "
-                  f"({'hydrated' if after.hydrated else 'still in the cache'}, {after.timings['total']:.2f} ms)")
-        story.say(f"history of {CHANNEL}:")
-        for e in channel_history(repo, CHANNEL)[:3]:
-            story.say(f"  seq {e.seq:>3}  {e.issued}  {e.release}")
-        refused = _replay(story, node, channel_file, replay)
+    story = run.story
+    story.step("env", "6. the environment a job gets (eval \"$(depotdelivery env)\")")
+    story.cli("depotdelivery", "env")
+    for line in render_env(stack.env, "sh").splitlines():
+        story.say("  " + story.short(line))
+    story.say(f"  julia {' '.join(shlex.quote(story.short(a)) for a in stack.julia_args)} script.jl"
+              "   # what `depotdelivery exec -- julia script.jl` runs")
 
-        # ---- gc -------------------------------------------------------------------------------------
-        story.step("gc", "9. node: gc keeps what a running job uses")
-        for p in held:
-            if p is not after and p.lease is not None and p.key != after.key:
-                p.lease.release()  # these jobs have finished
-        story.cli("depotdelivery", "status")
-        for d in node_cache.status():
-            story.say(f"  {d.key}  {d.release} {d.variant} {d.mode}"
-                      f"{'  (leased by a running job)' if d.leases else ''}")
-        story.cli("depotdelivery", "gc", "--keep", "0")
-        gc = node_cache.gc(keep=0)
-        story.say(f"removed {len(gc.removed)} depot(s); kept {len(gc.kept_leased)} leased by a running job "
-                  f"({', '.join(gc.kept_leased) or 'none'})")
-    finally:
-        for p in held:
-            if p.lease is not None:
-                p.lease.release()
-    story.finish()
-    story.timings["total"] = round(time.perf_counter() - t_start, 4)
+    story.step("check", "7. node: which caches will Julia load? (depotdelivery check)")
+    story.cli("depotdelivery", "check")
+    report = _check(stack)
+    for line in format_report(report).splitlines():
+        story.say("  " + story.short(line))
+    for i, m in enumerate(modes):
+        if m.prepared:
+            line = _summary(report if m.mode == "stack" else _check(prepared[m.mode]))
+            modes[i] = replace(m, check=line)
+            story.say(f"  {m.mode:<8} {line}")
+    return report
 
-    story.say("\n== timings ==")
-    for name, seconds in story.timings.items():
-        story.say(f"  {name:<9} {seconds:8.3f} s")
-    story.say(f"\nTry it yourself:  source {story.short(str(env_file))}; depotdelivery select; depotdelivery check")
-    return DemoResult(
-        out_dir=base, repo=repo, trusted_keys=trusted, cache=cache, key=key_path, env_file=env_file,
-        releases=(first.ref, second.ref),
-        release_ids={first.ref: first.release_id, second.ref: second.release_id, built[0]: built[1]},
-        host={"arch": host.arch, "brand": host.brand, "source": host.source, "julia_cpu": selection.host_cpu,
-              "julia_cpu_source": selection.host_cpu_source},
-        selected=selection.target, why=selection.why, verdicts=tuple(v.to_dict() for v in selection.verdicts),
-        modes=tuple(modes), env=dict(stack.env), julia_args=stack.julia_args, check=report.to_dict(),
-        channel_before=moved.summary(), channel_after=back.summary(),
-        prepared_after_rollback=after.release, replay_refused=refused, gc=gc.to_dict(), timings=story.timings,
-    )
+
+def _rollback(run: _Run, key: PrivateKey) -> tuple[PublishResult, Any, Any, Prepared, str]:
+    """Step 8: a second release, the channel moved to it and rolled back; a replayed older
+    channel document refused."""
+    from depotdelivery.node.prepare import prepare
+    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+
+    story, repo, key_path = run.story, run.repo, run.key_path
+    v2, seed2 = RELEASES[1]
+    story.step("rollback", f"8. publisher: release {NAME}/{v2}, move {CHANNEL} to it, then roll back")
+    inputs2 = _generate(run.base / "build", repo, v2, seed2, run.julia_version)
+    second = _publish(story, repo, inputs2, v2, key, Path(run.variables["DEPOTDELIVERY_PUBLISH_CACHE"]), None)
+    story.cli("depotdelivery", "channel", "set", "--repo", str(repo), "--channel", CHANNEL,
+              "--release", second.ref, "--key", str(key_path))
+    moved = set_channel(repo, CHANNEL, second.ref, key)
+    story.say(f"channel {CHANNEL} -> {moved.release} (seq {moved.seq})")
+    newer = prepare(**run.node, mode="stack")
+    run.held.append(newer)
+    story.say(f"node: prepare now gives {newer.release} variant {newer.variant} "
+              f"({'hydrated' if newer.hydrated else 'cached'} in {newer.timings['total']:.1f} ms)")
+    channel_file = repo / "channels" / f"{CHANNEL}.json"
+    replay = (channel_file.read_bytes(), channel_file.with_name(channel_file.name + ".sig").read_bytes())
+    story.cli("depotdelivery", "channel", "rollback", "--repo", str(repo), "--channel", CHANNEL,
+              "--key", str(key_path))
+    back = rollback_channel(repo, CHANNEL, key)
+    story.say(f"channel {CHANNEL} -> {back.release} (seq {back.seq}): a rollback is a new, higher seq")
+    after = prepare(**run.node, mode="stack")
+    run.held.append(after)
+    story.say(f"node: prepare gives {after.release} again "
+              f"({'hydrated' if after.hydrated else 'still in the cache'}, {after.timings['total']:.2f} ms)")
+    story.say(f"history of {CHANNEL}:")
+    for e in channel_history(repo, CHANNEL)[:3]:
+        story.say(f"  seq {e.seq:>3}  {e.issued}  {e.release}")
+    refused = _replay(story, run.node, channel_file, replay)
+    return second, moved, back, after, refused
+
+
+def _gc(run: _Run, after: Prepared) -> Any:
+    """Step 9: the finished jobs release their leases; gc keeps the depot a running job uses."""
+    from depotdelivery.node.cache import NodeCache
+
+    story = run.story
+    story.step("gc", "9. node: gc keeps what a running job uses")
+    for p in run.held:
+        if p is not after and p.lease is not None and p.key != after.key:
+            p.lease.release()  # these jobs have finished
+    node_cache = NodeCache(str(run.cache))
+    story.cli("depotdelivery", "status")
+    for d in node_cache.status():
+        story.say(f"  {d.key}  {d.release} {d.variant} {d.mode}"
+                  f"{'  (leased by a running job)' if d.leases else ''}")
+    story.cli("depotdelivery", "gc", "--keep", "0")
+    gc = node_cache.gc(keep=0)
+    story.say(f"removed {len(gc.removed)} depot(s); kept {len(gc.kept_leased)} leased by a running job "
+              f"({', '.join(gc.kept_leased) or 'none'})")
+    return gc
 
 
 def _replay(story: _Story, node: dict[str, Any], channel_file: Path, replay: tuple[bytes, bytes]) -> str:

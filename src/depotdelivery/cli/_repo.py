@@ -22,7 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing key file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_keygen)
+    _register_publish(sub)
+    _register_channel_and_sign(sub)
+    _register_verify_and_gc(sub)
 
+
+def _register_publish(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("publish", help="publish a depot (+ per-CPU variants) as a signed, immutable release",
                        description="Hash, list, sign and atomically commit a release under releases/NAME/VERSION.")
     _repo_arg(p)
@@ -51,6 +56,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_publish)
 
+
+def _register_channel_and_sign(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("channel", help="show, set, roll back or list the history of a release channel",
                        description="Channels are signed documents whose seq only grows; a rollback is a new document.")
     p.add_argument("action", choices=("show", "set", "history", "rollback"))
@@ -76,6 +83,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_sign)
 
+
+def _register_verify_and_gc(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("verify", help="re-hash a release (or the whole repository) and check its signatures",
                        description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
     p.add_argument("--repo", metavar="R",
