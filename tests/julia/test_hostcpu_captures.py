@@ -5,13 +5,11 @@ expectations are written here from the sources (Julia's tables, then LLVM's of t
 version ships: 1.10 -> 15, 1.11 -> 16, 1.12 -> 18), not computed by depotdelivery."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from captured_cpus import SUPPORTED, captured_cpu
-
-from depotdelivery.cli import main
+from conftest import run_cli
 
 SITES = Path(__file__).resolve().parents[1] / "data" / "cpu" / "sites"
 VERSIONS = ("1.10", "1.11", "1.12")
@@ -97,10 +95,11 @@ SITE = {
 }
 
 
-def detect_json(capsys, path: Path, version: str) -> dict:
+def detect_json(path: Path, version: str) -> dict:
     flag = "--cpuid-dump" if path.name.startswith("windows-cpuid-") or path.suffix == ".cpuid" else "--cpuinfo"
-    assert main(["detect", flag, str(path), "--json", "--julia-version", version]) == 0
-    return json.loads(capsys.readouterr().out)
+    done = run_cli("detect", flag, str(path), "--json", "--julia-version", version)
+    assert done.code == 0
+    return done.json()
 
 
 def test_every_supported_archspec_capture_has_an_expectation():
@@ -112,30 +111,30 @@ def test_every_site_capture_has_an_expectation():
 
 
 @pytest.mark.parametrize("name", sorted(ARCHSPEC))
-def test_archspec_capture(capsys, name):
-    got = [detect_json(capsys, captured_cpu(name), v) for v in VERSIONS]
+def test_archspec_capture(name):
+    got = [detect_json(captured_cpu(name), v) for v in VERSIONS]
     assert [(g["julia_cpu"], g["julia_cpu_source"]) for g in got] == list(ARCHSPEC[name])
 
 
 @pytest.mark.parametrize("name", sorted(SITE))
-def test_site_capture(capsys, name):
-    got = [detect_json(capsys, SITES / name, v) for v in VERSIONS]
+def test_site_capture(name):
+    got = [detect_json(SITES / name, v) for v in VERSIONS]
     assert [(g["julia_cpu"], g["julia_cpu_source"]) for g in got] == list(SITE[name])
 
 
-def test_julia_1_13_is_refused_with_one_clear_line(capsys):
-    assert main(["detect", "--cpuinfo", str(SITES / "intel-6-a7-vm.cpuinfo"), "--json",
-                 "--julia-version", "1.13.1"]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
+def test_julia_1_13_is_refused_with_one_clear_line(cli):
+    assert cli("detect", "--cpuinfo", str(SITES / "intel-6-a7-vm.cpuinfo"), "--json",
+               "--julia-version", "1.13.1").code != 0
+    err = cli.last.err.strip().splitlines()
     assert len(err) == 1 and "Julia 1.13.1 is not supported yet" in err[0], err
 
 
-def test_heterogeneous_cores_and_julias_extra_features(capsys):
+def test_heterogeneous_cores_and_julias_extra_features():
     # _get_host_cpu ORs the CPU-table features common to every recognised core into the
     # HWCAPs; a core its table does not know leaves only the HWCAPs (no v8_Xa bits)
-    big_little = detect_json(capsys, SITES / "arm-rk3588-a55-a76.cpuinfo", "1.11")
+    big_little = detect_json(SITES / "arm-rk3588-a55-a76.cpuinfo", "1.11")
     assert len(big_little["midrs"]) == 8 and {"v8_1a", "v8_2a", "dotprod"} <= set(big_little["julia_features"])
-    unknown = detect_json(capsys, SITES / "arm-dimensity-a510-a715.cpuinfo", "1.12")
+    unknown = detect_json(SITES / "arm-dimensity-a510-a715.cpuinfo", "1.12")
     assert not {"v8_1a", "v8_2a"} & set(unknown["julia_features"]) and "dotprod" in unknown["julia_features"]
 
 
