@@ -91,8 +91,8 @@ def __getattr__(name: str) -> object:
     if target is None:
         raise AttributeError(f"module 'depotdelivery' has no attribute {name!r}")
     module, _, attr = target.partition(":")
-    # __import__ + sys.modules, not importlib.import_module: importing importlib costs about
-    # 0.4 ms, a third of a first detect() (benchmarks/bench_detect.py)
+    # __import__ + sys.modules, not importlib.import_module: importing importlib costs a good
+    # part of a first detect() (benchmarks/bench_detect.py)
     __import__(module)
     value = getattr(sys.modules[module], attr or name)
     globals()[name] = value  # later accesses skip __getattr__

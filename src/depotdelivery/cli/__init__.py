@@ -18,9 +18,7 @@ import sys
 
 from depotdelivery.errors import DepotDeliveryError
 
-# typing costs ~4 ms to import and these names are only annotations (postponed by
-# ``from __future__ import annotations``): the jobs' fast path never imports it
-TYPE_CHECKING = False
+TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence

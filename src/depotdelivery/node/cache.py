@@ -40,9 +40,10 @@ _CRC32_NIBBLES = _nibble_table()
 def crc32_hex(text: str) -> str:
     """zlib's CRC-32 of ``text`` (UTF-8) as 8 hex digits, the short keys in cache file names.
 
-    Computed four bits a step (~20 us for a path) rather than with ``zlib``, whose shared
-    library costs ~0.4 ms to load in every job process; the values, hence the names of existing
-    records, are zlib.crc32's (tests/test_node_config.py checks that)."""
+    Computed four bits a step rather than with ``zlib``: loading zlib's shared library costs a
+    job process more than computing a path's CRC this way (benchmarks/bench_prepare.py measures
+    the warm path). The values, hence the names of existing records, are zlib.crc32's
+    (tests/node/test_config.py checks that)."""
     table = _CRC32_NIBBLES
     crc = 0xFFFFFFFF
     for byte in text.encode():

@@ -126,8 +126,8 @@ class Gate:
         A helper thread blocks in flock(LOCK_SH) on a second open file description of the gate
         (its lock is independent of :attr:`fd`'s) and lets go at once; this thread waits for it
         with the timeout. Waiting costs no CPU and ends the moment the leader unlocks: polling
-        cost each of 63 waiters ~0.7 ms CPU and up to 16 ms of latency, on the cores the leader
-        needs. ``_thread`` is built in and loaded at start-up (``threading`` is not). After a
+        cost every waiter CPU time and latency on the cores the leader needs (bench_prepare.py's
+        simultaneous cold jobs). ``_thread`` is built in and loaded at start-up (``threading`` is not). After a
         timeout the helper stays blocked until the leader is done, then lets go at once."""
         if self._try(fcntl.LOCK_SH):  # the leader is already done: no thread (nor a timeout of 0 s)
             self.unlock()

@@ -52,11 +52,7 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
     symbols = {IMAGE_POINTERS: b""} | dict(extra_symbols or {})
     names = list(symbols)
 
-    dynstr = bytearray(b"\0")
-    name_off = {}
-    for n in names + ([soname] if soname else []):
-        name_off[n] = len(dynstr)
-        dynstr += n.encode() + b"\0"
+    dynstr, name_off = _strtab(names + ([soname] if soname else []))
     nsyms = len(names) + 1
 
     ehdr_size, nph = _EHDR.size, 3
@@ -69,21 +65,7 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
     nrela = 2
     data_off = _align(rela_off + nrela * _RELA.size, 16)
 
-    # .data: jl_image_pointers, the image header, the target blob, then the extra symbols
-    data = bytearray(8 * _NSLOTS)
-    hdr_at = data_off + len(data)
-    data += struct.pack("<IIII", 1, 0, 0, 0)
-    blob_at = data_off + len(data)
-    data += target_blob
-    sym_at = {IMAGE_POINTERS: (data_off, 8 * _NSLOTS)}
-    for n in names[1:]:
-        data += bytes(_align(len(data), 16) - len(data))
-        sym_at[n] = (data_off + len(data), len(symbols[n]))
-        data += symbols[n]
-    relocs = [(data_off + 0, hdr_at), (data_off + 8 * _TARGET_SLOT, blob_at)]
-    if not zero_slots:
-        struct.pack_into("<Q", data, 0, hdr_at)
-        struct.pack_into("<Q", data, 8 * _TARGET_SLOT, blob_at)
+    data, sym_at, relocs = _data(data_off, target_blob, symbols, zero_slots=zero_slots)
 
     dyn_off = _align(data_off + len(data), 8)
     dyn = [(4, hash_off), (5, dynstr_off), (6, dynsym_off), (10, len(dynstr)), (11, _SYM.size),
@@ -94,12 +76,8 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
     dyn_size = len(dyn) * 16
     load_end = dyn_off + dyn_size
 
-    shstr = bytearray(b"\0")
     sec_names = [".hash", ".dynsym", ".dynstr", ".rela.dyn", ".data", ".dynamic", ".shstrtab"]
-    sec_name_off = {}
-    for n in sec_names:
-        sec_name_off[n] = len(shstr)
-        shstr += n.encode() + b"\0"
+    shstr, sec_name_off = _strtab(sec_names)
     shstr_off = load_end
     shoff = _align(shstr_off + len(shstr), 8)
 
@@ -112,16 +90,7 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
     _PHDR.pack_into(out, ph + _PHDR.size, _PT_DYNAMIC, 6, dyn_off, dyn_off, dyn_off, dyn_size, dyn_size, 8)
     _PHDR.pack_into(out, ph + 2 * _PHDR.size, _PT_GNU_STACK, 6, 0, 0, 0, 0, 0, 16)
 
-    # SysV hash table with a single bucket: every name hashes to it and the chain visits
-    # every symbol, so the ELF hash function itself is not needed (symbol counts are tiny)
-    chain = [0] + [i + 1 if i + 1 < nsyms else 0 for i in range(1, nsyms)]
-    struct.pack_into(f"<II I{nsyms}I", out, hash_off, 1, nsyms, 1 if nsyms > 1 else 0, *chain)
-
-    data_shndx = 5
-    for i, n in enumerate(names, start=1):
-        value, size = sym_at[n]
-        # STB_GLOBAL << 4 | STT_OBJECT, STV_DEFAULT
-        _SYM.pack_into(out, dynsym_off + i * _SYM.size, name_off[n], 0x11, 0, data_shndx, value, size)
+    _pack_symbols(out, hash_off, dynsym_off, [(name_off[n], *sym_at[n]) for n in names])
     out[dynstr_off:dynstr_off + len(dynstr)] = dynstr
     rel_type = _RELATIVE[em]
     for i, (where, target) in enumerate(relocs):
@@ -145,7 +114,57 @@ def write_image(path: str | os.PathLike[str], target_blob: bytes, *, machine: st
         addr = o if flags & 2 else 0
         _SHDR.pack_into(out, shoff + i * _SHDR.size, sec_name_off[n], typ, flags, addr, o, size, link,
                         info, align, ent)
+    _replace(path, bytes(out))
+
+
+def _replace(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` as ``path`` in one rename: a reader never maps a half-written image."""
     tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
     with open(tmp, "wb") as handle:
-        handle.write(out)
+        handle.write(data)
     os.replace(tmp, path)
+
+
+def _pack_symbols(out: bytearray, hash_off: int, dynsym_off: int, symbols: list[tuple[int, int, int]]) -> None:
+    """The SysV hash table and .dynsym (entry 0 is the null symbol) for ``symbols``: (name
+    offset, address, size), all global data objects in .data (section 5)."""
+    nsyms = len(symbols) + 1
+    # one bucket: every name hashes to it and the chain visits every symbol, so the ELF hash
+    # function itself is not needed (symbol counts are tiny)
+    chain = [0] + [i + 1 if i + 1 < nsyms else 0 for i in range(1, nsyms)]
+    struct.pack_into(f"<II I{nsyms}I", out, hash_off, 1, nsyms, 1 if nsyms > 1 else 0, *chain)
+    for i, (name, value, size) in enumerate(symbols, start=1):
+        # STB_GLOBAL << 4 | STT_OBJECT, STV_DEFAULT
+        _SYM.pack_into(out, dynsym_off + i * _SYM.size, name, 0x11, 0, 5, value, size)
+
+
+def _strtab(names: list[str]) -> tuple[bytearray, dict[str, int]]:
+    """An ELF string table (a NUL first, then each name NUL-terminated) and each name's offset."""
+    table, offsets = bytearray(b"\0"), {}
+    for n in names:
+        offsets[n] = len(table)
+        table += n.encode() + b"\0"
+    return table, offsets
+
+
+def _data(data_off: int, target_blob: bytes, symbols: dict[str, bytes], *,
+          zero_slots: bool) -> tuple[bytearray, dict[str, tuple[int, int]], list[tuple[int, int]]]:
+    """.data: jl_image_pointers, the image header, the target blob, then the extra symbols
+    (16-aligned). Each symbol's (address, size), and the (where, target) relocations of the
+    two slots that point into it."""
+    data = bytearray(8 * _NSLOTS)
+    hdr_at = data_off + len(data)
+    data += struct.pack("<IIII", 1, 0, 0, 0)
+    blob_at = data_off + len(data)
+    data += target_blob
+    sym_at = {IMAGE_POINTERS: (data_off, 8 * _NSLOTS)}
+    for n, value in symbols.items():
+        if n == IMAGE_POINTERS:
+            continue
+        data += bytes(_align(len(data), 16) - len(data))
+        sym_at[n] = (data_off + len(data), len(value))
+        data += value
+    if not zero_slots:
+        struct.pack_into("<Q", data, 0, hdr_at)
+        struct.pack_into("<Q", data, 8 * _TARGET_SLOT, blob_at)
+    return data, sym_at, [(data_off + 0, hdr_at), (data_off + 8 * _TARGET_SLOT, blob_at)]
