@@ -461,7 +461,11 @@ def _rollback(run: _Run, key: PrivateKey) -> tuple[PublishResult, Any, Any, Prep
     """Step 8: a second release, the channel moved to it and rolled back; a replayed older
     channel document refused."""
     from depotdelivery.node.prepare import prepare
-    from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+    from depotdelivery.publisher.channels import (
+        channel_history,
+        rollback_channel,
+        set_channel,
+    )
 
     story, repo, key_path = run.story, run.repo, run.key_path
     v2, seed2 = RELEASES[1]

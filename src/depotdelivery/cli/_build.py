@@ -88,8 +88,8 @@ class _Progress:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from depotdelivery.cli.durations import parse_expiry
     from depotdelivery.publisher.build import build_release, parse_variant_args
-    from depotdelivery.publisher.channels import parse_duration
     from depotdelivery.store.keys import load_private_key
 
     if args.publish != bool(args.key):
@@ -101,7 +101,7 @@ def _build(args: argparse.Namespace) -> int:
             variant_set=args.variant_set, in_place=args.in_place, build_dir=args.build_dir, work_dir=args.work_dir,
             sysimage_packages=[p for p in args.sysimage_packages.split(",") if p] if args.sysimage_packages else None,
             cvmfs=args.cvmfs, keys=[load_private_key(k) for k in args.key], channel=args.channel,
-            expires=parse_duration(args.expires), jobs=args.jobs, offline=args.offline,
+            expires=parse_expiry(args.expires), jobs=args.jobs, offline=args.offline,
             tools_depot=args.tools_depot, events=progress)
     except DepotDeliveryError as exc:
         if args.json:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_verify_and_gc(sub)
 
 
-def _register_publish(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _register_publish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("publish", help="publish a depot (+ per-CPU variants) as a signed, immutable release",
                        description="Hash, list, sign and atomically commit a release under releases/NAME/VERSION.")
     _repo_arg(p)
@@ -57,7 +57,7 @@ def _register_publish(sub: "argparse._SubParsersAction[argparse.ArgumentParser]"
     p.set_defaults(handler=_publish)
 
 
-def _register_channel_and_sign(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _register_channel_and_sign(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("channel", help="show, set, roll back or list the history of a release channel",
                        description="Channels are signed documents whose seq only grows; a rollback is a new document.")
     p.add_argument("action", choices=("show", "set", "history", "rollback"))
@@ -84,7 +84,7 @@ def _register_channel_and_sign(sub: "argparse._SubParsersAction[argparse.Argumen
     p.set_defaults(handler=_sign)
 
 
-def _register_verify_and_gc(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def _register_verify_and_gc(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("verify", help="re-hash a release (or the whole repository) and check its signatures",
                        description="Reports every mismatch with its path; exit 4 on integrity, 5 on trust failures.")
     p.add_argument("--repo", metavar="R",
