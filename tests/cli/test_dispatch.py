@@ -91,7 +91,7 @@ _WORD = st.one_of(_OPTIONS, _VALUES, st.builds(lambda o, v: f"{o}={v}", _OPTIONS
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(["env", "prepare", "exec"]), st.lists(_WORD, max_size=7))
+@given(st.sampled_from(["env", "prepare", "exec", "select"]), st.lists(_WORD, max_size=7))
 def test_parse_fast_agrees_with_argparse(command, words):
     argv = [command, *words]
     fast = _node.parse_fast(argv)
@@ -105,7 +105,8 @@ def test_parse_fast_agrees_with_argparse(command, words):
 def test_parse_fast_leaves_help_and_errors_to_argparse():
     for argv in (["env", "-h"], ["env", "--help"], ["prepare", "--rel", "a/b"], ["env", "--mode", "bogus"],
                  ["env", "--channel", "a", "--release", "b/c"], ["prepare", "--lock-timeout", "soon"],
-                 ["env", "--json"], ["prepare", "--json=1"], ["env", "stray"], ["env", "--repo"]):
+                 ["env", "--json"], ["prepare", "--json=1"], ["env", "stray"], ["env", "--repo"],
+                 ["select", "--mode", "stack"], ["select", "--shell", "sh"]):
         assert _node.parse_fast(argv) is None, argv
 
 

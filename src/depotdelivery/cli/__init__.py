@@ -3,7 +3,7 @@
 Each area registers its subcommands from a small private module (``_cpu``, ``_repo``,
 ``_node``, ``_demo``); handlers import the API lazily so ``depotdelivery detect`` never pays
 for the publisher's imports. The commands every job runs at start (``env``, ``prepare``,
-``exec``) are parsed by :func:`depotdelivery.cli._node.parse_fast` before argparse is even
+``exec``, and ``select``) are parsed by :func:`depotdelivery.cli._node.parse_fast` before argparse is even
 imported: building the full parser (16 subcommands, gettext look-ups, ``re``, ``shutil``) costs
 more than the warm prepare() itself. Anything the fast parser does not recognise exactly
 (``-h``, an abbreviated option, a bad value) goes to argparse, so help and errors are the
@@ -38,7 +38,7 @@ _COMMAND_MODULES = (
     "depotdelivery.cli._demo",
 )
 # Parsed without argparse (cli/_node.py) when their arguments are the plain ones jobs pass.
-_FAST_COMMANDS = frozenset({"env", "prepare", "exec"})
+_FAST_COMMANDS = frozenset({"env", "prepare", "exec", "select"})
 
 
 def emit_json(obj: Any) -> None:

@@ -59,10 +59,10 @@ class _Args:
 
 
 def parse_fast(words: list[str]) -> _Args | None:
-    """``env``/``prepare``/``exec`` arguments -> the namespace argparse would give, or None for
+    """``select``/``env``/``prepare``/``exec`` arguments -> the namespace argparse would give, or None for
     anything but exact long options with valid values (argparse then parses, helps or errs)."""
     command, options = words[0], _FAST_FLAGS[words[0]]
-    values: dict[str, Any] = {dest: None for _f, dest, *_rest in _CONFIG_OPTIONS}
+    values: dict[str, Any] = {dest: None for dest, _kind, _exclusive in options.values()}
     values.update(_FAST_DEFAULTS[command])
     groups: dict[str, str] = {}
     i = 1
@@ -108,7 +108,9 @@ def parse_fast(words: list[str]) -> _Args | None:
 
 def _fast_flags() -> dict[str, dict[str, tuple[str, Any, str | None]]]:
     config = {flag: (dest, kind, exclusive) for flag, dest, _m, kind, exclusive, _h in _CONFIG_OPTIONS}
-    return {"prepare": {**config, "--json": ("json", True, None)},
+    node = {flag: value for flag, value in config.items() if flag != "--mode"}
+    return {"select": {**node, "--json": ("json", True, None)},
+            "prepare": {**config, "--json": ("json", True, None)},
             "env": {**config, "--shell": ("shell", SHELLS, None)},
             "exec": config}
 
@@ -364,6 +366,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # argparse's defaults for what parse_fast parses (register() sets the same)
 _FAST_DEFAULTS: dict[str, dict[str, Any]] = {
+    "select": {"json": False, "handler": _cmd_select},
     "prepare": {"json": False, "handler": _cmd_prepare},
     "env": {"shell": "sh", "handler": _cmd_env},
     "exec": {"cmd": [], "handler": _cmd_exec},
