@@ -1,12 +1,13 @@
-"""Shared test configuration: hypothesis profiles sized for a 2-core CI machine, and the one
+"""Shared test configuration: hypothesis profiles sized for a 2-core CI machine, the one
 in-process CLI runner (the ``cli`` fixture; :func:`run_cli` where a fixture cannot go, e.g.
-inside a hypothesis test)."""
+inside a hypothesis test), and the summary's list of the system tools missing here."""
 from __future__ import annotations
 
 import contextlib
 import io
 import json
 import os
+import shutil
 from typing import Any, NamedTuple
 
 import pytest
@@ -21,6 +22,29 @@ settings.register_profile(
 )
 settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# System tools tests use when present. `make test` never installs them (scripts/system-deps.sh
+# does, when run explicitly: `make system-deps`, CI's .ci/run); each test that needs one skips
+# with its reason, and this list in the summary says what this machine could not check.
+SYSTEM_TOOLS = {
+    "fuse-overlayfs": "overlay hydration mode (Debian fuse-overlayfs)",
+    "fusermount3": "unmounting FUSE overlays (Debian fuse3)",
+    "b3sum": "BLAKE3 cross-check against the reference implementation (Debian b3sum)",
+    "ld.lld": "system-image fixtures linked as Julia links them (Debian lld)",
+    "gcc": "ELF fixtures and the flock-less stand-in library",
+    "git": "Pkg tree hashes compared with git's",
+    "unshare": "read-only repositories (user + mount namespaces; util-linux)",
+    "mksquashfs": "flock on squashfs, CVMFS's own format (Debian squashfs-tools)",
+    "du": "status sizes compared with GNU du (coreutils)",
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    missing = {tool: use for tool, use in SYSTEM_TOOLS.items() if shutil.which(tool) is None}
+    if missing:
+        terminalreporter.write_sep("-", f"{len(missing)} system tool(s) missing here (tests that need them skipped or checked less)")
+        for tool, use in missing.items():
+            terminalreporter.write_line(f"missing {tool}: {use}")
 
 
 class CliRun(NamedTuple):

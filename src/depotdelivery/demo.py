@@ -170,8 +170,8 @@ def _generate(build: Path, repo: Path, version: str, seed: int, julia_version: s
 
 def _publish(story: _Story, repo: Path, inputs: Any, version: str, key: PrivateKey, hash_cache: Path,
              channel: str | None) -> PublishResult:
-    from depotdelivery.publisher.progress import human_bytes
     from depotdelivery.publisher.publish import VariantInput, publish
+    from depotdelivery.units import human_bytes
 
     variants = {t: VariantInput(dir=v.dir, sysimage=v.sysimage, cpu_target=v.cpu_target, arch=v.arch)
                 for t, v in inputs.variants.items()}

@@ -112,6 +112,20 @@ def test_select_json_explains_every_variant(node_repo, env):
     assert "haswell" in doc["why"]
 
 
+def test_prepare_explains_each_variant_on_its_own_line(node_repo, env):
+    doc = json.loads(_dd(node_repo, env, "select", "--json").stdout)
+    done = _dd(node_repo, env, "prepare")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("why: variant haswell of "))
+    why = lines[start:]
+    others = [v for v in doc["verdicts"] if v["target"] != "haswell"]
+    assert why[2].strip() == "others:" and len(why) == 3 + len(others)
+    for line, verdict in zip(why[3:], others, strict=True):
+        assert line.strip() == f"{verdict['target']}: {verdict['reason']}"
+    assert len(why[0]) < 200 and len(why[1]) < 200, why
+
+
 def test_check_reports_each_package_and_a_summary(node_repo, env):
     done = _dd(node_repo, env, "check")
     assert done.returncode == 0, done.stderr

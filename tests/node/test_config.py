@@ -42,9 +42,22 @@ def test_defaults_without_any_source():
     assert set(cfg.sources.values()) == {"default"}
 
 
-def test_default_config_files_are_the_documented_ones():
-    assert config.config_files() == ("/etc/depotdelivery/config.toml",
-                                     os.path.expanduser("~/.config/depotdelivery/config.toml"))
+@pytest.mark.parametrize("xdg", [None, "", "relative/dir"])  # the XDG spec: unset, empty, relative -> ~/.config
+def test_default_config_files_are_the_documented_ones(xdg):
+    env = {} if xdg is None else {"XDG_CONFIG_HOME": xdg}
+    assert config.config_files(env) == ("/etc/depotdelivery/config.toml",
+                                        os.path.expanduser("~/.config/depotdelivery/config.toml"))
+
+
+def test_the_user_config_file_lives_under_xdg_config_home(tmp_path, monkeypatch):
+    xdg = tmp_path / "xdg"
+    (xdg / "depotdelivery").mkdir(parents=True)
+    user = _write(xdg / "depotdelivery" / "config.toml", f'repo = "{tmp_path}/repo"\nchannel = "testing"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
+    assert config.config_files()[1] == user
+    cfg = config.resolve({}, environ={"XDG_CONFIG_HOME": str(xdg)}, files=config.config_files()[1:])
+    assert (cfg.repo, cfg.channel) == (f"{tmp_path}/repo", "testing")
+    assert cfg.sources["repo"] == f"config file {user}"
 
 
 @pytest.mark.parametrize(("key", "raw", "fragment"), [

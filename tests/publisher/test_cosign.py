@@ -58,7 +58,7 @@ def test_threshold_two_refuses_one_signature_until_cosigned(signed_repo, tmp_pat
     done = _node(repo, tmp_path / "cache", "prepare", "--json")  # the release is checked by the channel's hash
     assert done.returncode == 0, done.stderr
     assert cli("verify", "--repo", str(repo.root), "--trust", str(repo.trusted)).code == 5  # release.json: 1 of 2
-    assert "release hep/2026.11" in cli.last.err
+    assert "releases/hep/2026.11/release.json.sig: 1 of 2" in cli.last.err
     assert cli("sign", "--repo", str(repo.root), "--release", repo.ref, "--key", str(b), "--key", str(repo.key), "--json").code == 0
     out = json.loads(cli.last.out)
     assert out["already_signed"] == [load_private_key(repo.key).keyid] and out["signatures"] == 2

@@ -176,6 +176,7 @@ def test_verify_finds_the_trusted_keys_as_a_node_does(pub, cli, monkeypatch, tmp
     none there it fails (exit 5) instead of reporting ok, unless --no-signatures is given."""
     repo, trust, _ = pub
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.setenv("DEPOTDELIVERY_TRUSTED_KEYS", str(trust))
     assert cli("verify", "--repo", str(repo), "--json").code == 0
@@ -237,6 +238,7 @@ def test_verify_defaults_to_the_nodes_repository(pub, cli, monkeypatch, tmp_path
     (DEPOTDELIVERY_REPO, the config files); with none configured it is a usage error."""
     repo, trust, _ = pub
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no user config file
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     monkeypatch.setattr("depotdelivery.node.config.SYSTEM_CONFIG", str(tmp_path / "absent.toml"))
     monkeypatch.delenv("DEPOTDELIVERY_REPO", raising=False)
     assert cli("verify", "--trust", str(trust)).code == 2
@@ -247,3 +249,30 @@ def test_verify_defaults_to_the_nodes_repository(pub, cli, monkeypatch, tmp_path
     assert doc["ok"] and doc["reports"]
     monkeypatch.setenv("DEPOTDELIVERY_REPO", str(tmp_path / "gone"))
     assert cli("verify", "--trust", str(trust)).code == 3
+
+
+def test_a_channel_reports_the_release_it_points_at_not_a_size(pub, cli):
+    from depotdelivery.publisher.channels import set_channel
+    from depotdelivery.store.keys import load_private_key
+
+    repo, trust, tmp_path = pub
+    set_channel(repo, "stable", "hep/1", [load_private_key(tmp_path / "key")])
+    rel_id = Repository.open(repo).read_release("hep", "1").id
+    assert cli("verify", "--repo", str(repo), "--trust", str(trust)).code == 0, cli.last.err
+    [line] = [ln for ln in cli.last.out.splitlines() if ln.startswith("ok channel")]
+    assert line.startswith(f"ok channel stable: points at hep/1 ({rel_id[:16]}), signed by ")
+    assert " files" not in line and " B" not in line
+    doc = cli("verify", "--repo", str(repo), "--trust", str(trust), "--json").json()
+    [channel] = [r for r in doc["reports"] if r["subject"] == "channel stable"]
+    assert (channel["release"], channel["release_id"]) == ("hep/1", rel_id)
+
+
+def test_a_threshold_problem_names_the_document_once(pub, cli):
+    repo, trust, _ = pub
+    (trust / "threshold").write_text("2\n")
+    assert cli("verify", "--repo", str(repo), "--trust", str(trust), "--release", "hep/1").code == 5
+    [line] = cli.last.out.splitlines()
+    sig = repo / REL / "release.json.sig"
+    assert line.startswith(f"release hep/1: {sig}: 1 of 2 required signatures"), line
+    assert line.count("release hep/1") == 1 and line.count(str(sig)) == 1, line
+    assert "release hep/1" not in cli.last.err and cli.last.err.count(str(sig)) == 1, cli.last.err

@@ -171,7 +171,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(f"JULIA_DEPOT_PATH={prepared.env['JULIA_DEPOT_PATH']}")
     if prepared.julia_args:
         print(f"julia {' '.join(shell_quote(a) for a in prepared.julia_args)}")
-    print(f"why: {prepared.why}")
+    print("why: " + prepared.why.replace("\n", "\n     "))
     return 0
 
 
@@ -272,6 +272,8 @@ def _cache_from(args: argparse.Namespace) -> Any:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from depotdelivery.units import human_bytes
+
     cache = _cache_from(args)
     depots = cache.status()
     if args.json:
@@ -283,7 +285,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
         state = "complete" if d.complete else "INCOMPLETE"
         leases = f"{len(d.leases)} lease(s) (pids {', '.join(str(p) for p in d.leases)})" if d.leases else "no leases"
         print(f"  {d.key}  {d.release or '?'} {d.variant or '?'} {d.mode or '?'}  {state}  "
-              f"{d.bytes / 1e6:.1f} MB, {d.files} files, last use {_ago(now - d.last_use)} ago, {leases}"
+              f"{human_bytes(d.apparent_bytes)} in {d.files} files ({human_bytes(d.disk_bytes)} on disk), "
+              f"last use {_ago(now - d.last_use)} ago, {leases}"
               + ("  [mounted]" if d.mounted else ""))
     return 0
 

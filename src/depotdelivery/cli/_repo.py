@@ -221,9 +221,10 @@ def _fingerprints(specs: list[str]) -> dict[str, list[Any]]:
 def _publish(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.cli.durations import parse_expiry
-    from depotdelivery.publisher.progress import ProgressLine, human_bytes
+    from depotdelivery.publisher.progress import ProgressLine
     from depotdelivery.publisher.publish import publish
     from depotdelivery.store.keys import load_private_key
+    from depotdelivery.units import human_bytes
 
     in_place_dir = Path(args.repo) / "releases" / args.name / args.version / "variants" if args.in_place else None
     variants = _parse_variants(args.variant, args.cpu_target, in_place_dir)
@@ -311,8 +312,8 @@ def _channel(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.errors import IntegrityError, TrustError
-    from depotdelivery.publisher.progress import human_bytes
     from depotdelivery.store.verify import verify
+    from depotdelivery.units import human_bytes
 
     trust = _verify_trust(args)
     root = args.repo or _node_repo()
@@ -335,7 +336,9 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     for r in reports:
         signed = f", signed by {r.signed_by}" if r.signed_by else ""
-        print(f"ok {r.subject}: {r.files} files, {human_bytes(r.bytes)}{signed}")
+        what = (f"points at {r.release} ({r.release_id[:16]})" if r.release is not None else
+                f"{r.files} files, {human_bytes(r.bytes)}")
+        print(f"ok {r.subject}: {what}{signed}")
     if trust is None:
         print("depotdelivery: signatures were NOT checked (--no-signatures): only the hashes were verified",
               file=sys.stderr)
@@ -345,7 +348,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _repo_gc(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.publisher.gc import repo_gc
-    from depotdelivery.publisher.progress import human_bytes
+    from depotdelivery.units import human_bytes
 
     r = repo_gc(args.repo, keep_last=args.keep_last, dry_run=args.dry_run, cvmfs=args.cvmfs)
     if args.json:

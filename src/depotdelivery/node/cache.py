@@ -56,13 +56,15 @@ def crc32_hex(text: str) -> str:
 class DepotStatus(Record):
     """One hydrated (or broken) depot in the cache."""
 
-    __slots__ = ("bytes", "complete", "files", "key", "last_use", "leases", "mode", "mounted", "release", "variant")
+    __slots__ = ("apparent_bytes", "complete", "disk_bytes", "files", "key", "last_use", "leases", "mode", "mounted",
+                 "release", "variant")
     key: str
     complete: bool
     mode: str | None
     release: str | None
     variant: str | None
-    bytes: int
+    apparent_bytes: int  # the sum of the files' sizes (what `du --apparent-size` says), each inode once
+    disk_bytes: int  # the blocks they occupy (st_blocks * 512, what `du` says), each inode once
     files: int
     last_use: float
     leases: tuple[int | None, ...]  # pids of running jobs holding a lease
@@ -71,7 +73,8 @@ class DepotStatus(Record):
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key, "complete": self.complete, "mode": self.mode, "release": self.release,
-            "variant": self.variant, "bytes": self.bytes, "files": self.files,
+            "variant": self.variant, "apparent_bytes": self.apparent_bytes, "disk_bytes": self.disk_bytes,
+            "files": self.files,
             "last_use": self.last_use, "leases": list(self.leases), "mounted": self.mounted,
         }
 
@@ -211,14 +214,14 @@ class NodeCache:
         for key in self.keys():
             record = self.read_complete(key)
             mount = record.get("mount") if record else None
-            nbytes, nfiles = _du(self.depot_dir(key), skip=mount)
+            apparent, disk, nfiles = _du(self.depot_dir(key), skip=mount)
             held = [lease.pid for lease in locks.leases(self.leases, key) if lease.held]
             out.append(DepotStatus(
                 key=key, complete=record is not None,
                 mode=record.get("mode") if record else None,
                 release=record["release"]["ref"] if record else None,
                 variant=record.get("variant") if record else None,
-                bytes=nbytes, files=nfiles, last_use=self.last_use(key),
+                apparent_bytes=apparent, disk_bytes=disk, files=nfiles, last_use=self.last_use(key),
                 leases=tuple(held), mounted=bool(mount) and os.path.ismount(str(mount)),
             ))
         return out
@@ -326,8 +329,12 @@ def _add_write(path: str) -> None:
         os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
 
 
-def _du(path: str, skip: str | None) -> tuple[int, int]:
-    nbytes = nfiles = 0
+def _du(path: str, skip: str | None) -> tuple[int, int, int]:
+    """(apparent bytes, disk bytes, files) under ``path``, like ``du -s --apparent-size`` and
+    ``du -s``: an inode reached through several hard links (copy and stack modes link
+    files) counts once, as du counts it; directories and symlinks add no bytes, only entries."""
+    apparent = disk = nfiles = 0
+    seen: set[tuple[int, int]] = set()
     for dirpath, dirnames, filenames in os.walk(path):
         if skip is not None:
             dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) != skip]
@@ -336,6 +343,14 @@ def _du(path: str, skip: str | None) -> tuple[int, int]:
                 st = os.lstat(os.path.join(dirpath, name))
             except OSError:
                 continue
-            nbytes += st.st_blocks * 512 if stat.S_ISREG(st.st_mode) else 0
             nfiles += 1
-    return nbytes, nfiles
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if st.st_nlink > 1:
+                inode = (st.st_dev, st.st_ino)
+                if inode in seen:
+                    continue
+                seen.add(inode)
+            apparent += st.st_size
+            disk += st.st_blocks * 512  # st_blocks is in 512-byte units whatever the block size (stat(2))
+    return apparent, disk, nfiles

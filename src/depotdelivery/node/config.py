@@ -18,7 +18,7 @@ MODES = ("stack", "symlink", "copy", "overlay")
 
 # Config files in precedence order (the site administrator's file wins over the user's).
 SYSTEM_CONFIG = "/etc/depotdelivery/config.toml"
-USER_CONFIG = "~/.config/depotdelivery/config.toml"
+USER_CONFIG = "$XDG_CONFIG_HOME/depotdelivery/config.toml"  # XDG_CONFIG_HOME defaults to ~/.config
 
 
 def default_cache() -> str:
@@ -159,9 +159,14 @@ class Config(Record):
         }
 
 
-def config_files() -> tuple[str, ...]:
-    """The config files consulted, highest precedence first."""
-    return (SYSTEM_CONFIG, os.path.expanduser(USER_CONFIG))
+def config_files(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The config files consulted, highest precedence first: the site's, then the user's under
+    ``$XDG_CONFIG_HOME`` (the XDG Base Directory Specification: unset, empty or relative means
+    ``~/.config``)."""
+    environ = os.environ if environ is None else environ
+    xdg = environ.get("XDG_CONFIG_HOME", "")
+    base = xdg if os.path.isabs(xdg) else os.path.join(os.path.expanduser("~"), ".config")
+    return (SYSTEM_CONFIG, os.path.join(base, "depotdelivery", "config.toml"))
 
 
 def _read_file(path: str) -> dict[str, Any] | None:
@@ -201,7 +206,7 @@ def resolve(
         if name not in _BY_NAME:
             raise UsageError(f"unknown configuration key {name!r} (known: {', '.join(_BY_NAME)})")
     environ = os.environ if environ is None else environ
-    docs = [(p, d) for p in (config_files() if files is None else files) if (d := _read_file(p)) is not None]
+    docs = [(p, d) for p in (config_files(environ) if files is None else files) if (d := _read_file(p)) is not None]
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     levels: dict[str, int] = {}  # 0 arguments, 1 environment, 2... files, len(docs) + 2 default

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from depotdelivery.errors import IntegrityError, UnsupportedError
+from depotdelivery.units import human_bytes
 
 if TYPE_CHECKING:
     from depotdelivery.store.hashing import Copier
@@ -178,7 +179,7 @@ def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> 
 
 
 class _Progress:
-    """``copied N files, X MB`` on stderr, for a terminal only, once a copy has taken over a
+    """``copied N files, X MiB`` on stderr, for a terminal only, once a copy has taken over a
     second (then at most five times a second), and cleared at the end."""
 
     __slots__ = ("bytes", "files", "next", "shown", "start")
@@ -196,12 +197,12 @@ class _Progress:
             self.next = time.monotonic() + 0.2
             if self.shown or _stderr_tty():
                 self.shown = True
-                sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {self.bytes / 1e6:.0f} MB verified")
+                sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {human_bytes(self.bytes)} verified")
                 sys.stderr.flush()
 
     def done(self) -> None:
         if self.shown:
-            sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {self.bytes / 1e6:.0f} MB verified in "
+            sys.stderr.write(f"\rdepotdelivery: copy mode: {self.files} files, {human_bytes(self.bytes)} verified in "
                              f"{time.monotonic() - self.start:.1f} s\n")
             sys.stderr.flush()
 

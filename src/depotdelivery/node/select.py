@@ -55,14 +55,16 @@ class Selection:
 
     @property
     def why(self) -> str:
+        """Several lines: the choice, the chosen verdict, then one ``  target: reason`` line per
+        other variant (on one line it ran to 600 characters with a handful of variants)."""
         chosen = self.verdicts[0]
-        others = self.verdicts[1:]
-        text = (f"variant {chosen.target} of {self.release}: Julia {self.julia_version} on host CPU "
+        head = (f"variant {chosen.target} of {self.release}: Julia {self.julia_version} on host CPU "
                 f"{self.host_cpu} ({self.host_arch}; {describe_cpu_source(self.host_cpu_source)}) "
-                f"picks its clone {chosen.clone_name!r}; {chosen.reason}")
-        if others:
-            text += "; others: " + "; ".join(f"{v.target}: {v.reason}" for v in others)
-        return text
+                f"picks its clone {chosen.clone_name!r}")
+        lines = [head, chosen.reason]
+        if len(self.verdicts) > 1:
+            lines += ["others:", *(f"  {v.target}: {v.reason}" for v in self.verdicts[1:])]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"release": self.release, "host_cpu": self.host_cpu,

@@ -5,15 +5,9 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["ProgressLine", "human_bytes"]
+from depotdelivery.units import human_bytes
 
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+__all__ = ["ProgressLine"]
 
 
 class ProgressLine:

@@ -45,13 +45,15 @@ class Problem:
 class VerifyReport:
     subject: str  # "release N/V" or "channel C"
     release_id: str = ""
-    files: int = 0
+    release: str | None = None  # a channel's: the NAME/VERSION it points at
+    files: int = 0  # a release's: the files and bytes re-hashed (a channel has none of its own)
     bytes: int = 0
     signed_by: str | None = None  # the key ids of the valid trusted signatures, ", "-separated
     problems: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
-        return {"subject": self.subject, "release_id": self.release_id, "files": self.files, "bytes": self.bytes,
+        return {"subject": self.subject, "release_id": self.release_id, "release": self.release,
+                "files": self.files, "bytes": self.bytes,
                 "signed_by": self.signed_by, "problems": [{"path": p.path, "problem": p.what} for p in self.problems]}
 
 
@@ -61,10 +63,11 @@ def _check_signature(report: VerifyReport, trust: TrustStore | None, doc: bytes,
         return
     try:
         report.signed_by = ", ".join(trust.signers(doc, sig, where))
-    except TrustError as exc:
-        report.problems.append(Problem(str(path), str(exc), trust=True))
-    except IntegrityError as exc:
-        report.problems.append(Problem(str(path), str(exc)))
+    except (TrustError, IntegrityError) as exc:
+        # the problem is printed after the report's subject and the .sig path: the message's own
+        # "<where>: " prefix would name the document a second time
+        what = str(exc).removeprefix(where).removeprefix(":").strip()
+        report.problems.append(Problem(str(path), what, trust=isinstance(exc, TrustError)))
 
 
 def verify_release(repo: Repository, name: str, version: str, trust: TrustStore | None = None) -> VerifyReport:
@@ -170,6 +173,7 @@ def _verify_channel(repo: Repository, channel: str, trust: TrustStore | None) ->
     if ch.expired():
         report.problems.append(Problem(str(path), f"expired at {ch.expires}; re-sign it with `depotdelivery channel set`",
                                        trust=True))
+    report.release = ch.release
     name, _, version = ch.release.partition("/")
     try:
         rel = repo.read_release(name, version)
