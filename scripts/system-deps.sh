@@ -7,6 +7,10 @@ command -v fuse-overlayfs >/dev/null 2>&1 || want="$want fuse-overlayfs"
 command -v b3sum >/dev/null 2>&1 || want="$want b3sum"
 command -v hyperfine >/dev/null 2>&1 || want="$want hyperfine"
 command -v ld.lld >/dev/null 2>&1 || want="$want lld"
+# a real single-node Slurm for tests/launchers/test_slurm.py, systemd-analyze for tests/test_contrib.py
+[ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/slurmctld ] && command -v sbatch >/dev/null 2>&1 || want="$want slurm-wlm"
+[ -x /usr/sbin/munged ] || want="$want munge"
+command -v systemd-analyze >/dev/null 2>&1 || want="$want systemd"
 [ -z "$want" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "system-deps: installing$want" >&2

@@ -36,6 +36,9 @@ SYSTEM_TOOLS = {
     "unshare": "read-only repositories (user + mount namespaces; util-linux)",
     "mksquashfs": "flock on squashfs, CVMFS's own format (Debian squashfs-tools)",
     "du": "status sizes compared with GNU du (coreutils)",
+    "slurmd": "the launcher recipes in a real single-node Slurm (Debian slurm-wlm)",
+    "munged": "authentication of that Slurm cluster (Debian munge)",
+    "systemd-analyze": "verifying the node gc timer and service of contrib/systemd (Debian systemd)",
 }
 
 

@@ -8,10 +8,10 @@ that cannot run here is preceded by ``<!-- docs-test: skip (REASON) -->``; ```ju
 must carry that marker (no Julia binary exists on this machine). ```text, ```toml, ```json
 and ```jsonl blocks are data or output, not code.
 
-``julia`` itself is a stand-in on PATH (a Julia binary cannot be installed here): it records
-its argv and the JULIA_* environment in ``$DOCS_JULIA_LOG`` and fails if ``--sysimage`` names a
-file that does not exist, so ``depotdelivery exec -- julia ...`` snippets run for real up to
-the exec.
+``julia`` itself is a stand-in on PATH (a Julia binary cannot be installed here,
+tests/stand_ins/julia-recorder): it records its argv and the JULIA_* environment in
+``$JULIA_RECORD`` and fails if ``--sysimage`` names a file that does not exist, so
+``depotdelivery exec -- julia ...`` snippets run for real up to the exec.
 """
 from __future__ import annotations
 
@@ -80,19 +80,32 @@ def parse_blocks(page: Path) -> list[Block]:
 
 ALL_BLOCKS = [b for p in PAGES for b in parse_blocks(p)]
 
+# A recipe that needs what this machine cannot give a docs test (a Slurm cluster) is run, as
+# written, by the test file its marker names: <!-- docs-test: skip (runs in TEST as NAME: why) -->.
+# That test takes the block's text from here (recipe()), so docs and test cannot drift apart.
+_ELSEWHERE = re.compile(r"^runs in (?P<test>tests/\S+\.py) as (?P<name>[\w-]+):")
+
+
+def recipe(page: str, name: str) -> str:
+    """The code of the block of ``page`` (under docs/) marked as recipe ``name``."""
+    found = [b for b in parse_blocks(ROOT / "docs" / page)
+             if b.skip and (m := _ELSEWHERE.match(b.skip)) and m.group("name") == name]
+    assert len(found) == 1, f"docs/{page}: {len(found)} blocks marked as recipe {name!r}"
+    return found[0].code
+
+
+def heredoc(page: str, filename: str) -> str:
+    """The text a block of ``page`` writes with ``cat > FILENAME <<'EOF'`` (a runnable block
+    that creates a script, such as the TaskProlog)."""
+    pattern = re.compile(rf"^cat > {re.escape(filename)} <<'EOF'\n(.*?\n)EOF$", re.M | re.S)
+    found = [m.group(1) for b in parse_blocks(ROOT / "docs" / page) if (m := pattern.search(b.code))]
+    assert len(found) == 1, f"docs/{page}: {len(found)} blocks write {filename}"
+    return found[0]
+
 
 # ---- the environment blocks run in ---------------------------------------------------------------
 
-_JULIA_STANDIN = '''\
-"""julia stand-in for tests/test_docs.py: no Julia binary exists here."""
-import json, os, sys
-args = sys.argv[1:]
-if "--sysimage" in args and not os.path.isfile(args[args.index("--sysimage") + 1]):
-    sys.exit(f"julia stand-in: --sysimage {args[args.index('--sysimage') + 1]} does not exist")
-with open(os.environ["DOCS_JULIA_LOG"], "a") as log:
-    log.write(json.dumps({"argv": args, "env": {k: v for k, v in os.environ.items() if k.startswith("JULIA_")}}) + "\\n")
-print("julia stand-in:", " ".join(args))
-'''
+JULIA_RECORDER = ROOT / "tests" / "stand_ins" / "julia-recorder"
 
 
 @pytest.fixture(scope="session")
@@ -103,9 +116,7 @@ def docs_env(tmp_path_factory):
     run_demo(base / "demo", out=None)
     standin = base / "bin"
     standin.mkdir()
-    julia = standin / "julia"
-    julia.write_text(f"#!{sys.executable}\n" + _JULIA_STANDIN)
-    julia.chmod(0o755)
+    (standin / "julia").symlink_to(JULIA_RECORDER)
     (base / "home").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEPOTDELIVERY_", "JULIA_"))}
     env.update(demo_env(base / "demo"))
@@ -141,7 +152,7 @@ def test_code_blocks_run(page, docs_env):
     blocks = _runnable(page)
     cwd = docs_env["base"] / f"work-{page.stem}"
     cwd.mkdir()
-    env = {**docs_env["env"], "DOCS_JULIA_LOG": str(cwd / ".julia-calls.jsonl")}
+    env = {**docs_env["env"], "JULIA_RECORD": str(cwd / ".julia-calls.jsonl")}
     for n, block in enumerate(blocks):
         done = _run(block, cwd, env, n)
         assert done.returncode == 0, (
@@ -260,3 +271,16 @@ def test_parser_reads_markers(tmp_path):
     page.write_text("<!-- docs-test: skip -->\n```sh\nx\n```\n")
     with pytest.raises(AssertionError, match="malformed marker"):
         parse_blocks(page)
+
+
+@pytest.mark.parametrize("block", [b for b in ALL_BLOCKS if b.skip and _ELSEWHERE.match(b.skip)], ids=lambda b: b.where)
+def test_recipes_run_elsewhere_are_run_there(block):
+    """A block marked "runs in TEST as NAME" is taken by TEST (by NAME) and is valid shell."""
+    m = _ELSEWHERE.match(block.skip)
+    test = ROOT / m.group("test")
+    assert test.is_file(), f"{block.where}: {m.group('test')} does not exist"
+    assert re.search(rf"""recipe\(["'][\w.-]+["'], ["']{m.group("name")}["']\)""", test.read_text()), \
+        f"{block.where}: {m.group('test')} does not run recipe {m.group('name')!r}"
+    if block.lang in ("sh", "bash"):
+        done = subprocess.run(["bash", "-n", "-c", block.code], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{block.where}: not valid shell: {done.stderr}"
