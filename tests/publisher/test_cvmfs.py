@@ -55,7 +55,7 @@ def is_open(state: Path) -> bool:
 
 def test_stand_in_enforces_the_call_order(cv):
     _, state, *_ = cv
-    run = lambda *a: subprocess.run(["cvmfs_server", *a], capture_output=True, text=True).returncode  # noqa: E731
+    run = lambda *a: subprocess.run(["cvmfs_server", *a], capture_output=True, text=True).returncode
     assert run("publish", FQRN) != 0
     assert run("abort", "-f", FQRN) != 0
     assert run("transaction", FQRN) == 0
@@ -218,3 +218,16 @@ def test_repo_gc_tags_are_unique_across_runs(cv):
     assert repo_gc(repo, keep_last=2, cvmfs=FQRN).removed == ["hep/2"]
     tags = [a[2] for a, o in calls(state) if a[0] == "publish" and o == "ok"]
     assert len(tags) == len(set(tags)) and not is_open(state)
+
+
+def test_publish_with_cvmfs_records_the_storage_in_the_transaction(cv):
+    repo, _, key, depot, _ = cv
+    publish(repo, "hep", "1", depot, {}, key, cvmfs=FQRN)
+    assert Repository.open(repo).storage.name == "cvmfs"  # whole-second mtimes, the CVMFS default
+    # an explicit record (CVMFS_ENABLE_MTIME_NS) is kept by later --cvmfs publishes
+    other = repo.parent / "ns"
+    other.mkdir()
+    publish(other, "hep", "ns1", depot, {}, key, cvmfs=FQRN, storage="cvmfs-mtime-ns")
+    (depot / "registries" / "more.toml").write_text("x = 2\n")
+    publish(other, "hep", "ns2", depot, {}, key, cvmfs=FQRN)
+    assert Repository.open(other).storage.name == "cvmfs-mtime-ns"

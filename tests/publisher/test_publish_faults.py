@@ -73,14 +73,17 @@ def test_read_only_repo_root(inputs, cli):
     assert result["before"] == result["after"]
 
 
-def test_enospc_mid_publish(inputs):
+@pytest.mark.parametrize("extra", [(), ("--storage", "cvmfs")], ids=["plain", "--storage"])
+def test_enospc_mid_publish(inputs, extra):
+    """With --storage the storage record written for the release is put back as well."""
     base, depot = inputs
     repo = base / "repo"
     repo.mkdir()
     # a small first release fits; the second carries 2 MiB more than the 1 MiB tmpfs holds
     before = (f"{sys.executable} -m depotdelivery {' '.join(_args(repo, '1', depot, base / 'key'))}",
               f"head -c 2097152 /dev/urandom > {depot}/artifacts/big.bin")
-    result = _in_namespace(repo, _args(repo, "2", depot, base / "key"), tmpfs=((repo, "size=1m"),), before=before)
+    result = _in_namespace(repo, [*_args(repo, "2", depot, base / "key"), *extra], tmpfs=((repo, "size=1m"),),
+                           before=before)
     assert result["code"] == 9, result["err"]
     assert "is full (no space left on device)" in result["err"] and "Traceback" not in result["err"]
     assert result["before"] == result["after"], "the half-written release must be gone"

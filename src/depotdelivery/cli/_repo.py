@@ -43,6 +43,10 @@ def _register_publish(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--channel", help="also point this channel at the release")
     p.add_argument("--expires", default="90d", metavar="DURATION", help="channel expiry: 30d, 12h, never (default 90d)")
     p.add_argument("--cvmfs", metavar="FQRN", help="write inside `cvmfs_server transaction FQRN` ... `publish`")
+    p.add_argument("--storage", choices=("posix", "cvmfs", "cvmfs-mtime-ns"),
+                   help="record what the repository's storage preserves (default with --cvmfs: cvmfs, whole-second "
+                        "mtimes; cvmfs-mtime-ns: CVMFS_ENABLE_MTIME_NS=true; cvmfs without --cvmfs: reaches CVMFS "
+                        "another way)")
     p.add_argument("--in-place", action="store_true",
                    help="the content already sits at releases/NAME/VERSION (built at its final path, variants "
                         "included): only hash, sign, commit")
@@ -231,7 +235,7 @@ def _publish(args: argparse.Namespace) -> int:
     keys = [load_private_key(k) for k in args.key]
     progress = None if args.quiet or args.json else ProgressLine(sys.stderr)
     r = publish(args.repo, args.name, args.version, args.depot, variants, keys, channel=args.channel,
-                expires=parse_expiry(args.expires), cvmfs=args.cvmfs, in_place=args.in_place,
+                expires=parse_expiry(args.expires), cvmfs=args.cvmfs, storage=args.storage, in_place=args.in_place,
                 julia_version=args.julia_version, project=args.project, progress=progress,
                 use_hash_cache=not args.no_hash_cache, fingerprints=_fingerprints(args.fingerprint))
     for w in r.warnings:

@@ -11,8 +11,8 @@ import errno
 import os
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ from depotdelivery.publisher.write import (
 from depotdelivery.store.atomic import (
     dir_lock,
     dir_times_restored_on_error,
+    temp_name,
     write_atomic,
 )
 from depotdelivery.store.canonical import canonical_json
@@ -56,6 +57,7 @@ from depotdelivery.store.repo import (
     repo_document,
     repo_unavailable,
 )
+from depotdelivery.store.storage import STORAGE_NAMES, Storage, storage_named
 
 if TYPE_CHECKING:
     from depotdelivery.publisher.cvmfs import Commit
@@ -205,6 +207,7 @@ def publish(
     channel: str | None = None,
     expires: float | None = DEFAULT_EXPIRY,
     cvmfs: str | None = None,
+    storage: str | None = None,
     in_place: bool = False,
     julia_version: str | None = None,
     project: str | None = None,
@@ -225,11 +228,15 @@ def publish(
     final path); every exit publishes or aborts it, none leaves it open. ``fingerprints``:
     per variant target, the module-graph fingerprints of the CI reference host(s)
     (``depotdelivery fingerprint --json``), recorded in the variant and signed with the release.
+    ``storage`` (a :data:`~depotdelivery.store.storage.STORAGE_NAMES` name) is recorded in
+    ``depotdelivery-repo.json`` with the release; with ``cvmfs`` and no ``storage``, ``cvmfs``
+    (whole-second mtimes) unless the repository already records CVMFS storage.
     """
     from depotdelivery.publisher.cvmfs import transaction
 
     job = _Job(root=Path(repo_root), name=name, version=version, depot=depot, variants=dict(variants),
-               keys=signing_keys(key), channel=channel, expires=expires, cvmfs=cvmfs, in_place=in_place,
+               keys=signing_keys(key), channel=channel, expires=expires, cvmfs=cvmfs,
+               storage=None if storage is None else storage_named(storage), in_place=in_place,
                julia_version=julia_version, project=project, progress=progress, hash_cache_dir=hash_cache_dir,
                use_hash_cache=use_hash_cache, t0=time.monotonic(),
                fingerprints={t: tuple(fps) for t, fps in (fingerprints or {}).items()})
@@ -262,6 +269,7 @@ class _Job:
     channel: str | None
     expires: float | None
     cvmfs: str | None
+    storage: Storage | None
     in_place: bool
     julia_version: str | None
     project: str | None
@@ -444,7 +452,7 @@ def _write(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats, 
     the identical one meanwhile (True; different content: ConflictError)."""
     repo = _open_or_init(job.root, created)
     mkdirs(job.root / "releases" / job.name, created)
-    with dir_lock(job.root / "releases" / job.name):  # publishers of one release name
+    with dir_lock(job.root / "releases" / job.name), _storage_recorded(job, repo):  # publishers of one name
         existing = job.final / "release.json"
         if existing.exists():  # another publisher committed while we hashed
             if existing.read_bytes() != release.raw:
@@ -457,6 +465,44 @@ def _write(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats, 
             links = LinkIndex(repo, job.name) if job.cvmfs is None else None  # CVMFS deduplicates itself
             write_release(job.final, trees, release, job.keys, links, created, ws, job.progress, totals)
     return False
+
+
+def _wanted_storage(job: _Job, repo: Repository) -> Storage | None:
+    """The storage record to write, None to keep the repository's. A finer mtime granularity
+    than recorded is refused while releases exist: they were stored at the coarser one (a CVMFS
+    catalog keeps old entries' whole seconds after CVMFS_ENABLE_MTIME_NS is switched on)."""
+    want = job.storage
+    if want is None and job.cvmfs is not None and repo.storage.kind != "cvmfs":
+        want = STORAGE_NAMES["cvmfs"]
+    if want is None or want == repo.storage:
+        return None
+    if want.mtime_resolution_ns < repo.storage.mtime_resolution_ns and repo.releases():
+        raise UsageError(f"{job.root} records {repo.storage.name} storage and holds releases stored with "
+                         f"{repo.storage.mtime_resolution_ns} ns mtimes: recording {want.name} would make verify "
+                         "report them; publish into a new repository instead")
+    return want
+
+
+@contextmanager
+def _storage_recorded(job: _Job, repo: Repository) -> Iterator[None]:
+    """Record what the storage preserves in ``depotdelivery-repo.json`` (inside the transaction
+    with ``cvmfs``) for the body; put the old record back if the body fails."""
+    want = _wanted_storage(job, repo)
+    if want is None:
+        yield
+        return
+    path = job.root / REPO_FILE
+    # the old record kept as a second name: putting it back is a rename, which needs no space
+    # on the full filesystem that may be why the body failed
+    old = temp_name(path)
+    os.link(path, old)
+    try:
+        write_atomic(path, canonical_json(repo_document(repo.repo_id, want)))
+        yield
+    except BaseException:
+        os.replace(old, path)
+        raise
+    os.unlink(old)
 
 
 def _point_channel(job: _Job, release: Release, *, in_transaction: bool) -> None:

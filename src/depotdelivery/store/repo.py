@@ -31,6 +31,7 @@ from depotdelivery.store.listing import (
     parse_listing,
 )
 from depotdelivery.store.release import Release
+from depotdelivery.store.storage import POSIX, Storage
 
 if TYPE_CHECKING:
     from depotdelivery.store.keys import TrustStore
@@ -73,10 +74,12 @@ def read_document(path: Path, what: str) -> bytes | None:
 
 @dataclass(frozen=True, slots=True)
 class Repository:
-    """A repository root (format 1) opened for reading."""
+    """A repository root (format 1) opened for reading; ``storage``: what its storage
+    preserves (the root document's ``storage`` record; absent: a directory keeping all)."""
 
     root: Path
     repo_id: str
+    storage: Storage = POSIX
 
     @classmethod
     def open(cls, root: str | os.PathLike[str]) -> Repository:
@@ -99,7 +102,8 @@ class Repository:
         repo_id = f.str("id")
         if not repo_id or any(c not in _HEX for c in repo_id):
             raise f.error("id", f"expected lowercase hex, got {repo_id!r}")
-        return cls(r, repo_id)
+        rec = f.obj.get("storage")
+        return cls(r, repo_id, POSIX if rec is None else Storage.from_dict(rec, str(meta)))
 
     # ---- paths -------------------------------------------------------------------------------
     def release_dir(self, name: str, version: str) -> Path:
@@ -183,9 +187,13 @@ def _subdirs(p: Path) -> list[str]:
         return []
 
 
-def repo_document(repo_id: str) -> dict[str, object]:
-    """The content of ``depotdelivery-repo.json`` for a new repository."""
-    return {"format": FORMAT, "id": repo_id}
+def repo_document(repo_id: str, storage: Storage | None = None) -> dict[str, object]:
+    """The content of ``depotdelivery-repo.json``: a new repository's (random ``repo_id``), or
+    an existing one's with a new ``storage`` record."""
+    doc: dict[str, object] = {"format": FORMAT, "id": repo_id}
+    if storage is not None:
+        doc["storage"] = storage.to_dict()
+    return doc
 
 
 def listing_bytes(listings: Path, tree: str, owner: str) -> bytes:
