@@ -33,15 +33,17 @@ class NodeRepo:
 def build_repo(base: Path, *, targets: Sequence[str] = ALL_TARGETS, packages: int = 4,
                files: int | None = None, julia_version: str = "1.11.1", name: str = "hep",
                version: str = "2026.11", channel: str | None = "stable", seed: int = 0,
-               expires: float | None = 90 * 86400.0) -> NodeRepo:
+               expires: float | None = 90 * 86400.0, root: Path | None = None,
+               cvmfs: str | None = None) -> NodeRepo:
     """Generate a depot with ``depotdelivery.synth.depot`` and publish it with
-    ``depotdelivery.publisher.publish`` into ``base/repo`` (signed; ``channel`` pointed at it)."""
+    ``depotdelivery.publisher.publish`` into ``root`` (default ``base/repo``; signed; ``channel``
+    pointed at it), inside a CVMFS transaction of ``cvmfs`` if given."""
     from depotdelivery.publisher.publish import VariantInput, init_repository, publish
     from depotdelivery.store.keys import keygen, load_private_key
     from depotdelivery.synth.depot import generate_release_inputs
 
     base.mkdir(parents=True, exist_ok=True)
-    root = base / "repo"
+    root = base / "repo" if root is None else root
     trusted = base / "trusted"
     trusted.mkdir(exist_ok=True)
     key_path = base / "publisher.key"
@@ -51,12 +53,12 @@ def build_repo(base: Path, *, targets: Sequence[str] = ALL_TARGETS, packages: in
     inputs = generate_release_inputs(base / f"inputs-{name}-{version}", final_root=root / "releases" / name / version / "depot",
                                      julia_version=julia_version, packages=packages, files=files,
                                      artifact_bytes=4096, targets=targets, seed=seed)
-    if not root.exists():
+    if not root.exists() and cvmfs is None:
         init_repository(root)
     variants = {t: VariantInput(dir=v.dir, sysimage=v.sysimage, cpu_target=v.cpu_target, arch=v.arch)
                 for t, v in inputs.variants.items()}
     result = publish(root, name, version, inputs.depot, variants, load_private_key(key_path),
-                     channel=channel, expires=expires, project=inputs.project, use_hash_cache=False)
+                     channel=channel, expires=expires, project=inputs.project, use_hash_cache=False, cvmfs=cvmfs)
     shutil.rmtree(base / f"inputs-{name}-{version}")
     return NodeRepo(root=root, trusted=trusted, key=key_path, ref=f"{name}/{version}",
                     release_id=result.release_id, base=base)

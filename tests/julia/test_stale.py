@@ -380,6 +380,29 @@ def test_mtime_tolerances(recorded, delta):
         assert not stale.mtime_matches(math.floor(recorded) + 10 * delta + 0.5, recorded)
 
 
+@given(st.integers(min_value=0, max_value=2**33), st.integers(min_value=0, max_value=999_999_999))
+def test_a_whole_second_mtime_from_cvmfs(sec, nsec):
+    """A CVMFS client shows the seconds of the mtime a Julia 1.10 cache recorded with
+    nanoseconds. Julia recorded ``mtime(f)`` = tv_sec + tv_nsec * 1e-9 as a Float64
+    (jl_stat_mtime; Python's st_mtime is the same sum) and accepts the shown value when it
+    equals floor(recorded) (base/loading.jl stale_cachefile, #13606): always -- unless the sum
+    rounded up to the next whole second (a fraction within ~1e-7 s of 1 at today's epochs),
+    then no tolerance applies and Julia recompiles; check predicts exactly that."""
+    recorded = float(sec) + nsec * 1e-9
+    assert stale.mtime_matches(float(sec), recorded) == (recorded < sec + 1)
+
+
+def test_a_recorded_mtime_that_rounded_up_is_stale_on_cvmfs(tmp_path):
+    f = tmp_path / "src.jl"
+    f.write_text("")
+    ns = 1_730_419_200_999_999_990
+    os.utime(f, ns=(ns, ns))
+    recorded = os.stat(f).st_mtime  # what Julia 1.10 records, bit for bit
+    assert recorded == 1_730_419_201.0
+    assert not stale.mtime_matches(1_730_419_200.0, recorded)  # the whole second CVMFS shows
+    assert stale.mtime_matches(1_730_419_200.0, 1_730_419_200.25)
+
+
 def test_stdlib_outside_the_sysimage_is_left_to_the_bundled_depot(d11):
     stdlib = next(s for p in d11.packages for s in p.stdlibs)  # in the manifest, no tree hash
     mods = [m for m in modules(d11.variants["haswell"]) if m["name"] != stdlib]

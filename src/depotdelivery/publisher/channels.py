@@ -68,6 +68,10 @@ def _write(repo: Repository, doc: Channel, keys: tuple[PrivateKey, ...], old: Ch
         made_dir = not path.parent.exists()
         if made_dir:
             path.parent.mkdir()
+        if repo.storage.kind == "cvmfs":
+            from depotdelivery.publisher.cvmfs import lay_catalog_marker
+
+            lay_catalog_marker(path.parent)  # channels/: a tiny catalog of its own (see there)
         sig_path = path.with_name(path.name + ".sig")
         try:
             write_atomic(sig_path, encode_signatures(sigs))

@@ -1,15 +1,39 @@
 """CVMFS transactions around repository writes: ``cvmfs_server transaction`` ... ``publish``, ``abort`` on failure."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from depotdelivery.errors import PublishError
 
-__all__ = ["Commit", "Held", "abort", "held", "tag_name", "transaction"]
+__all__ = ["CATALOG_ENTRIES", "Commit", "Held", "abort", "held", "lay_catalog_marker", "tag_name", "transaction"]
+
+# Nested catalogs: CVMFS recommends splitting big trees so that no catalog holds more than
+# ~200k entries (cvmfs_server warns above CVMFS_ROOT_KCATALOG_LIMIT=200 thousand for the root
+# catalog, CVMFS_NESTED_KCATALOG_LIMIT=500 for nested ones; doc-cvmfs cpt-repo "Managing Nested
+# Catalogs"), and a client downloads a whole catalog to read any entry of it. So every release
+# directory is a catalog of its own (a node opening one release loads only that release's
+# catalog; a new release never rewrites an old one's), channels/ is a tiny one (a channel move
+# changes a few KB, not the catalog of the whole repository), and a tree above this many
+# entries gets one more marker at its top.
+CATALOG_ENTRIES = 100_000
+_MARKER = ".cvmfscatalog"
+
+
+def lay_catalog_marker(d: Path, created: list[Path] | None = None) -> None:
+    """Make directory ``d`` the root of a nested CVMFS catalog (an empty ``.cvmfscatalog``)."""
+    p = d / _MARKER
+    if p.exists():
+        return
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    if created is not None:
+        created.append(p)
 
 # cvmfs_server tag names: letters, digits and . _ - (cvmfs_server's check_tag_name / docs
 # "Named Snapshots"); anything else in a release name/version becomes '_'.

@@ -57,7 +57,10 @@ def _keep_reasons(repo: Repository, keep_last: int) -> dict[str, str]:
 
 
 def _private_bytes(d: Path) -> int:
-    """Bytes that removing ``d`` frees: files not hard-linked from another release."""
+    """Bytes that removing ``d`` frees: files not hard-linked from another release. (On CVMFS
+    the link count says nothing -- its client shows links within one directory only -- and
+    what a removal frees is content no other revision or tag references, decided by CVMFS's own
+    garbage collection: docs/site-admin.md.)"""
     return sum(e.st.st_size for e in walk(d) if stat.S_ISREG(e.st.st_mode) and e.st.st_nlink == 1)
 
 
@@ -85,8 +88,15 @@ def repo_gc(root: str | os.PathLike[str], *, keep_last: int = 3, dry_run: bool =
             d = repo.release_dir(n, v)
             gone = temp_name(d)
             try:
-                os.rename(d, gone)
-                shutil.rmtree(gone)
+                if cvmfs is None:
+                    os.rename(d, gone)
+                    shutil.rmtree(gone)
+                else:
+                    # inside the transaction readers see nothing until it is published; and the
+                    # overlay cvmfs_server mounts has no redirect_dir, so renaming a directory
+                    # of the published revision fails with EXDEV (the kernel's overlayfs.rst
+                    # "Renaming directories"; cvmfs_server's fstab line for the union mount)
+                    shutil.rmtree(d)
             except OSError as exc:
                 raise PublishError(f"repo-gc: cannot remove {d}: {exc.strerror}") from None
             try:

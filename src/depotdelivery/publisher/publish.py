@@ -34,6 +34,7 @@ from depotdelivery.publisher.scan import InputTree, hash_trees, scan
 from depotdelivery.publisher.write import (
     LinkIndex,
     WriteStats,
+    lay_release_catalogs,
     mkdirs,
     undo,
     write_documents,
@@ -459,11 +460,21 @@ def _write(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats, 
                 raise ConflictError(f"release {release.ref} was published concurrently with different "
                                     "content; releases are immutable: publish a new version")
             return True
+        catalogs = (job.storage or repo.storage).kind == "cvmfs" or job.cvmfs is not None
         if job.in_place:
             write_documents(job.final, trees, release, job.keys, created)
+            if catalogs:
+                lay_release_catalogs(job.final, trees, created)
         else:
-            links = LinkIndex(repo, job.name) if job.cvmfs is None else None  # CVMFS deduplicates itself
-            write_release(job.final, trees, release, job.keys, links, created, ws, job.progress, totals)
+            # Inside a CVMFS transaction a hard link to an earlier release's file copies that
+            # file up whole into the overlay's scratch area (its lower layer is read-only), the
+            # publish then re-processes the old path too, and CVMFS splits links across
+            # directories anyway (doc-cvmfs cpt-details "File Catalog": emulated hard links work
+            # within one directory only; CVMFS_IGNORE_XDIR_HARDLINKS). CVMFS de-duplicates by
+            # content itself, so --cvmfs writes plain copies (benchmarks/bench_cvmfs.py).
+            links = LinkIndex(repo, job.name) if job.cvmfs is None else None
+            write_release(job.final, trees, release, job.keys, links, created, ws, job.progress, totals,
+                          catalogs=catalogs)
     return False
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from depotdelivery.errors import DepotDeliveryError, PublishError
+from depotdelivery.publisher.cvmfs import CATALOG_ENTRIES, lay_catalog_marker
 from depotdelivery.publisher.progress import ProgressLine
 from depotdelivery.publisher.scan import InputTree, Item
 from depotdelivery.store.atomic import fsync_dir, syncfs, temp_name, write_atomic
@@ -19,7 +20,7 @@ from depotdelivery.store.keys import PrivateKey, sign
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository, listing_bytes
 
-__all__ = ["LinkIndex", "WriteStats", "mkdirs", "undo", "write_documents", "write_release"]
+__all__ = ["LinkIndex", "WriteStats", "lay_release_catalogs", "mkdirs", "undo", "write_documents", "write_release"]
 
 
 # Hard links come from the newest few releases (same name first): indexing every listing of a
@@ -197,6 +198,15 @@ def write_documents(d: Path, trees: list[InputTree], release: Release, keys: tup
     created.append(d / "release.json")
 
 
+def lay_release_catalogs(d: Path, trees: list[InputTree], created: list[Path] | None = None) -> None:
+    """The release directory ``d`` a nested CVMFS catalog, and each of its trees with more than
+    CATALOG_ENTRIES entries one more (the markers are the storage's: no listing names them)."""
+    lay_catalog_marker(d, created)
+    for t in trees:
+        if len(t.items) > CATALOG_ENTRIES:
+            lay_catalog_marker(d / t.dest, created)
+
+
 def undo(created: list[Path]) -> None:
     for p in reversed(created):
         try:
@@ -224,9 +234,10 @@ def mkdirs(p: Path, created: list[Path]) -> None:
 
 def write_release(final: Path, trees: list[InputTree], release: Release, keys: tuple[PrivateKey, ...],
                    links: LinkIndex | None, created: list[Path], ws: WriteStats,
-                   progress: ProgressLine | None, totals: tuple[int, int]) -> None:
+                   progress: ProgressLine | None, totals: tuple[int, int], *, catalogs: bool = False) -> None:
     """Write the whole release into a temporary directory next to ``final``, then rename it
-    into place: a reader never sees a half-written release. ``totals``: (files, bytes)."""
+    into place: a reader never sees a half-written release. ``totals``: (files, bytes);
+    ``catalogs``: lay CVMFS nested catalog markers (:func:`~depotdelivery.publisher.cvmfs.lay_catalog_marker`)."""
     tmp = temp_name(final)
     os.mkdir(tmp, 0o755)
     created.append(tmp)
@@ -238,6 +249,8 @@ def write_release(final: Path, trees: list[InputTree], release: Release, keys: t
     if progress is not None:
         progress.finish()
     write_documents(tmp, trees, release, keys, [], links)
+    if catalogs:
+        lay_release_catalogs(tmp, trees)
     syncfs(tmp)
     os.rename(tmp, final)
     created[-1] = final
