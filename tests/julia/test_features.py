@@ -1,6 +1,6 @@
 """Julia's feature numbering: bits from julia-formats.md, version differences, closures."""
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depotdelivery.errors import UsageError
@@ -159,3 +159,15 @@ def test_julia_1_12_feature_words_follow_its_header():
     from depotdelivery.julia.cputarget import cpu_features
 
     assert "avx512er" in cpu_features("knl", "x86_64", "1.11") and "avx512er" not in cpu_features("knl", "x86_64", "1.12")
+
+
+@settings(max_examples=300)
+@given(st.from_regex(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.\-+]*)?", fullmatch=True)
+       | st.text(alphabet="v0123456789.-+aZ٣ ", max_size=16))
+def test_parse_version_is_the_regular_expression(text):
+    import re
+
+    from depotdelivery.julia.features import parse_version
+
+    m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.\-+]*)?", text)
+    assert parse_version(text) == (None if m is None else (int(m.group(1)), int(m.group(2))))

@@ -3,7 +3,7 @@ release, canonical JSON with one hash, and the one-line-per-package diff."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from depotdelivery._record import replace
 from pathlib import Path
 
 import pytest

@@ -11,6 +11,7 @@ import pytest
 from captured_cpus import detect_captured
 from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
+from depotdelivery._record import replace
 from depotdelivery.errors import FormatError
 from depotdelivery.julia.cachefile import read_cache_file
 from depotdelivery.julia.cputarget import parse_cpu_target, to_image_target
@@ -84,13 +85,13 @@ def test_release_without_the_field_selects_by_the_sysimage_clone_as_before(misma
 def test_unknown_caches_rank_between_a_match_and_a_mismatch(mismatched):
     host = detect_captured(HASWELL)
     # haswell with no pkgimage record: unknown (0) still loses to generic's confirmed match (1)
-    unknown = dataclasses.replace(mismatched.variant("haswell"), pkgimage_targets=())
-    rel = dataclasses.replace(mismatched, variants=(mismatched.variant("generic"), unknown))
+    unknown = replace(mismatched.variant("haswell"), pkgimage_targets=())
+    rel = replace(mismatched, variants=(mismatched.variant("generic"), unknown))
     assert select(rel, host).target == "generic"
     # but beats a mismatch (-1), whatever the clones say
-    bad_generic = dataclasses.replace(mismatched.variant("generic"),
+    bad_generic = replace(mismatched.variant("generic"),
                                       pkgimage_targets=mismatched.variant("haswell").pkgimage_targets)
-    rel = dataclasses.replace(mismatched, variants=(bad_generic, unknown))
+    rel = replace(mismatched, variants=(bad_generic, unknown))
     assert select(rel, host).target == "haswell"
 
 
@@ -108,8 +109,8 @@ def test_malformed_pkgimage_targets_name_the_field(mismatched, bad, message):
 
 def test_one_rejected_pkgimage_target_list_of_several_is_a_mismatch(mismatched):
     generic, haswell = mismatched.variant("generic"), mismatched.variant("haswell")
-    mixed = dataclasses.replace(generic, pkgimage_targets=generic.pkgimage_targets + haswell.pkgimage_targets)
-    rel = dataclasses.replace(mismatched, variants=(mixed,))
+    mixed = replace(generic, pkgimage_targets=generic.pkgimage_targets + haswell.pkgimage_targets)
+    rel = replace(mismatched, variants=(mixed,))
     verdict = select(rel, detect_captured(HASWELL)).verdicts[0]
     assert verdict.rank[0] == -1
     assert "target skylake-avx512 which" in verdict.reason and "the packages built for it would recompile" in verdict.reason

@@ -3,6 +3,7 @@ with hypothesis)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -47,3 +48,18 @@ def test_loads_errors_are_jsons(bad):
     with pytest.raises(type(expected.value)) as got:
         fastjson.loads(bad)
     assert str(got.value) == str(expected.value)
+
+
+@settings(max_examples=300)
+@given(_DOCS)
+def test_canonical_is_json_dumps_canonical(doc):
+    def canonical_json(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+    try:
+        expected = canonical_json(doc)
+    except (ValueError, UnicodeEncodeError) as exc:  # NaN / Infinity; a lone surrogate
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            fastjson.canonical(doc)
+        return
+    assert fastjson.canonical(doc) == expected

@@ -3,7 +3,7 @@ every field checked on reading, and the optional release.json field that carries
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from depotdelivery._record import replace
 
 import pytest
 from hypothesis import given

@@ -1,12 +1,16 @@
 """Keys (keygen, key ids, TrustStore with revocations) and hashing (BLAKE3 vs b3sum, change detection, stat cache)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import shutil
 import stat
 
 import blake3
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError
 from depotdelivery.store.keys import REVOKED_FILE, TrustStore, key_id, keygen, load_private_key, sign
@@ -103,3 +107,18 @@ def test_an_unreadable_revocation_list_fails_closed(two_keys, spoil, message):
 def test_trust_dir_must_exist(tmp_path):
     with pytest.raises(TrustError, match="does not exist"):
         TrustStore.from_dir(tmp_path / "nope")
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet="ABCab01+/=-_ \n\té", max_size=16) | st.binary(max_size=16)
+       | st.binary(max_size=48).map(lambda b: base64.b64encode(b).decode()))
+def test_signature_base64_is_b64decode_validate(text):
+    """keys._b64decode (no base64 import on a job's cold path) accepts exactly what
+    base64.b64decode(validate=True) accepts, with the same bytes (non-ASCII text: refused)."""
+    from depotdelivery.store.keys import _b64decode
+
+    try:
+        expected = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        expected = None
+    assert _b64decode(text) == expected

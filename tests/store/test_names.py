@@ -1,13 +1,17 @@
-"""store.names is the name rule without re, the same rule as store.fields.NAME_RE (hypothesis)."""
+"""store.names is the name rule without re, the same rule as its regular expression
+NAME_PATTERN (hypothesis)."""
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from depotdelivery.errors import UsageError
-from depotdelivery.store.fields import NAME_RE
-from depotdelivery.store.names import check_name, is_name
+from depotdelivery.store.names import NAME_PATTERN, check_name, is_name
+
+NAME_RE = re.compile(NAME_PATTERN)
 
 
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=140) | st.from_regex(NAME_RE, fullmatch=True))

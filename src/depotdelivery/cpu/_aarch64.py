@@ -1,7 +1,11 @@
 """aarch64 decoding: AT_HWCAP/AT_HWCAP2 <-> Linux ``Features`` names; MIDR_EL1 <-> implementer/part."""
 from __future__ import annotations
 
-from typing import NamedTuple
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from depotdelivery._record import NamedTuple
 
 __all__ = [
     "HWCAP",

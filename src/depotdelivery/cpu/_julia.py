@@ -6,10 +6,9 @@ Facts from src/processor_x86.cpp and src/processor_arm.cpp (``_get_host_cpu``,
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from depotdelivery.cpu._x86 import XCR0_AMX, XCR0_AVX, XCR0_AVX512
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from depotdelivery.cpu._x86 import Registers
     from depotdelivery.cpu.host import HostCPU

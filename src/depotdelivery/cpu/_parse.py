@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Union
+
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from depotdelivery._record import NamedTuple
 
 from depotdelivery.errors import InputError, UnsupportedError
 
 __all__ = ["CpuInfo", "cpuinfo_int", "parse_cpuid_dump", "parse_cpuinfo", "read_text"]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 class CpuInfo(NamedTuple):
@@ -22,7 +26,7 @@ class CpuInfo(NamedTuple):
     cores: tuple[tuple[int, int, int, int], ...] = ()  # aarch64: (implementer, variant, part, revision)
 
 
-def read_text(path: PathLike, what: str) -> str:
+def read_text(path: str | os.PathLike[str], what: str) -> str:
     """File contents, or an InputError saying which file could not be read and why."""
     try:
         with open(path, "rb") as file:

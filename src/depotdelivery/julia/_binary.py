@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     import mmap
+    from typing import Any
 
 from depotdelivery.errors import FormatError
 

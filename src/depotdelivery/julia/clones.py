@@ -10,10 +10,14 @@ many enabled feature bits becomes the best (ties go to the later target).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from typing import NamedTuple
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import NamedTuple
+else:
+    from depotdelivery._record import NamedTuple
 
+from depotdelivery._record import record, replace
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.cputarget import (
     TargetSpec,
@@ -59,7 +63,7 @@ class Rejection(NamedTuple):
     missing: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class CloneMatch:
     """The outcome of Julia's clone selection for one image on one host.
 
@@ -88,7 +92,7 @@ class CloneMatch:
         return self.reason
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Img:
     name: str
     enabled: frozenset[str]

@@ -8,10 +8,12 @@ src/processor_x86.cpp and src/processor_arm.cpp (``cpus[]`` tables, ``normalize_
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from functools import cache
+from depotdelivery._memo import cache
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+from depotdelivery._record import field, record, replace
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.features import (
     LLVM_UNUSED_FEATURES,
@@ -252,7 +254,7 @@ _X86_CLONE_FLOAT16 = frozenset({"avx512fp16"})
 _ARM_CLONE_FLOAT16 = frozenset({"fp16fml", "fullfp16"})  # src/processor_arm.cpp
 
 
-@cache
+@cache()
 def _cpus(arch: str, key: str) -> Mapping[str, frozenset[str]]:
     if arch == "x86_64":
         # a set may name features a release dropped (1.12: knl's avx512er/pf, prefetchwt1)
@@ -279,7 +281,7 @@ def cpu_features(name: str, arch: str, julia_version: str) -> frozenset[str] | N
 
 # --- parsing ------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class TargetSpec:
     """One target of a CPU target string, with the features Julia computes for it.
 
@@ -302,7 +304,7 @@ class TargetSpec:
         return not self.flags & UNKNOWN_NAME
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Arg:
     """One target while parsing: processor.cpp ``TargetData`` before ``arg_target_data``."""
 

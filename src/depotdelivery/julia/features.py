@@ -10,11 +10,12 @@ src/processor.cpp (read at the 1.10 line; 1.12 changes noted where they apply).
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from functools import cache
+from depotdelivery._memo import cache
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+from depotdelivery._record import field, record
 from depotdelivery.errors import UsageError
 
 __all__ = [
@@ -193,7 +194,7 @@ _AARCH64_IMPLIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FeatureTable:
     """Julia's feature numbering for one architecture and one Julia release line."""
 
@@ -289,7 +290,19 @@ def _set_bits(words: Iterable[int]) -> Iterable[int]:
             w ^= low
 
 
-_VERSION_RE = re.compile(r"v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+][0-9A-Za-z.\-+]*)?")
+_SUFFIX = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.-+")
+
+
+def parse_version(text: str) -> tuple[int, int] | None:
+    """(major, minor) of ``v?MAJOR.MINOR[.PATCH][-+SUFFIX]`` (the regular expression
+    ``v?(\\d+)\\.(\\d+)(?:\\.\\d+)?(?:[-+][0-9A-Za-z.\\-+]*)?``, ``\\d`` any Unicode decimal digit as
+    ``re`` reads it; tests/julia/test_features.py checks the two agree), None otherwise."""
+    body = text.removeprefix("v")
+    cut = min((i for i in (body.find("-"), body.find("+")) if i >= 0), default=len(body))
+    parts = body[:cut].split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdecimal() for p in parts) or not _SUFFIX.issuperset(body[cut + 1:]):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 def version_key(julia_version: str) -> str:
@@ -301,10 +314,10 @@ def version_key(julia_version: str) -> str:
     pointer table (``jl_image_pointers_t.cpu_target_string``, JuliaLang/julia#58970) and has
     a new cache-file layout -- none of which is carried, so guessing would be wrong.
     """
-    m = _VERSION_RE.fullmatch(julia_version.strip()) if isinstance(julia_version, str) else None
-    if m is None:
+    parsed = parse_version(julia_version.strip()) if isinstance(julia_version, str) else None
+    if parsed is None:
         raise UsageError(f"not a Julia version: {julia_version!r} (expected e.g. 1.11 or 1.10.5)")
-    major, minor = int(m.group(1)), int(m.group(2))
+    major, minor = parsed
     if major != 1:
         raise UsageError(f"Julia {julia_version} is not supported (only Julia 1.x is known)")
     if minor < _OLDEST_MINOR:
@@ -320,7 +333,7 @@ def version_key(julia_version: str) -> str:
     return f"1.{nearest}"
 
 
-@cache
+@cache()
 def _table(arch: str, key: str) -> FeatureTable:
     if arch == "x86_64":
         v112 = key == "1.12"

@@ -11,10 +11,13 @@ module only walks them, from raw facts (CPUID registers + XCR0, or every core's 
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from functools import lru_cache
+from depotdelivery._memo import cache
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    Registers = Mapping[tuple[int, int], Sequence[int]]
 from depotdelivery.errors import UsageError
 
 __all__ = [
@@ -26,17 +29,16 @@ __all__ = [
 # 1.12 18.1.7 (1.13 ships 20.1.8 and is refused by features.version_key).
 LLVM_VERSIONS: dict[int, int] = {9: 14, 10: 15, 11: 16, 12: 18}
 
-Registers = Mapping[tuple[int, int], Sequence[int]]
 _EAX, _EBX, _ECX, _EDX = range(4)
 
 
 def _minor(julia_version: str) -> int:
     """The Julia minor version (1.9 .. 1.12); features.version_key validates and refuses."""
-    from depotdelivery.julia.features import version_key
+    from depotdelivery.julia.features import parse_version, version_key
 
     version_key(julia_version)  # raises UsageError for malformed, too old or too new versions
-    m = re.match(r"v?\d+\.(\d+)", julia_version.strip())
-    minor = int(m.group(1)) if m else -1
+    parsed = parse_version(julia_version.strip())
+    minor = parsed[1] if parsed else -1
     if minor not in LLVM_VERSIONS:
         raise UsageError(f"Julia {julia_version}: no CPU-name tables (known: "
                          f"{', '.join(f'1.{m}' for m in LLVM_VERSIONS)})")
@@ -210,7 +212,7 @@ def x86_cpu_name(registers: Registers, xcr0: int, julia_version: str) -> tuple[s
     return _x86_cached(tuple(sorted((k, tuple(v)) for k, v in registers.items())), xcr0, minor)
 
 
-@lru_cache(maxsize=64)
+@cache(maxsize=64)
 def _x86_cached(regs: tuple[tuple[tuple[int, int], tuple[int, ...]], ...], xcr0: int,
                 minor: int) -> tuple[str, str]:
     registers = dict(regs)

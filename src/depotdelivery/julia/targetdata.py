@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Iterator
-from dataclasses import dataclass
 
+from depotdelivery._record import record
+
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 from depotdelivery.julia._binary import Cursor
 
 __all__ = [
@@ -32,7 +35,7 @@ CLONE_BFLOAT16 = 1 << 10
 _MAX_WORDS = 64
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ImageTarget:
     """One clone target: stored flags, enabled/disabled feature words, CPU name, ext features."""
 
@@ -62,7 +65,7 @@ def _bits(words: tuple[int, ...]) -> frozenset[int]:
     return frozenset(32 * w + b for w, word in enumerate(words) for b in range(32) if word >> b & 1)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TargetData:
     """The clone targets of an image, in the image's order (index 0 is the default clone)."""
 

@@ -20,7 +20,7 @@ __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
 RECORD_FORMAT = 1
 # tmp/<key>@<pid>.<hex> (builds) and tmp/<key>@gc.<hex> (gc's trash): keys contain dots
-# (variant names such as armv8.2a) but never '@' (store/_fields.NAME_RE, MODES)
+# (variant names such as armv8.2a) but never '@' (store.names.is_name, MODES)
 TMP_SEP = "@"
 
 
@@ -132,11 +132,12 @@ class NodeCache:
         except (OSError, ValueError):
             return None
 
-    def write_json(self, path: str, obj: Any) -> None:
-        """Write ``obj`` to ``path`` atomically (temporary file, fsync, rename)."""
-        import json  # the cold path only
-
-        data = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    def write_json(self, path: str, obj: Any, *, durable: bool = True) -> None:
+        """Write ``obj`` to ``path`` atomically (temporary file, rename; ``durable``: fsync
+        before the rename). Records that are only accelerators, checked when read and redone
+        when missing or garbage, pass ``durable=False``: after a power loss they may be empty,
+        which costs a redo, never a wrong answer, and each fsync is milliseconds of a cold job."""
+        data = fastjson.canonical(obj)
         head, name = os.path.split(path)
         tmp = os.path.join(head, f".{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
         try:
@@ -145,7 +146,8 @@ class NodeCache:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             os.replace(tmp, path)

@@ -5,15 +5,17 @@ import errno
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from depotdelivery._record import record
 from depotdelivery.errors import IntegrityError, UnsupportedError
 from depotdelivery.units import human_bytes
 
+TYPE_CHECKING = False  # stack mode, a cold job's usual one, imports no typing or pathlib
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+    from typing import Any
+
     from depotdelivery.store.hashing import Copier
 
 __all__ = ["DELAY_ENV", "WRITE_ZONES", "Hydrated", "Layer", "hydrate", "mount_overlay", "overlay_support", "unmount",
@@ -31,17 +33,17 @@ _COPIED_ZONES = frozenset({"logs"})
 DELAY_ENV = "DEPOTDELIVERY_HYDRATE_DELAY"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Layer:
     """One read-only depot of the stack (highest priority first): its directory, and for
     ``copy`` the listing entries (paths relative to ``root``) that say what it must contain."""
 
     name: str
-    root: Path
+    root: str | os.PathLike[str]
     entries: Callable[[], Iterable[Any]] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Hydrated:
     """What a hydration produced, with paths as they will be after the rename into place."""
 
@@ -56,18 +58,21 @@ def _delay() -> Callable[[], None]:
     return (lambda: time.sleep(seconds)) if seconds > 0 else (lambda: None)
 
 
-def hydrate(mode: str, layers: list[Layer], build: Path, final: Path) -> Hydrated:
+def hydrate(mode: str, layers: list[Layer], build: str | os.PathLike[str], final: str | os.PathLike[str]) -> Hydrated:
     """Populate ``build`` (a fresh directory later renamed to ``final``) for ``mode``."""
-    depot = build / "depot"
     tick = _delay()
     if mode == "stack":
-        depot.mkdir()
+        os.mkdir(os.path.join(build, "depot"))
         tick()
-        return Hydrated(depot_path=(str(final / "depot"), *(str(layer.root) for layer in layers)),
-                        depot=str(final / "depot"), mount=None, files=0)
+        top = os.path.join(final, "depot")
+        return Hydrated(depot_path=(top, *(os.fspath(layer.root) for layer in layers)), depot=top, mount=None, files=0)
+    from pathlib import Path
+
+    build, final = Path(build), Path(final)
+    depot = build / "depot"
     if mode == "symlink":
         depot.mkdir()
-        files = _link_merge(depot, [layer.root for layer in layers], top=True, zone=False, copy=False, tick=tick)
+        files = _link_merge(depot, [Path(layer.root) for layer in layers], top=True, zone=False, copy=False, tick=tick)
         return Hydrated(depot_path=(str(final / "depot"),), depot=str(final / "depot"), mount=None, files=files)
     if mode == "copy":
         depot.mkdir()
@@ -88,6 +93,8 @@ def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: 
     """Merge directories ``sources`` (first wins) into real directory ``dst``: a name is linked
     when one source provides it and it is outside the write zones; directories present in
     several sources, and every directory inside a write zone, become real directories."""
+    from pathlib import Path  # symlink mode only
+
     names: dict[str, list[tuple[Path, bool]]] = {}
     for src in sources:
         with os.scandir(src) as it:
@@ -231,8 +238,11 @@ def overlay_support() -> str:
     return binary
 
 
-def mount_overlay(layers: list[Layer], depot_dir: Path) -> None:
+def mount_overlay(layers: list[Layer], depot_dir: str | os.PathLike[str]) -> None:
     """Mount the read-only ``layers`` (first on top) under ``depot_dir``'s writable upper dir."""
+    from pathlib import Path
+
+    depot_dir = Path(depot_dir)
     binary = overlay_support()
     lower = [str(layer.root) for layer in layers]
     for path in lower + [str(depot_dir)]:

@@ -32,7 +32,6 @@ from depotdelivery.node.session import Session
 from depotdelivery.store import fastjson
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any
 
     from depotdelivery.cpu import HostCPU
@@ -174,7 +173,7 @@ def _select(session: Session, path: str) -> dict[str, Any]:
     selection = select(session.release(), session.host())
     chosen = {"variant": selection.target, "why": selection.why, "selection": selection.to_dict()}
     session.cache.ensure()
-    session.cache.write_json(path, chosen)
+    session.cache.write_json(path, chosen, durable=False)  # an accelerator: lost, selected again
     return chosen
 
 
@@ -182,13 +181,11 @@ def layers(session: Session, variant: Variant, *, listings: bool) -> list[Layer]
     """The read-only depots of ``variant`` of the session's release, highest priority first:
     the variant's own depot (its precompiled caches), then the release's shared depot.
     ``listings``: each layer carries its signed listing entries (copy mode)."""
-    from pathlib import Path
-
     from depotdelivery.node.hydrate import Layer
     from depotdelivery.store import layout
 
     release = session.release()
-    release_dir = Path(layout.release_dir(session.root, release.name, release.version))
+    release_dir = layout.release_dir(session.root, release.name, release.version)
 
     def entries(tree: str, prefix: str) -> Any:
         def read() -> Any:
@@ -198,9 +195,10 @@ def layers(session: Session, variant: Variant, *, listings: bool) -> list[Layer]
         return read if listings else None
 
     return [
-        Layer(name=f"variant {variant.target}", root=release_dir / variant.path / "depot",
+        Layer(name=f"variant {variant.target}", root=os.path.join(release_dir, variant.path, "depot"),
               entries=entries(variant.tree, "depot/")),
-        Layer(name="shared depot", root=release_dir / release.shared.path, entries=entries(release.shared.tree, "")),
+        Layer(name="shared depot", root=os.path.join(release_dir, release.shared.path),
+              entries=entries(release.shared.tree, "")),
     ]
 
 
@@ -217,8 +215,6 @@ class _Relative:
 
 
 def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], bool]:
-    from pathlib import Path
-
     from depotdelivery.node import hydrate
 
     cfg, cache, release = session.cfg, session.cache, session.release()
@@ -226,7 +222,7 @@ def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], b
     stack = layers(session, variant, listings=cfg.mode == "copy")
     cache.ensure()
     with hydration_lock(cache.lock_file(key), cfg.lock_timeout):
-        final = Path(cache.depot_dir(key))
+        final = cache.depot_dir(key)
         record = cache.read_complete(key)
         if record is not None:
             if record.get("mount") and not os.path.ismount(record["mount"]):
@@ -235,25 +231,28 @@ def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], b
         t = time.perf_counter()
         cache.clean_tmp(key)
         if os.path.lexists(final):
-            rmtree(str(final))  # no valid completion record: never a depot anyone may use
-        build = Path(cache.build_dir(key))
+            rmtree(final)  # no valid completion record: never a depot anyone may use
+        build = cache.build_dir(key)
         try:
             done = hydrate.hydrate(cfg.mode, stack, build, final)
             sysimage = _sysimage(session, variant, build, final)
             record = _record(cfg, release, variant, key, stack, done, sysimage)
-            cache.write_json(str(build / COMPLETE), record)
+            # no fsync: a record lost in a power cut reads as garbage or absent and the depot is
+            # redone (an fsync of it never made a stack or symlink depot's entries durable
+            # either); copy mode's syncfs below covers it with the copied bytes
+            cache.write_json(os.path.join(build, COMPLETE), record, durable=False)
             if cfg.mode == "copy":
                 from depotdelivery.store.atomic import syncfs
 
                 syncfs(build)  # the copied bytes reach the disk before the rename publishes them
             os.rename(build, final)
         except OSError as exc:
-            rmtree(str(build))
+            rmtree(build)
             if isinstance(exc, CacheError):
                 raise
             raise cache_error(f"hydrate ({cfg.mode} mode) depot", final, exc) from None
         except BaseException:
-            rmtree(str(build))
+            rmtree(build)
             raise
         if done.mount:
             hydrate.mount_overlay(stack, final)
@@ -262,7 +261,7 @@ def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], b
     return record, True
 
 
-def _sysimage(session: Session, variant: Variant, build: Path, final: Path) -> str | None:
+def _sysimage(session: Session, variant: Variant, build: str, final: str) -> str | None:
     """The sysimage path Julia gets: the repository's file, or in copy mode a verified copy."""
     if variant.sysimage is None:
         return None
@@ -275,10 +274,10 @@ def _sysimage(session: Session, variant: Variant, build: Path, final: Path) -> s
     from depotdelivery.node.hydrate import verified_copy
 
     name = os.path.basename(variant.sysimage.path)
-    verified_copy(src, build / name, blake3=variant.sysimage.blake3, size=variant.sysimage.size,
+    verified_copy(src, os.path.join(build, name), blake3=variant.sysimage.blake3, size=variant.sysimage.size,
                   signed_by=f"the sysimage of release {release.ref}")
-    os.chmod(build / name, 0o555)
-    return str(final / name)
+    os.chmod(os.path.join(build, name), 0o555)
+    return os.path.join(final, name)
 
 
 def _record(cfg: Config, release: Release, variant: Variant, key: str, stack: list[Layer],

@@ -2,12 +2,13 @@
 pkgimages would load and by the clone Julia would pick, with the reasons for every verdict."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-
+from depotdelivery._record import record, replace
 from depotdelivery.errors import NoCompatibleVariantError
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from depotdelivery.cpu import HostCPU
     from depotdelivery.julia.cputarget import TargetSpec
     from depotdelivery.julia.targetdata import ImageTarget
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Selection", "Verdict", "describe_cpu_source", "image_targets", "select"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Verdict:
     """One variant judged for the host: accepted with the clone Julia picks and its rank, or
     rejected with the reason (per clone, the features the host lacks, by name)."""
@@ -37,7 +38,7 @@ class Verdict:
                 "reason": self.reason, "missing": {name: list(feats) for name, feats in self.missing}}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Selection:
     """The chosen variant and why, plus every variant's verdict (best first)."""
 

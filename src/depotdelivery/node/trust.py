@@ -145,7 +145,7 @@ def _verify_channel(cache: NodeCache, repo: Repository, channel: str, trusted_ke
         "sig": None if ch.sig_raw is None else ch.sig_raw.decode("utf-8", "replace"),
         "seq": facts.seq, "release": facts.release, "release_hash": facts.release_hash,
         "expires": facts.expires, "expires_text": facts.expires_text,
-    })
+    }, durable=False)  # an accelerator: lost, the channel is verified again
     return facts
 
 
@@ -185,6 +185,7 @@ def _check_seq(cache: NodeCache, key: str, facts: ChannelFacts, *, where: str, u
                     "seq: refusing two documents with one seq")
             if facts.seq == state["seq"]:
                 return True
+        # durable: a state lost in a power cut would let an older signed channel back in
         cache.write_json(state_path, {"seq": facts.seq, "release": facts.release,
                                       "release_hash": facts.release_hash, "accepted": time.time()})
     return True
@@ -232,5 +233,6 @@ def load_release(cache: NodeCache, repo: Repository, repo_id: str, ref: str, tru
     cache.ensure()
     cache.write_json(os.path.join(cache.verified, f"{repo_id}-pinned-{name}-{version}.json"), {
         "trust": fp, "raw": rel.raw.decode("utf-8"),
-        "sig": None if rel.sig_raw is None else rel.sig_raw.decode("utf-8", "replace"), "id": rel.id})
+        "sig": None if rel.sig_raw is None else rel.sig_raw.decode("utf-8", "replace"), "id": rel.id},
+        durable=False)  # an accelerator: lost, the release is verified again
     return rel

@@ -21,6 +21,7 @@ from depotdelivery.store.keys import (
     Signature,
     encode_signatures,
     parse_signatures,
+    raw_public_key,
     signature_valid,
     signing_keys,
 )
@@ -89,7 +90,7 @@ def _write(repo: Repository, doc: Channel, keys: tuple[PrivateKey, ...], old: Ch
 
 
 def _signed_by_any(old: Channel, keys: tuple[PrivateKey, ...]) -> bool:
-    publics = {k.keyid: k.key.public_key() for k in keys}
+    publics = {k.keyid: raw_public_key(k.key.public_key()) for k in keys}
     return any(s.keyid in publics and signature_valid(publics[s.keyid], s.sig, old.raw)
                for s in parse_signatures(old.sig_raw or b"", where=f"channel {old.channel} signature"))
 

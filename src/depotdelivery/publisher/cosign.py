@@ -15,6 +15,7 @@ from depotdelivery.store.keys import (
     Signature,
     encode_signatures,
     parse_signatures,
+    raw_public_key,
     signature_valid,
     signing_keys,
 )
@@ -96,7 +97,7 @@ def _plan(repo: Repository, keys: tuple[PrivateKey, ...], release: str | None,
     added: list[Signature] = []
     already: list[str] = []
     for k in keys:
-        public = k.key.public_key()
+        public = raw_public_key(k.key.public_key())
         if any(s.keyid == k.keyid and signature_valid(public, s.sig, doc.raw) for s in old):
             already.append(k.keyid)
         else:

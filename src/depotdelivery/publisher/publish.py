@@ -383,7 +383,7 @@ def _release_document(job: _Job, trees: list[InputTree]) -> Release:
 def _with_fingerprints(variant: Variant, fps: Sequence[Fingerprint], julia_version: str) -> Variant:
     """``variant`` with the CI fingerprints recorded: each must be of this variant's Julia,
     architecture and sysimage bytes (made on a host that ran exactly this build)."""
-    from dataclasses import replace
+    from depotdelivery._record import replace
 
     for fp in fps:
         where = f"fingerprint {fp.reference or fp.hash[:16]} for variant {variant.target}"

@@ -25,7 +25,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def syncfs(path: Path) -> None:
+def syncfs(path: str | os.PathLike[str]) -> None:
     """Flush the whole filesystem holding ``path``: one ``syncfs(2)`` instead of an fsync per
     file when thousands of files must be durable before a rename commits them."""
     libc = ctypes.CDLL(None, use_errno=True)

@@ -1,7 +1,7 @@
 """Canonical JSON: the exact bytes that get hashed and signed (sorted keys, compact, UTF-8)."""
 from __future__ import annotations
 
-import json
+from depotdelivery.store import fastjson
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
@@ -16,6 +16,4 @@ def canonical_json(obj: Any) -> bytes:
     Two equal documents always give the same bytes, so the BLAKE3 of these bytes is a
     stable identity (the release id) and a signature over them is reproducible.
     """
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return fastjson.canonical(obj)  # json.dumps' bytes without importing json (a cold job's path)

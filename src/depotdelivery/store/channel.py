@@ -1,20 +1,22 @@
 """Channel documents (``channels/<c>.json``): which release a channel points at, with its history."""
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
+from depotdelivery._record import field, record
 from depotdelivery.errors import TrustError
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import (
     FORMAT,
-    NAME_RE,
     Fields,
     check_format,
     load_canonical,
 )
+from depotdelivery.store.names import is_name
+
+TYPE_CHECKING = False  # no `typing` on a job's cold path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Channel",
@@ -23,8 +25,16 @@ __all__ = [
     "parse_time",
 ]
 
-_RELEASE_REF = re.compile(rf"{NAME_RE.pattern}/{NAME_RE.pattern}")
-_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
+
+
+def _is_release_ref(text: str) -> bool:
+    """NAME/VERSION, both names (names contain no '/')."""
+    name, sep, version = text.partition("/")
+    return bool(sep) and is_name(name) and is_name(version)
+
+
+# the shape of a format_time string, YYYY-MM-DDTHH:MM:SSZ: '0' where a digit goes
+_TIME_SHAPE = "0000-00-00T00:00:00Z"
 
 
 def format_time(epoch: float) -> str:
@@ -34,10 +44,11 @@ def format_time(epoch: float) -> str:
 
 def parse_time(text: str) -> int | None:
     """Seconds since the epoch of a :func:`format_time` string, None if it is not one."""
-    m = _TIME.fullmatch(text)
-    if m is None:
+    # what re's (\d{4})-(\d{2})-...Z accepted: \d is any Unicode decimal digit (int() reads them)
+    if len(text) != len(_TIME_SHAPE) or any(
+            not c.isdecimal() if shape == "0" else c != shape for c, shape in zip(text, _TIME_SHAPE)):
         return None
-    y, mo, d, h, mi, s = (int(g) for g in m.groups())
+    y, mo, d, h, mi, s = (int(text[a:b]) for a, b in ((0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19)))
     if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 60):
         return None
     if y < 1:
@@ -71,7 +82,7 @@ def _time_field(f: Fields, key: str, *, optional: bool = False) -> str | None:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class ChannelEntry:
     """One past state of a channel (kept in ``previous``, newest first). ``rollback_of``: the
     seq this state rolled back from (``channel rollback``), None for ``channel set``."""
@@ -86,7 +97,7 @@ class ChannelEntry:
     def _from_fields(cls, f: Fields) -> ChannelEntry:
         f.only(frozenset({"seq", "release", "release_hash", "issued", "rollback_of"}))
         seq = f.int("seq", minimum=1)
-        return cls(seq=seq, release=f.str("release", pattern=_RELEASE_REF),
+        return cls(seq=seq, release=f.str("release", valid=_is_release_ref),
                    release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "",
                    rollback_of=_rollback_of(f, seq))
 
@@ -98,7 +109,7 @@ class ChannelEntry:
         return d
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Channel:
     """A parsed channel document. ``seq`` only grows; ``expires`` None means never;
     ``rollback_of`` as in :class:`ChannelEntry`."""
@@ -153,7 +164,7 @@ class Channel:
             if p.seq >= last:
                 raise f.error(f"previous[{i}].seq", f"{p.seq} is not below {last} (history is newest first)")
             last = p.seq
-        return cls(channel=f.name("channel"), seq=seq, release=f.str("release", pattern=_RELEASE_REF),
+        return cls(channel=f.name("channel"), seq=seq, release=f.str("release", valid=_is_release_ref),
                    release_hash=f.hex64("release_hash"), issued=_time_field(f, "issued") or "",
                    expires=_time_field(f, "expires", optional=True), previous=previous,
                    rollback_of=_rollback_of(f, seq))

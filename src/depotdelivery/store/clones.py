@@ -4,12 +4,12 @@ image or a ``.ji`` header, :class:`~depotdelivery.julia.cputarget.TargetSpec` as
 ``JULIA_CPU_TARGET``). The publisher writes clones with it, the node reads them back with it."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
 from depotdelivery.store.release import Clone
 
+TYPE_CHECKING = False  # no `typing` on a job's path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from depotdelivery.julia.cputarget import TargetSpec
     from depotdelivery.julia.features import FeatureTable
     from depotdelivery.julia.targetdata import ImageTarget

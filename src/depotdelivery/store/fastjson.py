@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["dumps", "loads"]
+__all__ = ["canonical", "dumps", "loads"]
 
 _WHITESPACE = " \t\n\r"  # json.decoder.WHITESPACE
 
@@ -55,6 +55,7 @@ def loads(data: str | bytes) -> Any:
 
 
 _esc = _json.encode_basestring_ascii
+_esc_utf8 = _json.encode_basestring  # ensure_ascii=False
 
 
 def _floatstr(f: float) -> str:
@@ -69,9 +70,21 @@ class _Unsupported(Exception):
     pass
 
 
-def _encode(obj: Any, out: list[str], indent: str | None, level: int, item_sep: str) -> None:
+class _Style:
+    """How to write: ``json.dumps``'s indent, separators, ensure_ascii and allow_nan."""
+
+    __slots__ = ("allow_nan", "esc", "indent", "item_sep", "key_sep")
+
+    def __init__(self, indent: str | None, item_sep: str, key_sep: str, esc: Any, allow_nan: bool) -> None:
+        self.indent, self.item_sep, self.key_sep, self.esc, self.allow_nan = indent, item_sep, key_sep, esc, allow_nan
+
+
+_CANONICAL = _Style(None, ",", ":", _esc_utf8, False)
+
+
+def _encode(obj: Any, out: list[str], style: _Style, level: int) -> None:
     if isinstance(obj, str):
-        out.append(_esc(obj))
+        out.append(style.esc(obj))
     elif obj is None:
         out.append("null")
     elif obj is True:
@@ -81,13 +94,17 @@ def _encode(obj: Any, out: list[str], indent: str | None, level: int, item_sep: 
     elif isinstance(obj, int):
         out.append(int.__repr__(obj))
     elif isinstance(obj, float):
-        out.append(_floatstr(obj))
+        text = _floatstr(obj)
+        if not style.allow_nan and text[-1] not in "0123456789":  # NaN, Infinity: json's error
+            raise _Unsupported
+        out.append(text)
     elif isinstance(obj, (list, tuple, dict)):
         if not obj:
             out.append("{}" if isinstance(obj, dict) else "[]")
             return
+        indent = style.indent
         inner = None if indent is None else "\n" + indent * (level + 1)
-        sep = item_sep if inner is None else item_sep + inner
+        sep = style.item_sep if inner is None else style.item_sep + inner
         out.append("{" if isinstance(obj, dict) else "[")
         if inner is not None:
             out.append(inner)
@@ -97,14 +114,14 @@ def _encode(obj: Any, out: list[str], indent: str | None, level: int, item_sep: 
             for i, key in enumerate(sorted(obj)):
                 if i:
                     out.append(sep)
-                out.append(_esc(key))
-                out.append(": ")
-                _encode(obj[key], out, indent, level + 1, item_sep)
+                out.append(style.esc(key))
+                out.append(style.key_sep)
+                _encode(obj[key], out, style, level + 1)
         else:
             for i, value in enumerate(obj):
                 if i:
                     out.append(sep)
-                _encode(value, out, indent, level + 1, item_sep)
+                _encode(value, out, style, level + 1)
         if inner is not None:
             out.append("\n" + indent * level)  # type: ignore[operator]  # inner set: indent is a str
         out.append("}" if isinstance(obj, dict) else "]")
@@ -115,10 +132,24 @@ def _encode(obj: Any, out: list[str], indent: str | None, level: int, item_sep: 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
     """``json.dumps(obj, sort_keys=True, indent=indent)`` (default separators)."""
     out: list[str] = []
+    style = _Style(None if indent is None else " " * indent, ", " if indent is None else ",", ": ", _esc, True)
     try:
-        _encode(obj, out, None if indent is None else " " * indent, 0, ", " if indent is None else ",")
+        _encode(obj, out, style, 0)
     except (_Unsupported, RecursionError):
         import json
 
         return json.dumps(obj, sort_keys=True, indent=indent)
     return "".join(out)
+
+
+def canonical(obj: Any) -> bytes:
+    """``json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    allow_nan=False).encode()``: the canonical form (:mod:`depotdelivery.store.canonical`)."""
+    out: list[str] = []
+    try:
+        _encode(obj, out, _CANONICAL, 0)
+    except (_Unsupported, RecursionError):
+        import json
+
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return "".join(out).encode()

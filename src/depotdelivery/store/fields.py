@@ -1,47 +1,65 @@
-"""Field validation shared by the document parsers: typed getters whose errors name file and dotted field."""
+"""Field validation shared by the document parsers: typed getters whose errors name file and dotted field.
+
+A cold node job parses a channel and a release document through here: no ``re`` or ``json``
+(value rules are predicates, JSON goes through :mod:`depotdelivery.store.fastjson`;
+tests/store/test_fields.py checks each predicate against the regular expression it replaces).
+"""
 from __future__ import annotations
 
 import builtins
-import json
-import re
 
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from typing import Any, TypeVar
 
     T = TypeVar("T")
 
 from depotdelivery.errors import FormatError, UsageError
+from depotdelivery.store import fastjson
 from depotdelivery.store.canonical import canonical_json
-from depotdelivery.store.names import NAME_PATTERN, check_name
+from depotdelivery.store.names import check_name, is_name
 
 __all__ = [
     "FORMAT",
-    "NAME_RE",
     "Fields",
     "check_format",
     "check_name",
+    "is_hex",
     "load_canonical",
     "split_ref",
 ]
 
 FORMAT = 1
-# Release names, versions, variant targets and channel names become path components.
-NAME_RE = re.compile(NAME_PATTERN)
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX = frozenset("0123456789abcdef")
 
+
+def is_hex(value: str, low: int = 1, high: int = 64) -> bool:
+    """Whether ``value`` is ``low`` to ``high`` lowercase hex digits (``[0-9a-f]{low,high}``)."""
+    return low <= len(value) <= high and _HEX.issuperset(value)
+
+
+def _is_hex64(value: str) -> bool:
+    return is_hex(value, 64, 64)
+
+
+def _shown(value: Any) -> str:
+    import json  # error messages only
+
+    return json.dumps(value)[:40]
 
 
 def load_canonical(raw: bytes, where: str) -> Any:
     """Parse ``raw`` as JSON and insist it is in canonical form (so its BLAKE3 is an identity)."""
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = fastjson.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise FormatError(f"{where}: not UTF-8 at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except (ValueError, RecursionError) as exc:
+        import json  # fastjson handed the bad bytes to json, which raised: imported already
+
+        if isinstance(exc, json.JSONDecodeError):
+            raise FormatError(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
         # hostile bytes: an integer of more than 4300 digits (CPython's int_max_str_digits) or
         # nesting deeper than the recursion limit; neither is in any document we write
         raise FormatError(f"{where}: unparseable JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
@@ -82,20 +100,23 @@ class Fields:
             return None
         # bool is an int subclass; a JSON true is never a valid integer field
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-            raise self.error(key, f"expected {_type_name(types)}, got {json.dumps(value)[:40]}")
+            raise self.error(key, f"expected {_type_name(types)}, got {_shown(value)}")
         return value
 
-    def str(self, key: builtins.str, *, optional: bool = False, pattern: re.Pattern[builtins.str] | None = None) -> Any:
+    def str(self, key: builtins.str, *, optional: bool = False,
+            valid: Callable[[builtins.str], bool] | None = None) -> Any:
+        """A string field; ``valid``: the rule its value must follow (an "invalid value" error)."""
         value = self._get(key, str, optional)
-        if value is not None and pattern is not None and not pattern.fullmatch(value):
+        if value is not None and valid is not None and not valid(value):
             raise self.error(key, f"invalid value {value!r}")
         return value
 
     def name(self, key: builtins.str) -> builtins.str:
-        return self.str(key, pattern=NAME_RE)
+        """A name that becomes a path component (:func:`depotdelivery.store.names.is_name`)."""
+        return self.str(key, valid=is_name)
 
     def hex64(self, key: builtins.str, *, optional: bool = False) -> Any:
-        return self.str(key, optional=optional, pattern=_HEX64)
+        return self.str(key, optional=optional, valid=_is_hex64)
 
     def int(self, key: builtins.str, *, minimum: builtins.int | None = None, optional: bool = False) -> Any:
         value = self._get(key, int, optional)
@@ -110,14 +131,14 @@ class Fields:
         items = self.list(key)
         for i, v in enumerate(items):
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 1 << 32:
-                raise self.error(f"{key}[{i}]", f"expected a u32, got {json.dumps(v)[:40]}")
+                raise self.error(f"{key}[{i}]", f"expected a u32, got {_shown(v)}")
         return tuple(items)
 
     def str_list(self, key: builtins.str) -> tuple[builtins.str, ...]:
         items = self.list(key)
         for i, v in enumerate(items):
             if not isinstance(v, str):
-                raise self.error(f"{key}[{i}]", f"expected a string, got {json.dumps(v)[:40]}")
+                raise self.error(f"{key}[{i}]", f"expected a string, got {_shown(v)}")
         return tuple(items)
 
     def sub(self, key: builtins.str, *, optional: bool = False) -> Fields | None:

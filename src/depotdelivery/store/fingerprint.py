@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from depotdelivery._record import field, record
 from depotdelivery.errors import FormatError
 
 __all__ = [
@@ -42,7 +42,7 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 _VERDICTS = ("load", "recompile", "not installed")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Dependency:
     """A module a cache file was built against (its header's required modules)."""
 
@@ -54,7 +54,7 @@ class Dependency:
         return {"name": self.name, "uuid": self.uuid, "build_id": self.build_id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class PackageEntry:
     """One package of the graph: the cache Julia loads, or the reason it recompiles."""
 
@@ -80,7 +80,7 @@ class PackageEntry:
                 "reason": self.reason, "clone_index": self.clone_index, "clone_name": self.clone_name}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SysimageEntry:
     """The sysimage Julia starts with and the clone of it Julia picks on the host."""
 
@@ -92,7 +92,7 @@ class SysimageEntry:
         return {"blake3": self.blake3, "clone_index": self.clone_index, "clone_name": self.clone_name}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Fingerprint:
     """A module graph (hashed) with who made it (``reference``) and context (``meta``, not hashed)."""
 
@@ -243,7 +243,7 @@ def load_order(entries: Sequence[PackageEntry]) -> tuple[PackageEntry, ...]:
 
 # -- comparing --------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Difference:
     """One line of a diff: ``kind`` is julia_version, arch, sysimage, clone (of the sysimage, or
     per package of its pkgimage), missing, recompile, cache, build_id or deps; ``package`` is
@@ -257,7 +257,7 @@ class Difference:
         return {"kind": self.kind, "package": self.package, "line": self.line}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class FingerprintDiff:
     a: Fingerprint
     b: Fingerprint

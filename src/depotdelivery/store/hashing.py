@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import errno
 import io
-import json
 import os
 import stat
 import time
-from pathlib import Path
-from typing import BinaryIO
 
 import blake3
+
+TYPE_CHECKING = False  # no `typing`, `pathlib`, `json` on a job's cold path (hash_bytes)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import BinaryIO
 
 from depotdelivery.errors import IntegrityError
 
@@ -208,6 +210,8 @@ class HashCache:
         self._new: dict[str, list[object]] = {}
         self._started_ns = time.time_ns()
         if file is not None:
+            import json  # the publisher's cache: off a job's cold path
+
             try:
                 doc = json.loads(file.read_bytes())
                 if doc.get("version") == self._VERSION and isinstance(doc.get("entries"), dict):
@@ -236,6 +240,8 @@ class HashCache:
         """Persist this run's entries; failures are ignored (the cache is only an accelerator)."""
         if self.file is None or self._new == self._old:
             return
+        import json
+
         try:
             self.file.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.file.with_name(f".{self.file.name}.{os.getpid()}.tmp")

@@ -1,18 +1,17 @@
 """Ed25519 keys, key ids, signature files (``X.sig``), and the node's TrustStore (trusted dir, revocations, threshold).
 
-``cryptography`` is imported inside the functions that need it, never at module level: the
-node imports this module to parse ``.sig`` files on paths that must stay light.
+``cryptography`` is imported inside the functions that need it (key generation, loading a
+private key, signing, keys in another PEM form), never at module level: the node imports this
+module to read trusted keys, parse ``.sig`` files and verify signatures
+(:mod:`depotdelivery.store.ed25519`) on its cold path, which imports no ``json``, ``base64``,
+``pathlib`` or ``typing`` either.
 """
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from depotdelivery._record import record
 from depotdelivery.errors import (
     FormatError,
     InputError,
@@ -20,12 +19,15 @@ from depotdelivery.errors import (
     TrustError,
     UsageError,
 )
+from depotdelivery.store import ed25519, fastjson
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import Fields
 from depotdelivery.store.hashing import hash_bytes
 
+TYPE_CHECKING = False  # no `typing` on a job's cold path (see depotdelivery/__init__.py)
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from pathlib import Path
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import (
         Ed25519PrivateKey,
@@ -44,6 +46,7 @@ __all__ = [
     "load_private_key",
     "parse_signatures",
     "parse_threshold",
+    "raw_public_key",
     "sign",
     "signature_valid",
     "signing_keys",
@@ -63,13 +66,14 @@ def key_id(raw_public: bytes) -> str:
     return hash_bytes(raw_public)[:_KEYID_HEX]
 
 
-def _raw_public(pub: Ed25519PublicKey) -> bytes:
+def raw_public_key(pub: Ed25519PublicKey) -> bytes:
+    """The 32 raw bytes of a ``cryptography`` Ed25519 public key (what :func:`signature_valid` takes)."""
     from cryptography.hazmat.primitives import serialization
 
     return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PrivateKey:
     """A loaded signing key and its key id."""
 
@@ -78,19 +82,21 @@ class PrivateKey:
     path: Path
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Signature:
     keyid: str
     sig: bytes
 
     def to_dict(self) -> dict[str, str]:
-        return {"keyid": self.keyid, "sig": base64.b64encode(self.sig).decode("ascii")}
+        return {"keyid": self.keyid, "sig": binascii.b2a_base64(self.sig, newline=False).decode("ascii")}
 
 
 def keygen(out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, Path, str]:
     """Write a new Ed25519 private key to ``out`` (PEM, mode 0600) and its public key to
     ``out.pub``; return ``(private path, public path, key id)``. Refuses to overwrite either
     unless ``force``."""
+    from pathlib import Path
+
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -123,11 +129,13 @@ def keygen(out: str | os.PathLike[str], *, force: bool = False) -> tuple[Path, P
         raise UsageError(f"{path} already exists; refusing to overwrite a key (remove it first, or --force)") from None
     except OSError as exc:
         raise UsageError(f"cannot create key file {exc.filename or path}: {exc.strerror}") from None
-    return path, pub_path, key_id(_raw_public(key.public_key()))
+    return path, pub_path, key_id(raw_public_key(key.public_key()))
 
 
 def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     """Load a PEM Ed25519 private key written by :func:`keygen`."""
+    from pathlib import Path
+
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -142,7 +150,7 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
         raise InputError(f"{p}: not an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise InputError(f"{p}: not an Ed25519 key ({type(key).__name__})")
-    return PrivateKey(key, key_id(_raw_public(key.public_key())), p)
+    return PrivateKey(key, key_id(raw_public_key(key.public_key())), p)
 
 
 def signing_keys(key: PrivateKey | Sequence[PrivateKey]) -> tuple[PrivateKey, ...]:
@@ -166,7 +174,7 @@ def encode_signatures(sigs: list[Signature]) -> bytes:
 def parse_signatures(raw: bytes, *, where: str) -> tuple[Signature, ...]:
     """Parse a ``.sig`` file: ``{"signatures": [{"keyid", "sig"}, ...]}`` (at least one)."""
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        obj = fastjson.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # also a >4300-digit integer or hostile nesting depth
         raise FormatError(f"{where}: unreadable signature file (truncated or not JSON: {str(exc)[:120]})") from None
     f = Fields(obj, where)
@@ -177,10 +185,9 @@ def parse_signatures(raw: bytes, *, where: str) -> tuple[Signature, ...]:
         keyid = s.str("keyid")
         if len(keyid) != _KEYID_HEX or any(c not in "0123456789abcdef" for c in keyid):
             raise s.error("keyid", f"expected {_KEYID_HEX} lowercase hex digits, got {keyid!r}")
-        try:
-            sig = base64.b64decode(s.str("sig"), validate=True)
-        except binascii.Error:
-            raise s.error("sig", "not base64") from None
+        sig = _b64decode(s.str("sig"))
+        if sig is None:
+            raise s.error("sig", "not base64")
         if len(sig) != 64:
             raise s.error("sig", f"an Ed25519 signature is 64 bytes, got {len(sig)}")
         out.append(Signature(keyid, sig))
@@ -196,27 +203,30 @@ class TrustStore:
     ``<dir>/threshold``: how many distinct trusted keys must sign each document (default 1).
     """
 
-    def __init__(self, keys: dict[str, Any], revoked: frozenset[str], source: str, threshold: int = 1) -> None:
-        self._keys = keys  # keyid -> Ed25519PublicKey
+    def __init__(self, keys: dict[str, bytes], revoked: frozenset[str], source: str, threshold: int = 1) -> None:
+        self._keys = keys  # keyid -> raw public key
         self.revoked = revoked
         self.source = source
         self.threshold = threshold
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str]) -> TrustStore:
-        d = Path(directory)
-        if not d.is_dir():
+        d = os.fspath(directory)
+        if not os.path.isdir(d):
             raise TrustError(f"trusted-keys directory {d} does not exist (set --trust DIR or DEPOTDELIVERY_TRUSTED_KEYS)")
-        keys: dict[str, Any] = {}
-        for p in sorted(d.glob("*.pub")):
+        keys: dict[str, bytes] = {}
+        # the names glob("*.pub") finds: not hidden, in order
+        for name in sorted(n for n in os.listdir(d) if n.endswith(".pub") and not n.startswith(".")):
+            p = os.path.join(d, name)
             try:
-                raw, pub = _load_public(p.read_bytes())
+                with open(p, "rb") as fh:
+                    raw, kind = _load_public(fh.read())
             except (OSError, ValueError) as exc:
                 raise InputError(f"trusted key {p}: not a PEM public key ({exc})") from None
             if raw is None:
-                raise InputError(f"trusted key {p}: not an Ed25519 key ({type(pub).__name__})")
-            keys[key_id(raw)] = pub
-        return cls(keys, _revoked(d / REVOKED_FILE), str(d), _threshold(d / THRESHOLD_FILE))
+                raise InputError(f"trusted key {p}: not an Ed25519 key ({kind})")
+            keys[key_id(raw)] = raw
+        return cls(keys, _revoked(os.path.join(d, REVOKED_FILE)), d, _threshold(os.path.join(d, THRESHOLD_FILE)))
 
     def verify(self, doc: bytes, sig_raw: bytes | None, where: str) -> str:
         """The id of the first trusted key whose signature over ``doc`` verifies, once
@@ -273,38 +283,37 @@ _ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
 _PEM_BEGIN, _PEM_END = b"-----BEGIN PUBLIC KEY-----", b"-----END PUBLIC KEY-----"
 
 
-def _load_public(data: bytes) -> tuple[bytes | None, Any]:
-    """(raw key bytes, Ed25519PublicKey) of a PEM public key file. The PEM keygen writes is
-    read directly: ``cryptography``'s serialization module costs a cold node job about twice
-    the Ed25519 verification's own import. Anything else goes through serialization, for its
-    verdict and its error (ValueError); another type of key comes back as (None, key)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+def _b64decode(text: str | bytes) -> bytes | None:
+    """``base64.b64decode(text, validate=True)`` (which is this strict a2b_base64) without
+    importing base64 (re, struct); None where it raises, also for non-ASCII text."""
+    try:
+        return binascii.a2b_base64(text.encode("ascii") if isinstance(text, str) else text, strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
 
+
+def _load_public(data: bytes) -> tuple[bytes | None, str]:
+    """(raw key bytes, key type) of a PEM public key file. The PEM keygen writes is read
+    directly: ``cryptography``'s serialization module costs a cold node job more than a bare
+    interpreter start-up. Anything else goes through serialization, for its verdict and its
+    error (ValueError); another type of key comes back as (None, its type's name)."""
     head, begin, rest = data.partition(_PEM_BEGIN)
     body, end, tail = rest.partition(_PEM_END)
     if begin and end and not head.strip() and not tail.strip():
-        try:
-            der = base64.b64decode(b"".join(body.split()), validate=True)
-        except binascii.Error:
-            der = b""
+        der = _b64decode(b"".join(body.split())) or b""
         if len(der) == len(_ED25519_SPKI) + 32 and der.startswith(_ED25519_SPKI):
-            raw = der[len(_ED25519_SPKI):]
-            return raw, Ed25519PublicKey.from_public_bytes(raw)
+            return der[len(_ED25519_SPKI):], "Ed25519PublicKey"
     from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     pub = serialization.load_pem_public_key(data)
-    return (_raw_public(pub), pub) if isinstance(pub, Ed25519PublicKey) else (None, pub)
+    return (raw_public_key(pub), type(pub).__name__) if isinstance(pub, Ed25519PublicKey) else (None, type(pub).__name__)
 
 
-def signature_valid(public: Any, sig: bytes, doc: bytes) -> bool:
-    """Whether ``sig`` is ``public``'s Ed25519 signature over ``doc``."""
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        public.verify(sig, doc)
-    except InvalidSignature:
-        return False
-    return True
+def signature_valid(public: bytes, sig: bytes, doc: bytes) -> bool:
+    """Whether ``sig`` is the Ed25519 signature over ``doc`` by the key with raw bytes ``public``
+    (:mod:`depotdelivery.store.ed25519`: no ``cryptography`` import for a job's one check)."""
+    return ed25519.verify(public, sig, doc)
 
 
 def parse_threshold(text: str, where: str) -> int:
@@ -323,11 +332,16 @@ def parse_threshold(text: str, where: str) -> int:
     return int(w)
 
 
-def _threshold(tfile: Path) -> int:
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _threshold(tfile: str) -> int:
     """The threshold (1 when the file is truly absent). Unreadable is an error, never 1: that
     would silently accept a single stolen key (fail open)."""
     try:
-        text = tfile.read_text(encoding="utf-8")
+        text = _read_text(tfile)
     except FileNotFoundError:
         if not os.path.lexists(tfile):
             return 1
@@ -339,12 +353,12 @@ def _threshold(tfile: Path) -> int:
     return parse_threshold(text, str(tfile))
 
 
-def _revoked(rfile: Path) -> frozenset[str]:
+def _revoked(rfile: str) -> frozenset[str]:
     """The key ids in the revocation list; only a list that is truly absent means none. One
     that exists but cannot be read (a dangling symlink, a directory, not UTF-8) is an error:
     ignoring it would silently trust every revoked key (fail open)."""
     try:
-        text = rfile.read_text(encoding="utf-8")
+        text = _read_text(rfile)
     except FileNotFoundError:
         if not os.path.lexists(rfile):
             return frozenset()

@@ -2,7 +2,7 @@
 targets, channels), without ``re``: the node checks a configured channel or pinned release on
 its hot path, where importing ``re`` would cost about half a bare interpreter's start-up.
 
-``store.fields.NAME_RE`` is the same rule as a regular expression (document parsers use it);
+``NAME_PATTERN`` is the same rule as a regular expression (the documents and docs state it);
 tests/store/test_names.py checks that the two agree.
 """
 from __future__ import annotations

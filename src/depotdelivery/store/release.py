@@ -1,16 +1,23 @@
 """``release.json`` records: the release, its shared tree and per-microarchitecture variants."""
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
-
+from depotdelivery._record import field, record
 from depotdelivery.errors import NotFoundError
 from depotdelivery.store.canonical import canonical_json
-from depotdelivery.store.fields import FORMAT, Fields, check_format, load_canonical
-from depotdelivery.store.fingerprint import Fingerprint
-from depotdelivery.store.fingerprint import parse as parse_fingerprint
+from depotdelivery.store.fields import (
+    FORMAT,
+    Fields,
+    check_format,
+    is_hex,
+    load_canonical,
+)
 from depotdelivery.store.hashing import hash_bytes
+
+TYPE_CHECKING = False  # no `typing` on a job's cold path (see depotdelivery/__init__.py)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from depotdelivery.store.fingerprint import Fingerprint
 
 __all__ = [
     "ARCHES",
@@ -27,9 +34,24 @@ ARCHES = ("x86_64", "aarch64")
 # "image": read from the sysimage's clone-target data (what Julia itself matches);
 # "approximate": derived from the JULIA_CPU_TARGET string / target name without an image.
 CLONES_SOURCES = ("image", "approximate")
-_JULIA_VERSION = re.compile(r"\d+\.\d+(\.\d+)?([-+][0-9A-Za-z.+-]+)?")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_HEX = re.compile(r"[0-9a-f]{1,64}")
+_SUFFIX = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.+-")
+
+
+def is_julia_version(text: str) -> bool:
+    """``\\d+\\.\\d+(\\.\\d+)?([-+][0-9A-Za-z.+-]+)?`` (``\\d``: any Unicode decimal digit, as
+    ``re`` reads it): 1.11, 1.11.1, 1.12.0-beta1, 1.10.4+0.x86_64."""
+    i = min((j for j in (text.find("-"), text.find("+")) if j >= 0), default=len(text))
+    numbers, suffix = text[:i], text[i + 1:]
+    parts = numbers.split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isdecimal() for p in parts):
+        return False
+    return i == len(text) or (bool(suffix) and _SUFFIX.issuperset(suffix))
+
+
+def is_uuid(text: str) -> bool:
+    """A lowercase hyphenated UUID (8-4-4-4-12 hex digits)."""
+    parts = text.split("-")
+    return [len(p) for p in parts] == [8, 4, 4, 4, 12] and all(is_hex(p) for p in parts)
 
 
 def _rel_path(f: Fields, key: str, *, under: str | None = None) -> str:
@@ -42,7 +64,7 @@ def _rel_path(f: Fields, key: str, *, under: str | None = None) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Tree:
     """A directory of the release: where it is, the BLAKE3 of its listing, its size."""
 
@@ -60,7 +82,7 @@ class Tree:
         return {"path": self.path, "tree": self.tree, "files": self.files, "bytes": self.bytes}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SysimageRef:
     """The variant's system image: path relative to the release directory, BLAKE3, size."""
 
@@ -72,7 +94,7 @@ class SysimageRef:
         return {"path": self.path, "blake3": self.blake3, "size": self.size}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Clone:
     """One clone target of a sysimage, as Julia stores it, plus its enabled feature names."""
 
@@ -107,7 +129,7 @@ def _target_lists(f: Fields, key: str) -> tuple[tuple[Clone, ...], ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class SysimageModule:
     """A module compiled into the sysimage; caches record its build id as a dependency."""
 
@@ -119,7 +141,7 @@ class SysimageModule:
         return {"name": self.name, "uuid": self.uuid, "build_id": self.build_id}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Variant:
     """The per-microarchitecture part of a release: sysimage + its precompiled caches."""
 
@@ -163,7 +185,7 @@ class Variant:
         sysimage = None if si is None else SysimageRef(
             path=_rel_path(si, "path", under=path), blake3=si.hex64("blake3"), size=si.int("size", minimum=0))
         modules = tuple(
-            SysimageModule(name=m.str("name"), uuid=m.str("uuid", pattern=_UUID), build_id=m.str("build_id", pattern=_HEX))
+            SysimageModule(name=m.str("name"), uuid=m.str("uuid", valid=is_uuid), build_id=m.str("build_id", valid=is_hex))
             for m in f.subs("sysimage_modules"))
         return cls(target=target, arch=arch, cpu_target=f.str("cpu_target"), path=path, tree=f.hex64("tree"),
                    files=f.int("files", minimum=0), bytes=f.int("bytes", minimum=0), sysimage=sysimage,
@@ -187,11 +209,15 @@ def _fingerprints(f: Fields) -> tuple[Fingerprint, ...]:
     """The optional ``fingerprints`` list (absent: none); each is checked against its own hash."""
     if "fingerprints" not in f.obj:
         return ()
+    from depotdelivery.store.fingerprint import (
+        parse as parse_fingerprint,  # only releases that record them
+    )
+
     return tuple(parse_fingerprint(obj, where=f.where, path=f._dotted(f"fingerprints[{i}]"))
                  for i, obj in enumerate(f.list("fingerprints")))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Release:
     """A parsed ``release.json``. ``id`` is the BLAKE3 of its canonical bytes (``raw``);
     ``sig_raw`` is the ``release.json.sig`` read beside it (None when not read), kept so a node
@@ -241,7 +267,7 @@ class Release:
                 raise f.error(f"variants[{i}].target", f"duplicate variant {v.target!r}")
             seen.add(v.target)
         return cls(name=f.name("name"), version=f.name("version"),
-                   julia_version=f.str("julia_version", pattern=_JULIA_VERSION),
+                   julia_version=f.str("julia_version", valid=is_julia_version),
                    project=_rel_path(f, "project"), shared=shared, variants=variants)
 
     @classmethod

@@ -10,8 +10,7 @@ the precision the storage really has -- never coarser than it must.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from depotdelivery._record import record
 from depotdelivery.errors import UsageError
 from depotdelivery.store.fields import Fields
 
@@ -27,7 +26,7 @@ _KINDS = ("posix", "cvmfs")
 CVMFS_MAGIC = frozenset({".cvmfscatalog", ".cvmfsautocatalog", ".cvmfsdirtab", ".cvmfsbundles"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record(kw_only=True)
 class Storage:
     """``kind``: ``posix`` (a directory that keeps what it is given) or ``cvmfs``;
     ``mtime_resolution_ns``: the mtime granularity readers see (1: exact; 10**9: whole seconds,
