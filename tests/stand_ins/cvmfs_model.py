@@ -34,6 +34,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 
 _ROOT_LIMIT, _NESTED_LIMIT = 200_000, 500_000
 MARKER = ".cvmfscatalog"
@@ -49,10 +50,15 @@ def problem() -> str | None:
     return None
 
 
+class ModelError(RuntimeError):
+    """A mount or unmount the model needs failed (cvmfs_server reports it as a refusal; a test's
+    finalizer sees an ordinary exception, never a SystemExit that would abort pytest's teardown)."""
+
+
 def _sh(*argv: str) -> None:
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     if done.returncode != 0:
-        raise SystemExit(f"cvmfs_server (model): {' '.join(argv)}: {done.stderr.strip()}")
+        raise ModelError(f"{' '.join(argv)}: {done.stderr.strip()}")
 
 
 def _mounted(path: str) -> bool:
@@ -63,6 +69,21 @@ def _mounted(path: str) -> bool:
 def _umount(path: str) -> None:
     while _mounted(path):
         _sh("umount", path)
+
+
+def _umount_patiently(path: str, seconds: float = 10.0) -> None:
+    """A finalizer's unmount: a FUSE daemon the test just unmounted (fuse-overlayfs over the
+    repository, overlay mode) can hold the tree for a moment after fusermount returns, so wait
+    out EBUSY, then detach lazily rather than leave the mount behind."""
+    deadline = time.monotonic() + seconds
+    while _mounted(path):
+        try:
+            _sh("umount", path)
+        except ModelError:
+            if time.monotonic() > deadline:
+                _sh("umount", "-l", path)
+            else:
+                time.sleep(0.1)
 
 
 def _ro_bind(src: str, dst: str) -> None:
@@ -226,7 +247,7 @@ def _remove(p: str) -> None:
 
 def unmount(state: str, repo: str) -> None:
     """Tear the model's mounts down (a test's finalizer)."""
-    _umount(os.path.realpath(repo))
+    _umount_patiently(os.path.realpath(repo))
     shutil.rmtree(os.path.join(state, "scratch"), ignore_errors=True)
 
 
