@@ -34,6 +34,7 @@ RESULTS = HERE / "results"
 # owns (scripts that write files by default must not write into results/). A script not listed
 # runs with its own defaults in both cases.
 SIZES: dict[str, tuple[list[str], list[str]]] = {
+    "bench_cvmfs": (["--files", "2000"], ["--files", "50000", "--artifact-mb", "256"]),
     "bench_detect": (["--runs", "7"], ["--runs", "15"]),
     "bench_prepare": (["--sizes", "1000,5000", "--jobs", "1,8,16", "--runs", "3", "--out", "{work}"],
                       ["--sizes", "1000,10000,50000", "--jobs", "1,8,32,64", "--out", "{work}"]),

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 from depotdelivery.node import locks
 from depotdelivery.node._record import Record
-from depotdelivery.node.oserrors import cache_error
+from depotdelivery.oserrors import cache_error
 from depotdelivery.store import fastjson
 
 __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex"]

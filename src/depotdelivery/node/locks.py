@@ -9,7 +9,7 @@ import time
 
 from depotdelivery.errors import CacheError, LockTimeoutError
 from depotdelivery.node._record import Record
-from depotdelivery.node.oserrors import cache_error
+from depotdelivery.oserrors import cache_error
 
 __all__ = ["Gate", "Lease", "LeaseInfo", "acquire_lease", "acquire_pid_lease", "hydration_lock", "leases",
            "process_start", "reap_leases", "try_hydration_lock"]

@@ -27,8 +27,8 @@ from depotdelivery.node.locks import (
     acquire_pid_lease,
     hydration_lock,
 )
-from depotdelivery.node.oserrors import cache_error
 from depotdelivery.node.session import Session
+from depotdelivery.oserrors import cache_error
 from depotdelivery.store import fastjson
 
 if TYPE_CHECKING:

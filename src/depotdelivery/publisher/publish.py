@@ -7,7 +7,6 @@ their hashes), :mod:`~depotdelivery.publisher.inspect` (what Julia's files say),
 :mod:`~depotdelivery.publisher.cvmfs` (the transaction)."""
 from __future__ import annotations
 
-import errno
 import os
 import secrets
 import time
@@ -23,6 +22,7 @@ from depotdelivery.errors import (
     PublishError,
     UsageError,
 )
+from depotdelivery.oserrors import publish_error, repo_unavailable
 from depotdelivery.publisher.channels import DEFAULT_EXPIRY, set_channel
 from depotdelivery.publisher.inspect import (
     infer_julia_version,
@@ -52,12 +52,7 @@ from depotdelivery.store.hashing import HashCache
 from depotdelivery.store.keys import PrivateKey, signing_keys
 from depotdelivery.store.listing import encode_listing_files
 from depotdelivery.store.release import Release, Variant
-from depotdelivery.store.repo import (
-    REPO_FILE,
-    Repository,
-    repo_document,
-    repo_unavailable,
-)
+from depotdelivery.store.repo import REPO_FILE, Repository, repo_document
 from depotdelivery.store.storage import STORAGE_NAMES, Storage, storage_named
 
 if TYPE_CHECKING:
@@ -125,7 +120,7 @@ def init_repository(root: str | os.PathLike[str]) -> Repository:
     try:
         r.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _os_error(exc, r, "creating the repository root") from None
+        raise publish_error(exc, r, "creating the repository root") from None
     return _open_or_init(r, created=[])
 
 
@@ -141,22 +136,9 @@ def _open_or_init(root: Path, created: list[Path]) -> Repository:
         try:
             write_atomic(root / REPO_FILE, canonical_json(repo_document(secrets.token_hex(16))))
         except OSError as exc:
-            raise _os_error(exc, root, "initialising the repository") from None
+            raise publish_error(exc, root, "initialising the repository") from None
         created.append(root / REPO_FILE)
     return Repository.open(root)
-
-
-def _os_error(exc: OSError, where: Path, doing: str) -> PublishError:
-    if exc.errno == errno.ENOSPC or exc.errno == errno.EDQUOT:
-        what = "is full (no space left on device)"
-    elif exc.errno == errno.EROFS:
-        what = "is read-only (on CVMFS, publish with --cvmfs FQRN to open a transaction)"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        what = "is not writable by this user"
-    else:
-        what = f"failed: {exc.strerror or exc}"
-    path = exc.filename or where
-    return PublishError(f"{doing}: {path} {what}; the repository was left as it was")
 
 
 def _brief(value: object, limit: int = 80) -> str:
@@ -439,7 +421,7 @@ def _commit(job: _Job, release: Release, trees: list[InputTree], ws: WriteStats,
                 job.progress.finish()
             undo(created)
             if isinstance(exc, OSError) and not isinstance(exc, DepotDeliveryError):
-                raise _os_error(exc, root, f"publishing {release.ref}") from None
+                raise publish_error(exc, root, f"publishing {release.ref}") from None
             raise
         # the release is committed (renamed into place, or its release.json written): readers
         # may already use it, so a failing channel update below no longer takes it back

@@ -15,8 +15,8 @@ from depotdelivery.errors import (
     FormatError,
     IntegrityError,
     NotFoundError,
-    RepositoryUnavailableError,
 )
+from depotdelivery.oserrors import read_error, repo_unavailable
 from depotdelivery.store import layout
 from depotdelivery.store.channel import Channel
 from depotdelivery.store.fields import (
@@ -44,20 +44,9 @@ __all__ = [
     "listing_bytes",
     "read_document",
     "repo_document",
-    "repo_unavailable",
 ]
 
 _HEX = frozenset("0123456789abcdef")
-
-
-def repo_unavailable(root: str | os.PathLike[str], problem: str) -> RepositoryUnavailableError:
-    """The error for an unusable root; under /cvmfs it says how to check the mount."""
-    parts = os.path.abspath(root).split(os.sep)
-    if len(parts) >= 3 and parts[1] == "cvmfs" and parts[2]:
-        hint = f" (is CVMFS mounted? `cvmfs_config probe {parts[2]}`)"
-    else:
-        hint = ""
-    return RepositoryUnavailableError(f"repository {root} {problem}{hint}")
 
 
 def read_document(path: str | os.PathLike[str], what: str) -> bytes | None:
@@ -68,11 +57,7 @@ def read_document(path: str | os.PathLike[str], what: str) -> bytes | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        # the wrong kind of file where a document belongs is a malformed repository (exit 4);
-        # anything else (no permission, I/O errors, a lost mount) makes it unusable (exit 3)
-        if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.ELOOP):
-            raise FormatError(f"cannot read {what} {path}: {exc.strerror}") from None
-        raise RepositoryUnavailableError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise read_error(what, path, exc) from None
 
 
 @record

@@ -100,7 +100,7 @@ def build_release(repo_root: str | os.PathLike[str], name: str, version: str, pr
         raise ConflictError(f"release {name}/{version} is already published in {root}; releases are immutable: "
                             "build a new version")
     if not root.is_dir():
-        from depotdelivery.store.repo import repo_unavailable
+        from depotdelivery.oserrors import repo_unavailable
 
         raise repo_unavailable(root, "does not exist or is not a directory (create it, or mount it)")
     envs = _environment_names(projects)
