@@ -68,6 +68,24 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _job_log(value: Any) -> str | None:
+    # "off" disables it; a relative path would land wherever each job happens to start
+    text = _opt_str(value)
+    return text if text in (None, "off") else _path(text)
+
+
+def _bytes(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError("expected a number of bytes")  # noqa: TRY004 (see _seconds)
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError("expected a number of bytes") from None
+    if number < 0:
+        raise ValueError("expected a number of bytes >= 0")
+    return number
+
+
 def _channel(value: Any) -> str:
     # names become path components (channels/<c>.json, lock and record files): the store's rule
     return check_name("channel", _str(value))
@@ -123,6 +141,11 @@ KEYS: tuple[Key, ...] = (
     Key(name="lock_timeout", parse=_seconds, default=lambda: 600.0,
         doc="Seconds to wait for another process's hydration of the same depot before "
             "failing with exit code 7."),
+    Key(name="job_log", parse=_job_log, default=lambda: None,
+        doc="Per-node job log: one JSON line per prepared job (release, variant, job id; "
+            "docs/site-admin.md). Unset: `<cache>/jobs.jsonl`; `off`: no log."),
+    Key(name="job_log_max_bytes", parse=_bytes, default=lambda: 16 * 1024 * 1024,
+        doc="Rotate the job log to `<job_log>.1` once it is larger than this (0: never)."),
 )
 _BY_NAME = {key.name: key for key in KEYS}
 
@@ -134,6 +157,8 @@ class Config(Record):
         "cache",
         "channel",
         "cpuinfo",
+        "job_log",
+        "job_log_max_bytes",
         "lock_timeout",
         "microarch",
         "mode",
@@ -151,6 +176,8 @@ class Config(Record):
     microarch: str | None
     cpuinfo: str | None
     lock_timeout: float
+    job_log: str | None
+    job_log_max_bytes: int
     sources: Mapping[str, str]
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import time
 TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__.py)
 
 from depotdelivery.errors import CacheError
+from depotdelivery.node import joblog
 from depotdelivery.node.cache import (
     COMPLETE,
     RECORD_FORMAT,
@@ -29,7 +30,6 @@ from depotdelivery.node.locks import (
 )
 from depotdelivery.node.session import Session
 from depotdelivery.oserrors import cache_error
-from depotdelivery.store import fastjson
 
 if TYPE_CHECKING:
     from typing import Any
@@ -99,6 +99,19 @@ def prepare_config(cfg: Config, *, host: HostCPU | None = None, started: float |
         acquire_pid_lease(session.cache.leases, prepared.key, lease_pid)
         if prepared.lease is not None:  # the pid lease now covers the depot: leave no file behind
             prepared.lease.release()
+    return _log_job(cfg, prepared)
+
+
+def _log_job(cfg: Config, prepared: Prepared) -> Prepared:
+    """One line in the job log; a job never fails over it (a full or read-only log directory
+    is the site's to notice): the failure becomes one of the job's warnings instead."""
+    path = joblog.log_path(cfg)
+    if path is None:
+        return prepared
+    try:
+        joblog.write_line(path, joblog.entry(prepared), cfg.job_log_max_bytes)
+    except OSError as exc:
+        prepared.warnings = (*prepared.warnings, f"job log {path}: cannot append ({exc.strerror})")
     return prepared
 
 
@@ -339,9 +352,4 @@ def home_depot_joins(julia_version: str) -> bool:
 
 
 def _log(cache: NodeCache, entry: dict[str, Any]) -> None:
-    line = (fastjson.dumps(entry) + "\n").encode()
-    fd = os.open(os.path.join(cache.root, HYDRATION_LOG), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, line)  # one write() with O_APPEND: lines from concurrent jobs never interleave
-    finally:
-        os.close(fd)
+    joblog.write_line(os.path.join(cache.root, HYDRATION_LOG), entry, 0)  # an audit trail: never rotated
