@@ -15,7 +15,8 @@ seconds, be hard-linked at all). Needs root (the model mounts overlayfs and read
 
 The model's own `cvmfs_server publish` (applying the scratch area to the next revision) is
 in the wall time; a real server also compresses and hashes what it finds there, so the
-scratch figures are the ones that carry over to a real repository.
+scratch figures are the ones that carry over to a real repository. Both cases time the
+library's publish() (the console script adds its constant start-up, the same for both).
 """
 from __future__ import annotations
 

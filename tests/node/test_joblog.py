@@ -53,16 +53,20 @@ def test_rotation_under_concurrent_writers_keeps_whole_lines_and_bounded_files(t
     max_bytes = 4096  # ~25 rotations over the run
     _write_concurrently(path, max_bytes)
     longest = len(json.dumps({"writer": 9, "seq": 999, "pad": "x" * 96})) + 1
-    current, previous = _lines(path), _lines(path + ".1")
-    assert current and previous
+    # the very last write may have rotated: then there is no current generation until the next
+    current = _lines(path) if os.path.exists(path) else []
+    previous = _lines(path + ".1")
+    assert previous
     # a rotation happens as soon as a writer sees the file past the limit, so a generation holds
     # at most the limit plus the lines in flight from the other writers
     for name in (path, path + ".1"):
-        assert os.path.getsize(name) <= max_bytes + WRITERS * longest, name
+        assert not os.path.exists(name) or os.path.getsize(name) <= max_bytes + WRITERS * longest, name
     # a rotation moves whole files: no line is in both generations
     keys = [(d["writer"], d["seq"]) for d in current + previous]
     assert len(keys) == len(set(keys))
-    assert sorted(os.listdir(tmp_path)) == ["jobs.jsonl", "jobs.jsonl.1", "jobs.jsonl.lock"]
+    assert {"jobs.jsonl.1", "jobs.jsonl.lock"} <= set(os.listdir(tmp_path)) <= {"jobs.jsonl", "jobs.jsonl.1",
+                                                                                "jobs.jsonl.lock"}
+    assert os.stat(path + ".lock").st_mode & 0o777 == 0o600
 
 
 def _prepare(node_repo, env: dict[str, str]) -> subprocess.CompletedProcess[str]:  # noqa: F811

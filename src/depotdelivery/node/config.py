@@ -55,17 +55,27 @@ def _mode(value: Any) -> str:
     return str(value)
 
 
-def _seconds(value: Any) -> float:
+def _non_negative(value: Any, convert: Callable[[Any], float], unit: str) -> float:
+    # ValueError like every key parser: resolve() turns it into a UsageError naming the key
     if isinstance(value, bool):
-        # ValueError like every key parser: resolve() turns it into a UsageError naming the key
-        raise ValueError("expected a number of seconds")  # noqa: TRY004
+        raise ValueError(f"expected a number of {unit}")  # noqa: TRY004
     try:
-        number = float(value)
+        number = convert(value)
     except (TypeError, ValueError):
-        raise ValueError("expected a number of seconds") from None
+        raise ValueError(f"expected a number of {unit}") from None
     if not number >= 0:  # also rejects NaN
-        raise ValueError("expected a number of seconds >= 0")
+        raise ValueError(f"expected a number of {unit} >= 0")
     return number
+
+
+def _seconds(value: Any) -> float:
+    return _non_negative(value, float, "seconds")
+
+
+def _whole(value: Any) -> int:
+    if not isinstance(value, (int, str)):  # int(1.5) would quietly drop the half
+        raise TypeError(value)
+    return int(value)
 
 
 def _job_log(value: Any) -> str | None:
@@ -75,15 +85,7 @@ def _job_log(value: Any) -> str | None:
 
 
 def _bytes(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError("expected a number of bytes")  # noqa: TRY004 (see _seconds)
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError("expected a number of bytes") from None
-    if number < 0:
-        raise ValueError("expected a number of bytes >= 0")
-    return number
+    return int(_non_negative(value, _whole, "bytes"))
 
 
 def _channel(value: Any) -> str:

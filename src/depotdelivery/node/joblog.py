@@ -7,7 +7,9 @@ shall be set to the end of the file prior to each write"), and a line well under
 size is written whole on a local filesystem, so lines never interleave. When the file passes
 ``job_log_max_bytes``, the writer that noticed takes ``<log>.lock`` and renames it to
 ``<log>.1`` (one generation, like logrotate's ``rotate 1``); writers still holding the old
-descriptor finish their line into ``<log>.1``, so no line is lost or split. Only ``os``,
+descriptor finish their line into ``<log>.1`` (into nothing, if a second rotation overtook
+them), so no line is ever split. The lock is 0600: anyone else able to hold it would stall
+every job that rotates. Only ``os``,
 ``fcntl`` (already imported by the leases) and the package's small JSON encoder: the warm
 path's import budget (tests/test_imports.py) does not change.
 """
@@ -67,7 +69,7 @@ def write_line(path: str, record: dict[str, object], max_bytes: int) -> None:
 
 
 def _rotate(path: str, fd: int, max_bytes: int) -> None:
-    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         # another writer may have rotated between our write and the lock: rotate only if the
