@@ -22,7 +22,7 @@ system-deps:
 
 # ruff and mypy are configured in pyproject.toml (versions pinned in the test extra)
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint

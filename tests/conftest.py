@@ -15,6 +15,10 @@ from hypothesis import HealthCheck, settings
 
 from depotdelivery.cli import main
 
+# node_fixtures' and trust_fixtures' fixtures (node_repo: one published repository per session;
+# keys: trusted signing keys) for every test package, without each test module importing a fixture by name
+pytest_plugins = ["node_fixtures", "trust_fixtures"]
+
 # "ci" keeps the whole suite under a few minutes on 2 cores; "thorough" is for local soak runs:
 #   HYPOTHESIS_PROFILE=thorough make test
 settings.register_profile(

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import pytest
 from captured_cpus import captured_cpu  # noqa: F401 - re-exported for the node tests

@@ -11,10 +11,10 @@ import stat
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from depotdelivery.julia.features import feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData
@@ -169,7 +169,7 @@ def growing(path: Path, chunk: bytes) -> Iterator[None]:
         t.join()
 
 
-def blocked_on_flock(proc: "subprocess.Popen[bytes]") -> bool:
+def blocked_on_flock(proc: subprocess.Popen[bytes]) -> bool:
     """Wait until ``proc`` is blocked in ``flock`` (a waiter line of /proc/locks names its pid):
     True; or has exited without blocking: False. A state, not a clock."""
     while proc.poll() is None:

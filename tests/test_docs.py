@@ -97,7 +97,7 @@ def recipe(page: str, name: str) -> str:
 def heredoc(page: str, filename: str) -> str:
     """The text a block of ``page`` writes with ``cat > FILENAME <<'EOF'`` (a runnable block
     that creates a script, such as the TaskProlog)."""
-    pattern = re.compile(rf"^cat > {re.escape(filename)} <<'EOF'\n(.*?\n)EOF$", re.M | re.S)
+    pattern = re.compile(rf"^cat > {re.escape(filename)} <<'EOF'\n(.*?\n)EOF$", re.MULTILINE | re.DOTALL)
     found = [m.group(1) for b in parse_blocks(ROOT / "docs" / page) if (m := pattern.search(b.code))]
     assert len(found) == 1, f"docs/{page}: {len(found)} blocks write {filename}"
     return found[0]
@@ -211,16 +211,16 @@ def test_relative_links_and_source_references_resolve(page):
         if path.suffix == ".py" and (name := re.fullmatch(r"`(?:[\w.]+\.)?(\w+)(?:\(\))?`", text)):
             # [`TrustStore.verify`](../src/depotdelivery/store/keys.py): the name is defined there
             source = path.read_text()
-            assert re.search(rf"^\s*(def|class) {name.group(1)}\b|^{name.group(1)}\b.*=", source, re.M), \
+            assert re.search(rf"^\s*(def|class) {name.group(1)}\b|^{name.group(1)}\b.*=", source, re.MULTILINE), \
                 f"{page.name}:{n}: {text} is not defined in {target}"
 
 
 def test_troubleshooting_covers_every_exit_code_and_error_class():
-    import depotdelivery.errors as errors
+    from depotdelivery import errors
 
     text = (ROOT / "docs" / "troubleshooting.md").read_text()
     for code in errors.EXIT_CODES:
-        assert re.search(rf"^#+ .*\bexit {code}\b", text, re.M | re.I), f"no section for exit {code}"
+        assert re.search(rf"^#+ .*\bexit {code}\b", text, re.MULTILINE | re.IGNORECASE), f"no section for exit {code}"
     for name in errors.__all__:
         if name != "EXIT_CODES":
             assert f"`{name}`" in text, f"troubleshooting.md does not explain {name}"

@@ -16,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adversarial.oracle import sig_verdict
 from adversarial.world import A, B, Scene, World
@@ -67,9 +68,7 @@ def expected(scene: Scene, rel: str, old: bytes, new: bytes) -> dict[str, int]:
     doc = json.loads((d / "release.json").read_bytes())
     haswell = next(v for v in doc["variants"] if v["target"] == "haswell")
     read_by_copy = (
-        inner in (f"listings/{doc['shared']['tree']}.jsonl", f"listings/{haswell['tree']}.jsonl")
-        or inner.startswith("depot/") or inner.startswith("variants/haswell/depot/")
-        or inner == haswell["sysimage"]["path"])
+        inner in (f"listings/{doc['shared']['tree']}.jsonl", f"listings/{haswell['tree']}.jsonl") or inner.startswith(("depot/", "variants/haswell/depot/")) or inner == haswell["sysimage"]["path"])
     return {**ok, "verify": 4, "cold_copy": 4 if ref == B and read_by_copy else 0}
 
 

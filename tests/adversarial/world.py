@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from node_fixtures import NodeRepo, build_repo, captured_cpu
 from repo_fixtures import tree_digest
 
 from depotdelivery.errors import DepotDeliveryError
 
-__all__ = ["A", "B", "HASWELL", "heavy", "Outcome", "Scene", "World", "build_world", "cli", "resign_release"]
+__all__ = ["HASWELL", "A", "B", "Outcome", "Scene", "World", "build_world", "cli", "heavy", "resign_release"]
 
 A, B = "hep/2026.11", "hep/2026.12"  # the channel went A (seq 1) -> B (seq 2)
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))

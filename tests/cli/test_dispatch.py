@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from node_fixtures import captured_cpu, node_env, node_repo  # noqa: F401 - node_repo is a fixture
+from node_fixtures import captured_cpu, node_env
 
 from depotdelivery.cli import _node, _parser
 
@@ -39,7 +39,7 @@ def _imported(stderr: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def warm_env(node_repo, tmp_path_factory):  # noqa: F811 - the fixture imported above
+def warm_env(node_repo, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "DEPOTDELIVERY_DEBUG"}
     env.update(node_env(node_repo, tmp_path_factory.mktemp("warm") / "cache",
                         DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell"))))

@@ -99,7 +99,6 @@ def test_fingerprint_diff_exits_0_for_the_same_graph_and_12_otherwise(rollout, t
     same = _dd("fingerprint", "diff", str(a), str(base / "ci.json"))
     assert same.returncode == 0 and same.stdout.startswith("same module graph (")
     from depotdelivery._record import replace
-
     from depotdelivery.store.fingerprint import load
 
     fa = load(a)
@@ -136,7 +135,6 @@ def test_the_fingerprint_is_signed_with_the_release_and_checked(rollout):
 def test_publish_refuses_a_fingerprint_of_another_build(rollout, tmp_path):
     base, inputs = rollout
     from depotdelivery._record import replace
-
     from depotdelivery.store.fingerprint import load
 
     fp = load(base / "ci.json")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from node_fixtures import captured_cpu, node_env, node_repo, ro_command  # noqa: F401
+from node_fixtures import captured_cpu, node_env, ro_command
 
 from depotdelivery.node.env import render_env
 
@@ -33,8 +33,8 @@ def env(node_repo, tmp_path):
 def test_env_for_sh_evaluates_to_the_prepared_environment(node_repo, env):
     prepared = json.loads(_dd(node_repo, env, "prepare", "--json").stdout)
     argv = ro_command([node_repo.root], ["sh", "-c",
-                                         f'eval "$({sys.executable} -m depotdelivery env)" && '
-                                         'printf "%s\\n%s\\n%s" "$JULIA_DEPOT_PATH" "$JULIA_PROJECT" "$JULIA_CPU_TARGET"'])
+                                         (f'eval "$({sys.executable} -m depotdelivery env)" && '
+                                         'printf "%s\\n%s\\n%s" "$JULIA_DEPOT_PATH" "$JULIA_PROJECT" "$JULIA_CPU_TARGET"')])
     out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}).stdout.split("\n")
     assert out == [prepared["env"][k] for k in ("JULIA_DEPOT_PATH", "JULIA_PROJECT", "JULIA_CPU_TARGET")]
     as_json = json.loads(_dd(node_repo, env, "env", "--shell", "json").stdout)
@@ -167,7 +167,7 @@ def test_julia_110_depot_path_brings_in_the_users_julia_depot(tmp_path):
         prepared = json.loads(_dd(repo, env, "prepare", "--json").stdout)
         mm = "v" + ".".join(version.split(".")[:2])
         [compiled] = [p for d in prepared["depot_path"] if (p := Path(d, "compiled", mm)).is_dir()][:1]
-        pkg = sorted(compiled.iterdir())[0]
+        pkg = min(compiled.iterdir())
         mine = home / ".julia" / "compiled" / mm / pkg.name
         mine.mkdir(parents=True)
         for f in pkg.iterdir():  # the user's own build of the package, newer than the release's
@@ -204,8 +204,8 @@ def test_env_output_does_not_pin_later_calls_of_the_job(tmp_path):
     env = node_env(repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)
     dd = f"{sys.executable} -m depotdelivery"
     # a job script: the environment of `env`, then later depotdelivery calls in the same job
-    argv = ro_command([repo.root], ["sh", "-c", f'eval "$({dd} env)" && env | grep ^DEPOTDELIVERY_PREPARED_ && '
-                                                f'{dd} prepare --json --channel testing'])
+    argv = ro_command([repo.root], ["sh", "-c", (f'eval "$({dd} env)" && env | grep ^DEPOTDELIVERY_PREPARED_ && '
+                                                f'{dd} prepare --json --channel testing')])
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert done.returncode == 0, done.stderr
     exported, _, later = done.stdout.partition("{")

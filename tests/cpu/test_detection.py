@@ -7,7 +7,13 @@ import os
 import pytest
 from captured_cpus import ALL, TARGETS_DIR, UNSUPPORTED, detect_captured
 
-from depotdelivery.cpu._aarch64 import IMPLEMENTERS, decode_hwcaps, hwcaps_from_features, midr_fields, midr_from_fields
+from depotdelivery.cpu._aarch64 import (
+    IMPLEMENTERS,
+    decode_hwcaps,
+    hwcaps_from_features,
+    midr_fields,
+    midr_from_fields,
+)
 from depotdelivery.cpu._archspec import archspec_json
 from depotdelivery.cpu._parse import parse_cpuid_dump, read_text
 from depotdelivery.errors import UnsupportedError

@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError
 from depotdelivery.julia.elfimage import open_image, read_image_targets, read_symbol
-from depotdelivery.julia.targetdata import UNKNOWN_NAME, VEC_CALL, ImageTarget, TargetData
+from depotdelivery.julia.targetdata import (
+    UNKNOWN_NAME,
+    VEC_CALL,
+    ImageTarget,
+    TargetData,
+)
 from depotdelivery.synth.elfimage import write_image
 from depotdelivery.synth.targetdata import target_data_bytes
 
@@ -136,7 +141,7 @@ def test_writer_output_reads_back_and_loads_with_dlopen(tmp_path, zero_slots):
 def test_writer_output_is_understood_by_binutils(tmp_path, machine, header, reloc):
     so = tmp_path / f"{machine}.so"
     write_image(so, target_data_bytes(TARGETS), machine=machine, extra_symbols={"dd_ids": b"x" * 16}, soname="sys.so")
-    run = lambda *a: subprocess.run(a, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    run = lambda *a: subprocess.run(a, capture_output=True, text=True, check=True).stdout
     assert header in run("readelf", "-h", str(so))
     syms = run("readelf", "-Ws", "--dyn-syms", str(so))
     assert any(line.split()[-1] == "jl_image_pointers" and "OBJECT" in line and "GLOBAL" in line and " 40 " in line

@@ -6,7 +6,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from depotdelivery.julia.crc32c import crc32c
-from depotdelivery.julia.slugs import SLUG_CHARS, package_slug, slug, uuid_bytes, version_slug
+from depotdelivery.julia.slugs import (
+    SLUG_CHARS,
+    package_slug,
+    slug,
+    uuid_bytes,
+    version_slug,
+)
 
 
 @pytest.mark.parametrize(("name", "uid", "expected"), [

@@ -15,7 +15,11 @@ from hypothesis import strategies as st
 
 from depotdelivery.errors import NoCompatibleVariantError, UsageError
 from depotdelivery.julia import cachefile, stale
-from depotdelivery.julia.cputarget import cpu_features, parse_cpu_target, to_image_target
+from depotdelivery.julia.cputarget import (
+    cpu_features,
+    parse_cpu_target,
+    to_image_target,
+)
 from depotdelivery.julia.elfimage import read_image_targets
 from depotdelivery.julia.targetdata import TargetData
 from depotdelivery.synth import depot as synth
@@ -433,7 +437,7 @@ class _RecordedHost:
 def test_host_models_and_the_sessions_cpu_target(d11):
     stack = [d11.variants["haswell"].depot, d11.depot]
     targets = read_image_targets(d11.variants["haswell"].sysimage).targets
-    kw = dict(julia_version="1.11.1", sysimage_modules=modules(d11.variants["haswell"]), project=d11.project)
+    kw = {"julia_version": "1.11.1", "sysimage_modules": modules(d11.variants["haswell"]), "project": d11.project}
     skx = _RecordedHost("skylake-avx512")
     for cpu_target in (None, "haswell,-rdrnd"):
         report = stale.predict(stack, host=skx, jit_target=cpu_target, sysimage_targets=targets, **kw)

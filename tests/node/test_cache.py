@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
-from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401
+from node_fixtures import captured_cpu, node_env, run_ro
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 
@@ -227,8 +228,8 @@ def test_env_leases_the_depot_for_the_shell_that_evals_it(node_repo, tmp_path):
     env = {**os.environ, **node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=HASWELL)}
     cache = NodeCache(tmp_path / "cache")
     shell = subprocess.Popen(ro_command([node_repo.root], [
-        "bash", "-c", f'eval "$({sys.executable} -m depotdelivery env --mode symlink)" && echo "$$" && read _ && '
-                      'test -f "$JULIA_PROJECT/Project.toml"']),
+        "bash", "-c", (f'eval "$({sys.executable} -m depotdelivery env --mode symlink)" && echo "$$" && read _ && '
+                      'test -f "$JULIA_PROJECT/Project.toml"')]),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
     def gc() -> dict:
@@ -253,7 +254,7 @@ def test_env_leases_the_depot_for_the_shell_that_evals_it(node_repo, tmp_path):
 
         child = subprocess.Popen(["sleep", "0.2"])
         zombie = acquire_pid_lease(cache.leases, key, child.pid)
-        while open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] != "Z":
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
             time.sleep(0.01)
         assert [lease.held for lease in leases(cache.leases, key) if lease.path == zombie] == [False]
         child.wait()

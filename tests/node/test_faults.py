@@ -20,7 +20,14 @@ import time
 from pathlib import Path
 
 import pytest
-from node_fixtures import NodeRepo, build_repo, captured_cpu, in_job_shell, node_env, ro_command
+from node_fixtures import (
+    NodeRepo,
+    build_repo,
+    captured_cpu,
+    in_job_shell,
+    node_env,
+    ro_command,
+)
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 NOBODY = 65534
@@ -334,7 +341,7 @@ def test_clock_jumps_never_remove_a_leased_depot(repo, tmp_path):
         assert _run(in_job_shell(_cli("prepare")), env).returncode == 0  # stack: unleased after exit
         assert _run(in_job_shell(_cli("prepare", "--mode", "copy")), env).returncode == 0
         nc = NodeCache(str(cache))
-        keys = {k.rsplit("-", 1)[1]: k for k in nc.keys()}
+        keys = {k.rsplit("-", 1)[1]: k for k in nc.keys()}  # noqa: SIM118 - NodeCache.keys() is a method, not a mapping
         now = time.time()
         for mode, when in (("symlink", now - 10 * YEAR), ("stack", now - 10 * YEAR), ("copy", now + 10 * YEAR)):
             for p in (cache / "depots" / keys[mode], cache / "depots" / keys[mode] / "complete.json",

@@ -3,7 +3,6 @@ release, canonical JSON with one hash, and the one-line-per-package diff."""
 from __future__ import annotations
 
 import json
-from depotdelivery._record import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from node_fixtures import build_repo, captured_cpu
 
+from depotdelivery._record import replace
 from depotdelivery.errors import FormatError
 from depotdelivery.node.fingerprint import take_fingerprint
 from depotdelivery.store.fingerprint import (

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401 - node_repo is a fixture
+from node_fixtures import captured_cpu, node_env, run_ro
 
 WRITERS = 8
 LINES = 200
@@ -69,7 +69,7 @@ def test_rotation_under_concurrent_writers_keeps_whole_lines_and_bounded_files(t
     assert os.stat(path + ".lock").st_mode & 0o777 == 0o600
 
 
-def _prepare(node_repo, env: dict[str, str]) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def _prepare(node_repo, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return run_ro(node_repo, """
         import sys
         from depotdelivery.cli import main
@@ -78,7 +78,7 @@ def _prepare(node_repo, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     """, env=env)
 
 
-def test_prepare_logs_release_variant_and_job_ids(node_repo, tmp_path):  # noqa: F811
+def test_prepare_logs_release_variant_and_job_ids(node_repo, tmp_path):
     env = node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")),
                    SLURM_JOB_ID="4242", SLURM_ARRAY_TASK_ID="3")
     for _ in range(2):  # a cold and a warm job
@@ -93,7 +93,7 @@ def test_prepare_logs_release_variant_and_job_ids(node_repo, tmp_path):  # noqa:
         assert isinstance(d["ms"], float) and len(d["release_id"]) == 64
 
 
-def test_job_log_off_and_elsewhere_and_unwritable(node_repo, tmp_path):  # noqa: F811
+def test_job_log_off_and_elsewhere_and_unwritable(node_repo, tmp_path):
     base = node_env(node_repo, tmp_path / "cache", DEPOTDELIVERY_CPUINFO=str(captured_cpu("linux-rhel7-haswell")))
     assert _prepare(node_repo, {**base, "DEPOTDELIVERY_JOB_LOG": "off"}).returncode == 0
     assert not (tmp_path / "cache/jobs.jsonl").exists()

@@ -103,9 +103,9 @@ def test_hydration_lock_times_out_with_exit_code_7(tmp_path):
     """, str(lock_file))
     try:
         assert proc.stdout.readline().strip() == "held"
-        with pytest.raises(LockTimeoutError, match="DEPOTDELIVERY_LOCK_TIMEOUT") as err:
-            with locks.hydration_lock(lock_file, timeout=0.2):
-                pass
+        with (pytest.raises(LockTimeoutError, match="DEPOTDELIVERY_LOCK_TIMEOUT") as err,
+              locks.hydration_lock(lock_file, timeout=0.2)):
+            pass
         assert err.value.exit_code == 7
         with locks.try_hydration_lock(lock_file) as got:
             assert got is False

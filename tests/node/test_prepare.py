@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from node_fixtures import captured_cpu, node_env, node_repo, run_ro  # noqa: F401 - node_repo is a fixture
+from node_fixtures import captured_cpu, node_env, run_ro
 
 from depotdelivery.node.prepare import Prepared
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from node_fixtures import build_repo, captured_cpu, node_env, node_repo, ro_command  # noqa: F401
+from node_fixtures import build_repo, captured_cpu, node_env, ro_command
 
 HASWELL = str(captured_cpu("linux-rhel7-haswell"))
 

@@ -8,7 +8,6 @@ import pytest
 from captured_cpus import SUPPORTED, detect_captured
 from hypothesis import given
 from hypothesis import strategies as st
-from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery.errors import NoCompatibleVariantError
 from depotdelivery.node.select import select

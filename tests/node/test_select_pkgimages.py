@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 from captured_cpus import detect_captured
-from node_fixtures import node_repo  # noqa: F401 - node_repo is a fixture
 
 from depotdelivery._record import replace
 from depotdelivery.errors import FormatError

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from captured_cpus import captured_cpu
-from node_fixtures import node_repo  # noqa: F401 - a fixture
 
 import depotdelivery
 from depotdelivery.errors import UsageError

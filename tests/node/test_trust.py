@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from store.test_thresholds import _threshold, keys  # noqa: F401 - keys is a fixture
+from trust_fixtures import write_threshold
 
 from depotdelivery.node.trust import keys_fingerprint
 from depotdelivery.store.keys import (
@@ -16,7 +16,7 @@ def test_node_fingerprint_changes_with_the_threshold_even_in_place(keys):
     """The node's "already verified these bytes" records are keyed by this fingerprint: a
     threshold rewritten in place with the same size, inode and mtime must still change it."""
     trust, _ = keys
-    _threshold(trust, 1)
+    write_threshold(trust, 1)
     st0 = os.stat(trust / THRESHOLD_FILE)
     before = keys_fingerprint(str(trust))
     with open(trust / THRESHOLD_FILE, "r+") as f:

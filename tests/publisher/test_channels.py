@@ -5,10 +5,20 @@ import json
 import time
 
 import pytest
-from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
+from repo_fixtures import (
+    blocked_on_flock,
+    build_depot,
+    make_publisher,
+    publish_series,
+    tree_digest,
+)
 
 from depotdelivery.errors import NotFoundError, TrustError, UsageError
-from depotdelivery.publisher.channels import channel_history, rollback_channel, set_channel
+from depotdelivery.publisher.channels import (
+    channel_history,
+    rollback_channel,
+    set_channel,
+)
 from depotdelivery.store.keys import TrustStore
 from depotdelivery.store.repo import Repository
 
@@ -155,7 +165,7 @@ def test_concurrent_updates_are_serialised(three):
     import subprocess
     import sys
 
-    repo, trust, key, base = three
+    repo, trust, _key, base = three
     script = (
         "import sys\n"
         "from depotdelivery.publisher.channels import set_channel\n"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from store.test_thresholds import _threshold
+from trust_fixtures import write_threshold
 
 from depotdelivery.errors import TrustError
 from depotdelivery.store.keys import (
@@ -31,7 +31,7 @@ def signed_repo(tmp_path):
     repo = build_repo(tmp_path / "n", targets=("haswell",), packages=1)
     _, pub, _ = keygen(tmp_path / "b")
     shutil.copy(pub, repo.trusted / "b.pub")
-    _threshold(repo.trusted, 2)
+    write_threshold(repo.trusted, 2)
     return repo, tmp_path / "b"
 
 
@@ -78,7 +78,7 @@ def test_threshold_two_refuses_one_signature_until_cosigned(signed_repo, tmp_pat
     assert (repo.root / "channels/stable.json").read_bytes() == channel_json
 
     # a raised threshold forces the remembered verification to be redone (hot path included)
-    _threshold(repo.trusted, 3)
+    write_threshold(repo.trusted, 3)
     done = _node(repo, tmp_path / "cache", "prepare", "--json")
     assert done.returncode == 5 and "2 of 3" in done.stderr, done.stderr
 
@@ -120,7 +120,7 @@ def test_sign_cli_exit_codes(signed_repo, tmp_path, cli):
     for argv in (["--key", str(b)], ["--release", repo.ref, "--channel", "stable", "--key", str(b)],
                  ["--release", repo.ref]):
         with pytest.raises(SystemExit) as exc:
-            cli("sign", "--repo", root, *argv).code
+            cli("sign", "--repo", root, *argv)
         assert exc.value.code == 2
     sig = repo.root / "channels/stable.json.sig"
     sig.write_bytes(sig.read_bytes()[:20])  # a truncated .sig is refused, not overwritten

@@ -130,7 +130,7 @@ def test_failed_transaction_opens_nothing(cv, monkeypatch):
 
 
 def test_abort_failing_too_is_reported(cv, monkeypatch):
-    repo, state, key, depot, _ = cv
+    repo, _state, key, depot, _ = cv
     monkeypatch.setenv("CVMFS_STANDIN_FAIL", "publish,abort")
     with pytest.raises(PublishError, match="aborting the CVMFS transaction failed too"):
         publish(repo, "hep", "1", depot, {}, key, cvmfs=FQRN)

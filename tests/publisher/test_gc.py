@@ -5,7 +5,13 @@ import json
 import os
 
 import pytest
-from repo_fixtures import blocked_on_flock, build_depot, make_publisher, publish_series, tree_digest
+from repo_fixtures import (
+    blocked_on_flock,
+    build_depot,
+    make_publisher,
+    publish_series,
+    tree_digest,
+)
 
 from depotdelivery.errors import PublishError, UsageError
 from depotdelivery.publisher.channels import rollback_channel, set_channel
@@ -94,8 +100,8 @@ def test_gc_waits_for_a_channel_update_in_progress(six):
         shutil.copy(repo / "channels" / f, saved / f)
     set_channel(repo, "stable", "hep/6", key)
     with repository_lock(repo, None, tag="t", message="m"):
-        gc = subprocess.Popen([sys.executable, "-c", "import sys; from depotdelivery.publisher.gc import repo_gc; "
-                               "repo_gc(sys.argv[1], keep_last=1)", str(repo)])
+        gc = subprocess.Popen([sys.executable, "-c", ("import sys; from depotdelivery.publisher.gc import repo_gc; "
+                               "repo_gc(sys.argv[1], keep_last=1)"), str(repo)])
         blocked_on_flock(gc)  # or finished without waiting for our lock (the bug this catches)
         for f in ("stable.json.sig", "stable.json"):  # what a concurrent writer commits under the lock
             os.replace(saved / f, repo / "channels" / f)

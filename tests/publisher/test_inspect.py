@@ -7,14 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from node_fixtures import node_repo  # noqa: F401 - a fixture
 from repo_fixtures import build_variant, write
 
 from depotdelivery.errors import UsageError
 from depotdelivery.julia.cachefile import read_cache_file
 from depotdelivery.publisher.publish import VariantInput, publish
 from depotdelivery.store.repo import Repository
-from publisher.test_publish import env  # noqa: F401 - a fixture
 
 
 def test_julia_version_and_project_inference(env):

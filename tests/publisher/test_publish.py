@@ -7,43 +7,35 @@ import pty
 import shutil
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from repo_fixtures import BASE_NS, build_depot, build_variant, growing, make_publisher, tree_digest, unique_bytes, write
+from repo_fixtures import (
+    BASE_NS,
+    build_depot,
+    growing,
+    tree_digest,
+    unique_bytes,
+    write,
+)
 
-from depotdelivery.errors import ConflictError, InputError, PublishError, RepositoryUnavailableError, UsageError
+from depotdelivery.errors import (
+    ConflictError,
+    InputError,
+    PublishError,
+    RepositoryUnavailableError,
+    UsageError,
+)
 from depotdelivery.publisher.progress import ProgressLine
-from depotdelivery.publisher.publish import PublishResult, VariantInput, init_repository, publish
+from depotdelivery.publisher.publish import (
+    VariantInput,
+    init_repository,
+    publish,
+)
 from depotdelivery.store import hashing
-from depotdelivery.store.keys import PrivateKey, TrustStore, load_private_key
+from depotdelivery.store.keys import TrustStore, load_private_key
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
-
-
-@dataclass
-class Env:
-    base: Path
-    repo: Path
-    depot: Path
-    variant: Path
-    key: PrivateKey
-    key_path: Path
-    trust: Path
-
-    def publish(self, version: str = "1", **kw: object) -> PublishResult:
-        variants = kw.pop("variants", {"haswell": VariantInput(dir=self.variant)})
-        depot = kw.pop("depot", self.depot)
-        return publish(self.repo, "hep", version, depot, variants, self.key, **kw)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DEPOTDELIVERY_PUBLISH_CACHE", str(tmp_path / "hash-cache"))
-    p = make_publisher(tmp_path)
-    return Env(base=tmp_path, repo=p.repo, depot=build_depot(tmp_path / "depot"),
-               variant=build_variant(tmp_path / "haswell"), key=p.key, key_path=p.key_path, trust=p.trust)
 
 
 def _stats(root: Path) -> dict[str, tuple[int, int, int]]:

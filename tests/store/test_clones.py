@@ -9,7 +9,11 @@ from hypothesis import strategies as st
 from depotdelivery.julia.cputarget import parse_cpu_target, to_image_target
 from depotdelivery.julia.features import feature_table
 from depotdelivery.julia.targetdata import ImageTarget, TargetData, parse_target_data
-from depotdelivery.store.clones import clones_from_image, clones_from_specs, image_targets
+from depotdelivery.store.clones import (
+    clones_from_image,
+    clones_from_specs,
+    image_targets,
+)
 from depotdelivery.store.release import Clone
 from depotdelivery.synth.targetdata import target_data_bytes
 

@@ -3,12 +3,12 @@ every field checked on reading, and the optional release.json field that carries
 from __future__ import annotations
 
 import json
-from depotdelivery._record import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from depotdelivery._record import replace
 from depotdelivery.errors import FormatError
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fingerprint import (

@@ -7,13 +7,30 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from depotdelivery.errors import DepotDeliveryError, FormatError, IntegrityError, RepositoryUnavailableError
+from depotdelivery.errors import (
+    DepotDeliveryError,
+    FormatError,
+    IntegrityError,
+    RepositoryUnavailableError,
+)
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time, parse_time
 from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.keys import Signature, encode_signatures, parse_signatures
-from depotdelivery.store.listing import ListingEntry, encode_listing, parse_listing, resolve_inside
-from depotdelivery.store.release import Clone, Release, SysimageModule, SysimageRef, Tree, Variant
+from depotdelivery.store.listing import (
+    ListingEntry,
+    encode_listing,
+    parse_listing,
+    resolve_inside,
+)
+from depotdelivery.store.release import (
+    Clone,
+    Release,
+    SysimageModule,
+    SysimageRef,
+    Tree,
+    Variant,
+)
 from depotdelivery.store.repo import Repository
 
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)

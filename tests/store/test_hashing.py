@@ -9,7 +9,13 @@ import time
 import blake3
 import pytest
 
-from depotdelivery.store.hashing import LARGE_FILE, FileChangedError, HashCache, copy_with_hash, hash_file
+from depotdelivery.store.hashing import (
+    LARGE_FILE,
+    FileChangedError,
+    HashCache,
+    copy_with_hash,
+    hash_file,
+)
 
 
 @pytest.mark.parametrize("size", [0, 1, 1023, LARGE_FILE - 1, LARGE_FILE, 3 * LARGE_FILE + 17])
@@ -62,7 +68,7 @@ def test_hash_file_detects_a_concurrent_writer(tmp_path, monkeypatch, how):
     not a race the scheduler may or may not produce)."""
     import sys
 
-    import depotdelivery.store.hashing as hashing
+    from depotdelivery.store import hashing
 
     real = blake3.blake3
     p = tmp_path / "big"

@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from depotdelivery.errors import FormatError, InputError, IntegrityError, TrustError
-from depotdelivery.store.keys import REVOKED_FILE, TrustStore, key_id, keygen, load_private_key, sign
+from depotdelivery.store.keys import (
+    REVOKED_FILE,
+    TrustStore,
+    key_id,
+    keygen,
+    load_private_key,
+    sign,
+)
 
 
 def test_keygen_writes_0600_private_and_public(tmp_path, cli):
@@ -98,7 +105,7 @@ def test_revocation_list_is_honoured(two_keys):
 ])
 def test_an_unreadable_revocation_list_fails_closed(two_keys, spoil, message):
     """A revocation list that exists but cannot be read never means "nothing revoked"."""
-    a, _, trust = two_keys
+    _a, _, trust = two_keys
     spoil(trust / REVOKED_FILE)
     with pytest.raises(TrustError, match=f"revocation list {trust / REVOKED_FILE}.*{message}"):
         TrustStore.from_dir(trust)

@@ -16,7 +16,12 @@ from depotdelivery.store import listing as listing_mod
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
 from depotdelivery.store.keys import TrustStore, sign
-from depotdelivery.store.listing import encode_listing, encode_listing_files, is_chunk_index, parse_chunk_index
+from depotdelivery.store.listing import (
+    encode_listing,
+    encode_listing_files,
+    is_chunk_index,
+    parse_chunk_index,
+)
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
 from store.test_formats import listings

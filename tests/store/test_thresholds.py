@@ -3,12 +3,11 @@ Ed25519 keys, real ``.sig`` files, real repositories, the real CLI."""
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from trust_fixtures import write_threshold
 
 from depotdelivery.errors import IntegrityError, TrustError
 from depotdelivery.store.keys import (
@@ -17,31 +16,11 @@ from depotdelivery.store.keys import (
     Signature,
     TrustStore,
     encode_signatures,
-    keygen,
-    load_private_key,
     parse_threshold,
     sign,
 )
 
 DOC = b'{"format":1,"what":"a document"}'
-
-
-@pytest.fixture
-def keys(tmp_path):
-    """Three keys a, b, c whose public halves are trusted, and a stranger s (not trusted)."""
-    trust = tmp_path / "trust"
-    trust.mkdir()
-    out = {}
-    for name in ("a", "b", "c", "s"):
-        _, pub, _ = keygen(tmp_path / name)
-        if name != "s":
-            shutil.copy(pub, trust / f"{name}.pub")
-        out[name] = load_private_key(tmp_path / name)
-    return trust, out
-
-
-def _threshold(trust: Path, n: int | str) -> None:
-    (trust / THRESHOLD_FILE).write_text(f"{n}\n")
 
 
 def test_default_threshold_is_one_and_any_trusted_signature_passes(keys):
@@ -53,7 +32,7 @@ def test_default_threshold_is_one_and_any_trusted_signature_passes(keys):
 
 def test_threshold_two_with_one_signature_names_one_of_two(keys):
     trust, k = keys
-    _threshold(trust, 2)
+    write_threshold(trust, 2)
     with pytest.raises(TrustError, match=f"doc: 1 of 2 required signatures .*valid: {k['a'].keyid}.*"
                                          f"ignored unknown key\\(s\\) {k['s'].keyid}.*{THRESHOLD_FILE}"):
         TrustStore.from_dir(trust).signers(DOC, sign(DOC, k["a"], k["s"]), "doc")
@@ -63,7 +42,7 @@ def test_threshold_two_with_one_signature_names_one_of_two(keys):
 
 def test_two_signatures_by_the_same_key_count_once(keys):
     trust, k = keys
-    _threshold(trust, 2)
+    write_threshold(trust, 2)
     a = k["a"]
     twice = encode_signatures([Signature(a.keyid, a.key.sign(DOC)), Signature(a.keyid, a.key.sign(DOC))])
     with pytest.raises(TrustError, match="1 of 2"):
@@ -72,7 +51,7 @@ def test_two_signatures_by_the_same_key_count_once(keys):
 
 def test_a_revoked_keys_signature_does_not_count(keys):
     trust, k = keys
-    _threshold(trust, 2)
+    write_threshold(trust, 2)
     (trust / REVOKED_FILE).write_text(f"{k['b'].keyid}  # stolen\n")
     with pytest.raises(TrustError, match=f"1 of 2 .*ignored revoked key\\(s\\) {k['b'].keyid}"):
         TrustStore.from_dir(trust).signers(DOC, sign(DOC, k["a"], k["b"]), "doc")
@@ -84,7 +63,7 @@ def test_an_invalid_signature_by_a_trusted_key_fails_even_when_the_threshold_is_
     sigs = encode_signatures([Signature(k["a"].keyid, k["a"].key.sign(DOC)),
                               Signature(k["b"].keyid, k["b"].key.sign(DOC)), forged])
     for n in (1, 2):
-        _threshold(trust, n)
+        write_threshold(trust, n)
         with pytest.raises(IntegrityError, match=f"trusted key {k['c'].keyid} does not match"):
             TrustStore.from_dir(trust).signers(DOC, sigs, "doc")
 
@@ -93,7 +72,7 @@ def test_a_keys_signature_over_the_previous_document_is_not_tampering(keys):
     """A channel's .sig keeps each signer's signature over the previous document (readers racing
     an update): a key with one valid signature counts, its other one is not a forgery."""
     trust, k = keys
-    _threshold(trust, 2)
+    write_threshold(trust, 2)
     old, new = DOC, DOC + b"\n"
     both = encode_signatures([Signature(x.keyid, x.key.sign(d)) for d in (new, old) for x in (k["a"], k["b"])])
     store = TrustStore.from_dir(trust)

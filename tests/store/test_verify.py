@@ -15,7 +15,13 @@ from depotdelivery.errors import FormatError, IntegrityError, TrustError
 from depotdelivery.publisher.publish import VariantInput, publish
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.hashing import hash_bytes
-from depotdelivery.store.keys import REVOKED_FILE, TrustStore, keygen, load_private_key, sign
+from depotdelivery.store.keys import (
+    REVOKED_FILE,
+    TrustStore,
+    keygen,
+    load_private_key,
+    sign,
+)
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.verify import verify
 

@@ -66,7 +66,7 @@ def gen10(tmp_path_factory) -> synth.SynthInputs:
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
-    kw = dict(final_root=FINAL, packages=6, seed=11, targets=("generic", "neoverse-v1"))
+    kw = {"final_root": FINAL, "packages": 6, "seed": 11, "targets": ("generic", "neoverse-v1")}
     a = synth.generate_release_inputs(tmp_path / "a", **kw)
     b = synth.generate_release_inputs(tmp_path / "b", **kw)
     assert snapshot(a.root) == snapshot(b.root)
