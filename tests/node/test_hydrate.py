@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,38 @@ def test_overlay_without_fuse_overlayfs_is_unsupported(two_layers, monkeypatch):
     with pytest.raises(UnsupportedError, match="fuse-overlayfs") as err:
         hydrate.hydrate("overlay", layers, tmp, tmp)
     assert err.value.exit_code == 10
+
+
+@pytest.mark.parametrize("kind", ["char device", "fifo"])
+def test_symlink_mode_copies_only_regular_log_files(two_layers, kind):
+    """Symlink mode copies the repository's depot/logs/: a character device there (/dev/zero's
+    numbers) would copy until the node's disk is full, a FIFO would block forever. Both are
+    the repository's fault (IntegrityError, exit 4), found before a byte is written, and the
+    log's mode and mtime are kept for regular files."""
+    from depotdelivery.errors import IntegrityError
+
+    layers, tmp = two_layers
+    log = layers[1].root / "logs" / "artifact_usage.toml"
+    if kind == "fifo":
+        os.mkfifo(log)
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("mknod of a character device needs root")
+        os.mknod(log, 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+    build = tmp / "build"
+    build.mkdir()
+    with pytest.raises(IntegrityError, match=f"{log}: is not a regular file"):
+        hydrate.hydrate("symlink", layers, build, tmp / "final")
+    assert not (build / "depot" / "logs" / "artifact_usage.toml").exists()
+
+
+def test_symlink_mode_keeps_log_modes_and_mtimes(two_layers):
+    layers, tmp = two_layers
+    log = layers[1].root / "logs" / "manifest_usage.toml"
+    os.chmod(log, 0o640)
+    os.utime(log, ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
+    build = tmp / "build"
+    build.mkdir()
+    hydrate.hydrate("symlink", layers, build, tmp / "final")
+    copied = os.lstat(build / "depot" / "logs" / "manifest_usage.toml")
+    assert (stat.S_IMODE(copied.st_mode), copied.st_mtime_ns) == (0o640, 1_600_000_000_123_456_789)

@@ -296,3 +296,44 @@ def test_hard_links_across_release_names(env):
     other = publish(env.repo, "hep-gpu", "1", env.depot, {}, env.key, project="environments/hep")
     assert other.linked_files == other.files and other.copied_bytes == 0
     verify(env.repo, trust=TrustStore.from_dir(env.trust))
+
+
+def test_a_sparse_source_stays_sparse_in_the_repository(env):
+    """A 256 MiB file that is one hole around two 4 KiB blocks (what a build's preallocated or
+    truncated outputs look like) takes about 8 KiB in the repository too, as ``cp
+    --sparse=auto`` would leave it, and its bytes (the zeros included) are the ones listed."""
+    big = env.depot / "artifacts" / "sparse.bin"
+    with open(big, "wb") as fh:
+        fh.write(b"head" * 1024)
+        fh.seek(128 << 20)
+        fh.write(b"mid!" * 1024)
+        fh.truncate(256 << 20)
+    if os.stat(big).st_blocks * 512 > 1 << 20:
+        pytest.skip(f"the file system of {big} does not keep holes")
+    env.publish()
+    published = next(env.repo.glob("releases/hep/1/**/artifacts/sparse.bin"))
+    assert os.stat(published).st_size == 256 << 20
+    assert os.stat(published).st_blocks * 512 <= 1 << 20
+    assert hashing.hash_file(published) == hashing.hash_file(big)
+    assert [r.problems for r in verify(env.repo, trust=TrustStore.from_dir(env.trust))] == [[]]
+
+
+def test_a_source_replaced_by_a_fifo_after_the_scan_is_refused_not_waited_on(env, monkeypatch):
+    """Between scan and copy a build replaces a file by a FIFO: the publish stops with "changed
+    while it was being published" at once (no reader blocks for a writer that never comes),
+    and nothing is left in the repository."""
+    from depotdelivery.publisher import write as write_mod
+
+    victim = next(env.depot.rglob("*.jl"))
+    real = write_mod._copy_file
+
+    def swapped(src: str, dst: str, it: object) -> None:
+        if src == str(victim):
+            victim.unlink()
+            os.mkfifo(victim)
+        real(src, dst, it)
+
+    monkeypatch.setattr(write_mod, "_copy_file", swapped)
+    with pytest.raises(PublishError, match="changed while it was being published"):
+        env.publish()
+    assert not (env.repo / "releases" / "hep" / "1").exists()

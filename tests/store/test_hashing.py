@@ -9,6 +9,7 @@ import time
 import blake3
 import pytest
 
+from depotdelivery.errors import IntegrityError
 from depotdelivery.store.hashing import (
     LARGE_FILE,
     FileChangedError,
@@ -135,3 +136,60 @@ def test_hash_cache_trusts_only_unchanged_old_stat(tmp_path):
     assert HashCache(tmp_path / "cache.json").lookup("f", os.lstat(f)) is None
     (tmp_path / "cache.json").write_text("{corrupt")
     assert HashCache(tmp_path / "cache.json").lookup("f", st) is None
+
+
+def _second_user() -> str | None:
+    """Why a second account cannot run here (setpriv needs root to change uid), or None."""
+    if os.geteuid() != 0:
+        return "changing to a second uid needs root (setpriv --reuid)"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is missing"
+    return None
+
+
+def test_a_reader_that_does_not_own_the_file_can_hash_it():
+    """O_NOATIME is refused (EPERM) to anyone but the file's owner: verifying a repository
+    owned by root or the CVMFS service account must not fail on it. Run as a real second
+    uid (65534) on a root-owned, world-readable file."""
+    why = _second_user()
+    if why:
+        pytest.skip(why)
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    # pytest's tmp_path is under a 0700 directory of root's: a world-traversable one instead
+    tmp_path = Path(tempfile.mkdtemp(prefix="dd-hash-"))
+    os.chmod(tmp_path, 0o755)
+    data = os.urandom(3 * LARGE_FILE)  # both paths: the mmap one and the small-file one
+    for name, body in (("big", data), ("small", data[:100])):
+        (tmp_path / name).write_bytes(body)
+    code = ("import sys; from depotdelivery.store.hashing import hash_file; "
+            "print(*(hash_file(p) for p in sys.argv[1:]))")
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code,
+                           str(tmp_path / "big"), str(tmp_path / "small")], capture_output=True, text=True, timeout=60)
+    shutil.rmtree(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [blake3.blake3(data).hexdigest(), blake3.blake3(data[:100]).hexdigest()]
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    """A FIFO opened for reading blocks until a writer comes, i.e. forever: it is opened
+    non-blocking and refused by its type. Scanned as a file and replaced by a FIFO since,
+    it is a changed file (the publisher says publish again)."""
+    from depotdelivery.store.hashing import NotRegularFileError, open_regular
+
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    st = os.lstat(f)
+    f.unlink()
+    os.mkfifo(f)
+    with pytest.raises(NotRegularFileError, match="is not a regular file"):
+        open_regular(f)
+    with pytest.raises(NotRegularFileError):
+        hash_file(f)
+    with pytest.raises(FileChangedError, match="changed while it was being hashed"):
+        hash_file(f, st)
+    with pytest.raises(IntegrityError, match="is not a regular file"):
+        copy_with_hash(f, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

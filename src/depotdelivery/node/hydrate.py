@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import sys
 import time
 
@@ -110,15 +111,34 @@ def _link_merge(dst: Path, sources: list[Path], *, top: bool, zone: bool, copy: 
             count += _link_merge(dst / name, sub_dirs, top=False, zone=in_zone,
                                  copy=copy or (top and name in _COPIED_ZONES), tick=tick)
         elif copy and not first_is_dir:
-            import shutil
-
-            shutil.copy2(first, dst / name, follow_symlinks=False)
+            _copy_log(os.fspath(first), os.fspath(dst / name))
             count += 1
         else:
             os.symlink(first, dst / name)
             count += 1
         tick()
     return count
+
+
+def _copy_log(src: str, dest: str) -> None:
+    """Copy a file of a copied zone (Pkg's usage logs) with its mode and mtime, as linking
+    every other file trusts the read-only repository. Only a regular file is copied: a FIFO or
+    a device there (``/dev/zero`` would fill the node's disk) is the repository's fault
+    (IntegrityError, exit 4), and a symlink is copied as the symlink it is."""
+    st = os.lstat(src)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dest)
+        return
+    if not stat.S_ISREG(st.st_mode):  # checked again on the open descriptor, by Copier
+        raise IntegrityError(f"{src}: is not a regular file (mode {st.st_mode:o})")
+    from depotdelivery.store.hashing import Copier
+
+    try:
+        Copier(64 << 10).copy(src, dest, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns)
+    except OSError as exc:
+        if exc.filename is None or os.fspath(exc.filename) != src:
+            raise
+        raise IntegrityError(f"{src}: cannot be read: {exc.strerror}") from None
 
 
 def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, signed_by: str,

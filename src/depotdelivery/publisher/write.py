@@ -16,6 +16,7 @@ from depotdelivery.publisher.cvmfs import CATALOG_ENTRIES, lay_catalog_marker
 from depotdelivery.publisher.progress import ProgressLine
 from depotdelivery.publisher.scan import InputTree, Item
 from depotdelivery.store.atomic import fsync_dir, syncfs, temp_name, write_atomic
+from depotdelivery.store.hashing import NotRegularFileError, open_regular
 from depotdelivery.store.keys import PrivateKey, sign
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository, listing_bytes
@@ -100,33 +101,70 @@ class WriteStats:
 
 
 def _copy_file(src: str, dst: str, it: Item) -> None:
-    """Copy one file (kernel-side ``copy_file_range`` when possible) and check that the source
-    is the one that was hashed: same size, mtime and ctime before and after the copy."""
-    fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    """Copy one file, holes kept as holes, and check that the source is the one that was
+    hashed: same inode, size, mtime and ctime before and after the copy. A source replaced
+    since the scan (by a FIFO, say) is refused before a byte is read, never waited on."""
+    changed = PublishError(f"{src} changed while it was being published; publish again when the build has finished")
     try:
-        before = os.fstat(fin)
+        fin, before = open_regular(src)
+    except NotRegularFileError:
+        raise changed from None
+    try:
         fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            left = before.st_size
-            while left > 0:
-                try:
-                    n = os.copy_file_range(fin, fout, left)
-                except OSError as exc:
-                    if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                        raise
-                    n = os.write(fout, os.read(fin, min(left, 1 << 20)))
-                if n == 0:
-                    break
-                left -= n
+            complete = _copy_data(fin, fout, before.st_size)
         finally:
             os.close(fout)
         after = os.fstat(fin)
     finally:
         os.close(fin)
-    sig = (it.st.st_size, it.st.st_mtime_ns, it.st.st_ctime_ns)
-    if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != sig or (
-            after.st_size, after.st_mtime_ns, after.st_ctime_ns) != sig or left:
-        raise PublishError(f"{src} changed while it was being published; publish again when the build has finished")
+    sig = (it.st.st_ino, it.st.st_size, it.st.st_mtime_ns, it.st.st_ctime_ns)
+    for st in (before, after):
+        if (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) != sig:
+            raise changed
+    if not complete:
+        raise changed
+
+
+def _copy_data(fin: int, fout: int, size: int) -> bool:
+    """Copy the first ``size`` bytes of ``fin`` to ``fout``: only the ranges that hold data
+    (lseek SEEK_DATA/SEEK_HOLE), so a sparse source stays sparse as with ``cp --sparse=auto``,
+    each range kernel-side (copy_file_range) where the file systems allow. False when the
+    source ended early (it shrank while being copied)."""
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fin, pos, os.SEEK_DATA)
+            end = min(os.lseek(fin, start, os.SEEK_HOLE), size)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data past pos: the rest is one hole
+                break
+            if exc.errno != errno.EINVAL:  # EINVAL: the file system cannot say; copy it all
+                raise
+            start, end = pos, size
+        if start >= size:
+            break
+        if not _copy_range(fin, fout, start, end - start):
+            return False
+        pos = end
+    os.ftruncate(fout, size)
+    return True
+
+
+def _copy_range(fin: int, fout: int, offset: int, count: int) -> bool:
+    while count > 0:
+        try:
+            n = os.copy_file_range(fin, fout, count, offset, offset)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            data = os.pread(fin, min(count, 1 << 20), offset)
+            n = os.pwrite(fout, data, offset) if data else 0
+        if n == 0:
+            return False
+        offset += n
+        count -= n
+    return True
 
 
 def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStats,

@@ -21,9 +21,11 @@ __all__ = [
     "Copier",
     "FileChangedError",
     "HashCache",
+    "NotRegularFileError",
     "copy_with_hash",
     "hash_bytes",
     "hash_file",
+    "open_regular",
 ]
 
 # Above this size the BLAKE3 tree is hashed on all cores (blake3's ``max_threads``); below it
@@ -34,6 +36,44 @@ _CHUNK = 1 << 20
 
 class FileChangedError(OSError):
     """A file's size or mtime changed while it was being read (a concurrent writer)."""
+
+
+class NotRegularFileError(OSError):
+    """A path to be read as a file is a symlink, FIFO, device, socket or directory."""
+
+
+# O_NONBLOCK: opening a FIFO must not wait for a writer (fstat then refuses it); on a regular
+# file the flag changes nothing. O_NOFOLLOW: a symlink is refused (ELOOP), not followed.
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+def open_regular(path: str | os.PathLike[str], *, noatime: bool = False) -> tuple[int, os.stat_result]:
+    """Open ``path`` for reading if it is a regular file; return ``(fd, fstat)``.
+
+    With ``noatime``, reads do not touch atime when the caller owns the file (O_NOATIME, for
+    the publisher hashing its own build tree); open(2) refuses that flag with EPERM to anyone
+    else (verifying a root-owned or CVMFS repository), so the open is then repeated without
+    it. Anything but a regular file raises
+    :class:`NotRegularFileError` with no byte read: a FIFO or ``/dev/zero`` in a tree would
+    otherwise hang the reader or fill the disk.
+    """
+    try:
+        try:
+            fd = os.open(path, _READ_FLAGS | (_NOATIME if noatime else 0))
+        except PermissionError as exc:
+            if exc.errno != errno.EPERM or not (noatime and _NOATIME):
+                raise
+            fd = os.open(path, _READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotRegularFileError(f"{os.fspath(path)}: is a symlink, expected a regular file") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotRegularFileError(f"{os.fspath(path)}: is not a regular file (mode {st.st_mode:o})")
+    return fd, st
 
 
 def hash_bytes(data: bytes) -> str:
@@ -54,10 +94,19 @@ def hash_file(path: str | os.PathLike[str], st: os.stat_result | None = None) ->
     is ``fstat``-ed after reading and :class:`FileChangedError` is raised if size, mtime or
     ctime moved since: a file being written while we hash it must never be published with a
     hash of half its bytes. (Any write between ``st`` and the last read moves mtime and ctime.)
+    A file replaced since ``st`` (by a FIFO, say) is a :class:`FileChangedError` too; without
+    ``st``, a path that is not a regular file raises :class:`NotRegularFileError`.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0))
     try:
-        before = os.fstat(fd) if st is None else st
+        fd, opened = open_regular(path, noatime=True)
+    except NotRegularFileError:
+        if st is not None:
+            raise FileChangedError(f"{os.fspath(path)} changed while it was being hashed") from None
+        raise
+    try:
+        before = opened if st is None else st
+        if _changed(before, opened):
+            raise FileChangedError(f"{os.fspath(path)} changed while it was being hashed")
         if before.st_size >= LARGE_FILE:
             h = _hasher(before.st_size)
             # mmap through the descriptor we opened, not the name (it could be replaced)
@@ -90,16 +139,8 @@ def copy_with_hash(
     it at ``/dev/zero`` or a FIFO, and the copy would never end (IntegrityError instead).
     With ``limit``, at most ``limit + 1`` bytes are read: enough to tell the file is too large.
     """
-    try:
-        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise IntegrityError(f"{os.fspath(src)}: is a symlink, expected a regular file") from None
-        raise
+    fd, st = _open_source(src)
     with open(fd, "rb") as fin:
-        st = os.fstat(fin.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise IntegrityError(f"{os.fspath(src)}: is not a regular file (mode {st.st_mode:o})")
         h = _hasher(st.st_size)
         if isinstance(dst, (str, os.PathLike)):
             with open(dst, "xb") as fout:
@@ -109,6 +150,14 @@ def copy_with_hash(
         else:
             n = _pump(fin, dst, h, limit)
     return h.hexdigest(), n
+
+
+def _open_source(src: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """:func:`open_regular` for a repository's file: anything else is the repository's fault."""
+    try:
+        return open_regular(src)
+    except NotRegularFileError as exc:
+        raise IntegrityError(str(exc)) from None
 
 
 class Copier:
@@ -132,16 +181,8 @@ class Copier:
         ``limit``, at most ``limit + 1`` bytes are read: enough to tell the file is too large."""
         out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666 if mode is None else 0o600)
         try:
+            fd, st = _open_source(src)
             try:
-                fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    raise IntegrityError(f"{src}: is a symlink, expected a regular file") from None
-                raise
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    raise IntegrityError(f"{src}: is not a regular file (mode {st.st_mode:o})")
                 digest, n = self._pump(fd, out, _hasher(st.st_size), limit)
             finally:
                 os.close(fd)
