@@ -7,6 +7,7 @@ command -v fuse-overlayfs >/dev/null 2>&1 || want="$want fuse-overlayfs"
 command -v b3sum >/dev/null 2>&1 || want="$want b3sum"
 command -v hyperfine >/dev/null 2>&1 || want="$want hyperfine"
 command -v ld.lld >/dev/null 2>&1 || want="$want lld"
+command -v mksquashfs >/dev/null 2>&1 || want="$want squashfs-tools"
 # a real single-node Slurm for tests/launchers/test_slurm.py, systemd-analyze for tests/test_contrib.py
 [ -x /usr/sbin/slurmd ] && [ -x /usr/sbin/slurmctld ] && command -v sbatch >/dev/null 2>&1 || want="$want slurm-wlm"
 [ -x /usr/sbin/munged ] || want="$want munge"
