@@ -115,7 +115,7 @@ def test_enospc_during_copy_hydration_at_several_fill_levels(repo, tmp_path):
         print(json.dumps(out))
     """)
     size = max(need * 3, 1 << 20)
-    done = _run(ro_command([repo.root], [sys.executable, "-c", script], tmpfs=[(cache, f"size={size}")]), env)
+    done = _run(ro_command([repo.root], [sys.executable, "-c", script], tmpfs=[(cache, f"size={size},mode=0700")]), env)
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["stack"][0] == 0

@@ -89,7 +89,7 @@ def test_no_usable_variant(node_repo, warm):
 def test_unwritable_cache(node_repo, tmp_path):
     cache = tmp_path / "ro-cache"
     env = node_env(node_repo, cache, DEPOTDELIVERY_CPUINFO=HASWELL)
-    _fails(cli(node_repo, ["prepare"], env, tmpfs=[(cache, "ro,size=1m")]), 8, str(cache))
+    _fails(cli(node_repo, ["prepare"], env, tmpfs=[(cache, "ro,size=1m,mode=0700")]), 8, str(cache))
 
 
 def test_enospc_during_hydration_leaves_no_partial_depot(node_repo, tmp_path):
@@ -103,7 +103,7 @@ def test_enospc_during_hydration_leaves_no_partial_depot(node_repo, tmp_path):
         find {cache}/depots | sort > {tmp_path}/after.txt
         ls -A {cache}/tmp > {tmp_path}/tmp.txt
         {sys.executable} -m depotdelivery prepare --json > {tmp_path}/stack2.json || exit 91
-    """], tmpfs=[(cache, "size=96k")])
+    """], tmpfs=[(cache, "size=96k,mode=0700")])
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "copy.code").read_text().strip() == "8"

@@ -46,7 +46,11 @@ def _add_config(p: argparse.ArgumentParser, *, mode: bool = True) -> None:
     for flag, dest, metavar, kind, exclusive, text in _CONFIG_OPTIONS:
         if flag == "--mode" and not mode:
             continue
-        target = g if exclusive is None else groups.setdefault(exclusive, g.add_mutually_exclusive_group())
+        if exclusive is not None and exclusive not in groups:
+            # not setdefault(): its default argument would add an empty group each time, and
+            # argparse's usage formatter raises "empty group" on one (Python 3.11)
+            groups[exclusive] = g.add_mutually_exclusive_group()
+        target = g if exclusive is None else groups[exclusive]
         extra: dict[str, Any] = {"choices": kind} if isinstance(kind, tuple) else {"type": kind} if kind else {}
         target.add_argument(flag, dest=dest, metavar=metavar, help=text, **extra)
 
@@ -268,7 +272,9 @@ def _cache_from(args: argparse.Namespace) -> Any:
     from depotdelivery.node.cache import NodeCache
     from depotdelivery.node.config import resolve
 
-    return NodeCache(resolve({"cache": args.cache}).cache)
+    cache = NodeCache(resolve({"cache": args.cache}).cache)
+    cache.secure(create=False)  # another user's cache is refused (exit 8), never read or cleaned
+    return cache
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

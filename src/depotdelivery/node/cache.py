@@ -10,7 +10,7 @@ TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__
 if TYPE_CHECKING:
     from typing import Any
 
-from depotdelivery.node import locks
+from depotdelivery.node import guard, locks
 from depotdelivery.node._record import Record
 from depotdelivery.oserrors import cache_error
 from depotdelivery.store import fastjson
@@ -112,8 +112,14 @@ class NodeCache:
         self.selections = os.path.join(self.root, "selections")
 
     # --- small files -------------------------------------------------------------------
+    def secure(self, *, create: bool) -> bool:
+        """Check that no other user can have written into this cache (node/guard.py), creating
+        it 0700 with ``create``; False when it does not exist (and ``create`` is off)."""
+        return guard.secure_cache(self.root, create=create)
+
     def ensure(self) -> None:
         """Create the layout (cold path only); an unusable cache is a CacheError."""
+        self.secure(create=True)
         for d in (self.depots, self.locks, self.leases, self.trust, self.tmp, self.verified, self.selections):
             try:
                 os.makedirs(d, exist_ok=True)
@@ -125,23 +131,29 @@ class NodeCache:
     @staticmethod
     def read_json(path: str) -> Any | None:
         """The JSON document at ``path``, or None if it is missing or unreadable garbage
-        (every record here is an accelerator or is rewritten by the cold path)."""
+        (every record here is an accelerator or is rewritten by the cold path). A record
+        another user owns or could have written is refused (CacheError, node/guard.py)."""
+        data = guard.read_record(path)
+        if data is None:
+            return None
         try:
-            with open(path, "rb") as f:
-                return fastjson.loads(f.read())
-        except (OSError, ValueError):
+            return fastjson.loads(data)
+        except (ValueError, RecursionError):
             return None
 
     def write_json(self, path: str, obj: Any, *, durable: bool = True) -> None:
         """Write ``obj`` to ``path`` atomically (temporary file, rename; ``durable``: fsync
         before the rename). Records that are only accelerators, checked when read and redone
         when missing or garbage, pass ``durable=False``: after a power loss they may be empty,
-        which costs a redo, never a wrong answer, and each fsync is milliseconds of a cold job."""
+        which costs a redo, never a wrong answer, and each fsync is milliseconds of a cold job.
+        A durable record's directory is fsynced after the rename too: without that the rename
+        itself may not survive a power cut (the trust state would forget a seq it accepted).
+        Records are 0600: what a job runs is nobody else's business."""
         data = fastjson.canonical(obj)
         head, name = os.path.split(path)
         tmp = os.path.join(head, f".{name}.{os.getpid()}.{os.urandom(3).hex()}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
             try:
                 view = memoryview(data)
                 while view:
@@ -151,6 +163,8 @@ class NodeCache:
             finally:
                 os.close(fd)
             os.replace(tmp, path)
+            if durable:
+                _fsync_dir(head)
         except OSError as exc:
             try:
                 os.unlink(tmp)
@@ -306,6 +320,16 @@ class NodeCache:
                     raise
             rmtree(trash)
             return "removed"
+
+
+def _fsync_dir(path: str) -> None:
+    # not store.atomic.fsync_dir: importing that module (contextlib, for the publisher's
+    # context managers) costs a cold job ~4 ms for these four lines
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def rmtree(path: str) -> None:

@@ -85,10 +85,10 @@ class Gate:
     def _open(self) -> int:
         try:
             try:
-                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(self.path), exist_ok=True)
-                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as exc:
             raise cache_error("create lock", self.path, exc) from None
 
@@ -199,10 +199,10 @@ def _create_lease_file(directory: str, path: str, flags: int) -> int:
     # the per-key leases directory is made on first use; a failure is the node cache's (exit 8)
     try:
         try:
-            return os.open(path, flags, 0o644)
+            return os.open(path, flags, 0o600)
         except FileNotFoundError:
             os.makedirs(directory, exist_ok=True)
-            return os.open(path, flags, 0o644)
+            return os.open(path, flags, 0o600)
     except OSError as exc:
         raise cache_error("create lease", path, exc) from None
 

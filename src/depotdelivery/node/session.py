@@ -56,6 +56,7 @@ class Session:
         self.cfg = cfg
         self.root: str = cfg.repo
         self.cache = NodeCache(cfg.cache) if cache is None else cache
+        self.cache.secure(create=True)  # before anything in it is read (node/guard.py)
         self.repo_id = repo_id_of(self.root)
         self.ref: str | None = None
         self.release_id: str | None = None
