@@ -6,7 +6,9 @@ that ExecStart's executable exists, and the units name the site path
 ``/usr/local/bin/depotdelivery`` (the one the cron and epilog examples use), which this machine
 need not have: the test substitutes this installation's console script for that one path, in
 the ExecStart line only, and proves with the unsubstituted file that verify does look at it.
-The command line itself runs, as the unit has it, with the real CLI against a temporary cache.
+The command line itself runs, as the unit has it, with the real CLI against a temporary cache,
+and docs/site-admin.md's install recipe runs as written with systemctl's --root pointed at a
+scratch directory (the one change, checked).
 
 Without systemd-analyze the verify tests skip, saying so, except under CI=true, where they fail:
 CI installs systemd (scripts/system-deps.sh), so a missing one there is a broken setup, not a
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from node_fixtures import run_ro
+from test_docs import recipe
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = ROOT / "contrib" / "systemd"
@@ -154,3 +157,27 @@ def test_exec_start_runs_with_the_real_cli(node_repo, tmp_path):
     keys = out["keys"]
     assert len(set(keys.values())) == 4, keys
     assert out["left"] == sorted(keys[m] for m in ("haswell", "skylake_avx512", "zen4")), out
+
+
+def test_install_recipe_enables_the_timer_for_every_user(tmp_path):
+    """docs/site-admin.md's recipe as written, but into a scratch root instead of the machine's /etc."""
+    systemctl = shutil.which("systemctl")
+    if systemctl is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("systemctl is not installed, and CI=true: CI installs systemd (scripts/system-deps.sh)")
+        pytest.skip("systemctl is not installed (Debian systemd; `make system-deps` installs it)")
+    root = tmp_path / "root"
+    script = recipe("site-admin.md", "install-units")
+    for site, here in ((" -t /etc/systemd/user ", f" -t {root}/etc/systemd/user "),
+                       ("systemctl --global ", f"systemctl --root={root} --global ")):
+        assert script.count(site) == 1, site
+        script = script.replace(site, here)
+    done = subprocess.run(["bash", "-e", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
+    user = root / "etc" / "systemd" / "user"
+    assert (user / SERVICE.name).read_bytes() == SERVICE.read_bytes()
+    link = user / "timers.target.wants" / TIMER.name
+    assert os.readlink(link) == f"/etc/systemd/user/{TIMER.name}"
+    state = subprocess.run([systemctl, f"--root={root}", "--global", "is-enabled", TIMER.name],
+                           capture_output=True, text=True)
+    assert state.stdout.strip() == "enabled", state
