@@ -18,7 +18,7 @@ from depotdelivery.store import fastjson
 __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex"]
 
 COMPLETE = "complete.json"  # written last, atomically: its presence means "depot is complete"
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: no env or julia_args; the job environment is rebuilt from checked fields
 # tmp/<key>@<pid>.<hex> (builds) and tmp/<key>@gc.<hex> (gc's trash): keys contain dots
 # (variant names such as armv8.2a) but never '@' (store.names.is_name, MODES)
 TMP_SEP = "@"

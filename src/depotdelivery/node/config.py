@@ -45,6 +45,36 @@ def _path(value: Any) -> str:
     return os.path.abspath(os.path.expanduser(_str(value)))
 
 
+# What a site-wide `cache` may name per user (one /etc file for every account): the caller's
+# user name and uid. Another $VARIABLE is refused rather than left unexpanded or read from a
+# job's environment ($TMPDIR would make a cache per job, and nothing would be shared).
+_USER_VARS = ("${USER}", "$USER", "${UID}", "$UID")
+
+
+def _user_path(value: Any) -> str:
+    text = _str(value)
+    if "$" in text:
+        for var in _USER_VARS:
+            if var in text:
+                text = text.replace(var, str(os.getuid()) if "UID" in var else _user_name())
+        if "$" in text:
+            raise ValueError(f"only $USER and $UID (or ${{USER}}, ${{UID}}) are expanded, not the rest of {value!r}")
+    return _path(text)
+
+
+def _user_name() -> str:
+    # $USER as login shells set it; from the password database when a batch system did not
+    name = os.environ.get("USER")
+    if not name:
+        import pwd
+
+        try:
+            name = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:  # a uid with no account (containers): the uid names the directory
+            name = str(os.getuid())
+    return name
+
+
 def _opt_path(value: Any) -> str | None:
     return None if value is None or value == "" else _path(value)
 
@@ -81,7 +111,7 @@ def _whole(value: Any) -> int:
 def _job_log(value: Any) -> str | None:
     # "off" disables it; a relative path would land wherever each job happens to start
     text = _opt_str(value)
-    return text if text in (None, "off") else _path(text)
+    return text if text in (None, "off") else _user_path(text)
 
 
 def _bytes(value: Any) -> int:
@@ -129,9 +159,10 @@ KEYS: tuple[Key, ...] = (
             "is verified)."),
     Key(name="mode", parse=_mode, default=lambda: "stack",
         doc="Hydration mode: `stack` (O(1) depot stacking), `symlink`, `copy` or `overlay`."),
-    Key(name="cache", parse=_path, default=default_cache,
-        doc="Node cache directory (hydrated depots, locks, leases, trust state). Must be on a "
-            "local filesystem with working `flock`."),
+    Key(name="cache", parse=_user_path, default=default_cache,
+        doc="Node cache directory (hydrated depots, locks, leases, trust state), one per user: "
+            "`$USER`, `$UID` and `~` are expanded, and a cache another user owns or can write to is "
+            "refused (docs/security.md). Must be on a local filesystem with working `flock`."),
     Key(name="trusted_keys", parse=_str, default=lambda: "/etc/depotdelivery/keys",
         doc="Directory of trusted publisher public keys (`*.pub`, plus a `revoked` list of key "
             "ids); never taken from the repository."),

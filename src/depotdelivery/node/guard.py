@@ -116,6 +116,9 @@ def read_record(path: str) -> bytes | None:
     another user's, or one others could have written, is refused (exit 8)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except PermissionError:  # in a cache of one's own: someone else put it there
+        raise CacheError(f"node cache record {path} cannot be read by you: remove it, and check who else wrote "
+                         f"into the cache; {_FIX}") from None
     except OSError:
         return None
     try:

@@ -165,19 +165,83 @@ def _attempt(session: Session, t0: float, *, cold: bool) -> Prepared:
     # The lease comes before the completeness check: gc checks leases, renames the depot away
     # and checks again, so a job that saw the depot complete is always seen by gc.
     lease = acquire_lease(cache.leases, key)
-    record = cache.read_complete(key)
+    record = _checked(session, key, chosen["variant"], cache.read_complete(key))
     hydrated = False
-    if record is None or (record.get("mount") and not os.path.ismount(record["mount"])):
+    if record is None or (record["mount"] and not os.path.ismount(record["mount"])):
         if not cold:
             raise _Cold
         record, hydrated = _hydrate(session, chosen["variant"], key)
     timings["hydrate" if hydrated else "lease"] = _ms(t)
     timings["total"] = _ms(t0)
-    return Prepared(depot_path=tuple(record["depot_path"]), env=dict(record["env"]),
-                    julia_args=tuple(record["julia_args"]), release=record["release"]["ref"],
+    sysimage = record["sysimage"]
+    return Prepared(depot_path=tuple(record["depot_path"]), env=_job_env(record),
+                    julia_args=("--sysimage", sysimage) if sysimage else (), release=record["release"]["ref"],
                     release_id=record["release"]["id"], variant=record["variant"], mode=record["mode"],
                     key=key, depot=record["depot"], why=chosen.get("why", ""), hydrated=hydrated,
-                    warnings=tuple(record.get("warnings", ())), timings=timings, lease=lease, session=session)
+                    warnings=tuple(record["warnings"]), timings=timings, lease=lease, session=session)
+
+
+def _job_env(record: dict[str, Any]) -> dict[str, str]:
+    """The job's environment, built here from the record's checked fields: a record holds no
+    environment of its own, so no record can add a variable (LD_PRELOAD) to a job."""
+    return {
+        "JULIA_DEPOT_PATH": ":".join(record["depot_path"]) + ":",  # trailing ':' keeps the bundled stdlib depots
+        "JULIA_PROJECT": record["project"],
+        "JULIA_PKG_OFFLINE": "true",
+        "JULIA_PKG_PRECOMPILE_AUTO": "0",
+        "JULIA_CPU_TARGET": record["cpu_target"],
+        # informational, for logs: not DEPOTDELIVERY_RELEASE, which would pin every later
+        # depotdelivery call of the job (docs/configuration.md)
+        "DEPOTDELIVERY_PREPARED_RELEASE": record["release"]["ref"],
+        "DEPOTDELIVERY_PREPARED_VARIANT": record["variant"],
+    }
+
+
+# JULIA_CPU_TARGET's alphabet (names, +/-features, ';' between targets, clone_all, base(N))
+_CPU_TARGET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.,;+-()")
+
+
+def _checked(session: Session, key: str, variant: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``record`` if it says only what this node would have written for ``key``, else None (the
+    depot is then redone). Paths must lie in this depot's directory or in the verified
+    release's directory of the configured repository, laid out as the mode lays them; the
+    release, variant and mode must be the ones being prepared. So even a record someone else
+    wrote could not point a job at a foreign depot, project or sysimage."""
+    if record is None:
+        return None
+    try:
+        ref, release = session.ref, record["release"]
+        name, _, version = str(ref).partition("/")
+        inside = (os.path.join(session.root, "releases", name, version) + os.sep,)
+        depot = os.path.join(session.cache.depot_dir(key), "depot")
+        mode, depot_path, sysimage, mount = record["mode"], record["depot_path"], record["sysimage"], record["mount"]
+        ok = (release["ref"] == ref and release["id"] == session.release_id and mode == session.cfg.mode
+              and record["variant"] == variant and record["depot"] == depot and type(depot_path) is list
+              and depot_path[:1] == [depot] and _all_str(record["warnings"])
+              and isinstance(record["cpu_target"], str) and 0 < len(record["cpu_target"]) <= 4096
+              and _CPU_TARGET_CHARS.issuperset(record["cpu_target"]))
+        if ok and mode == "stack":
+            ok = len(depot_path) == 3 and all(_under(p, inside) for p in depot_path[1:]) and _under(
+                record["project"], inside)
+        elif ok:
+            ok = len(depot_path) == 1 and _under(record["project"], (depot + os.sep,))
+        if ok and sysimage is not None:
+            own = os.path.join(session.cache.depot_dir(key), os.path.basename(str(sysimage)))
+            ok = sysimage == own if mode == "copy" else _under(sysimage, inside)
+        if ok:
+            ok = mount is None if mode != "overlay" else mount == depot
+    except (KeyError, TypeError, AttributeError):
+        return None
+    return record if ok else None
+
+
+def _all_str(values: Any) -> bool:
+    return type(values) is list and all(isinstance(v, str) for v in values)
+
+
+def _under(path: Any, prefixes: tuple[str, ...]) -> bool:
+    # normalised already (no '..', no '//'): anything else was not written by this node
+    return isinstance(path, str) and path.startswith(prefixes) and os.path.normpath(path) == path
 
 
 def _select(session: Session, path: str) -> dict[str, Any]:
@@ -236,9 +300,9 @@ def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], b
     cache.ensure()
     with hydration_lock(cache.lock_file(key), cfg.lock_timeout):
         final = cache.depot_dir(key)
-        record = cache.read_complete(key)
+        record = _checked(session, key, target, cache.read_complete(key))
         if record is not None:
-            if record.get("mount") and not os.path.ismount(record["mount"]):
+            if record["mount"] and not os.path.ismount(record["mount"]):
                 hydrate.mount_overlay(stack, final)  # a reboot or another mount namespace lost it
             return record, False
         t = time.perf_counter()
@@ -296,17 +360,6 @@ def _sysimage(session: Session, variant: Variant, build: str, final: str) -> str
 def _record(cfg: Config, release: Release, variant: Variant, key: str, stack: list[Layer],
             done: Any, sysimage: str | None) -> dict[str, Any]:
     project_base = str(stack[-1].root) if cfg.mode == "stack" else done.depot
-    env = {
-        "JULIA_DEPOT_PATH": ":".join(done.depot_path) + ":",  # trailing ':' keeps the bundled stdlib depots
-        "JULIA_PROJECT": os.path.join(project_base, release.project),
-        "JULIA_PKG_OFFLINE": "true",
-        "JULIA_PKG_PRECOMPILE_AUTO": "0",
-        "JULIA_CPU_TARGET": variant.cpu_target,
-        # informational, for logs: not DEPOTDELIVERY_RELEASE, which would pin every later
-        # depotdelivery call of the job (docs/configuration.md)
-        "DEPOTDELIVERY_PREPARED_RELEASE": release.ref,
-        "DEPOTDELIVERY_PREPARED_VARIANT": variant.target,
-    }
     warnings = []
     if cfg.mode in RELOCATING_MODES and relocation_breaks_caches(release.julia_version):
         warnings.append(f"{cfg.mode} mode with Julia {release.julia_version}: its caches record the absolute paths "
@@ -322,7 +375,8 @@ def _record(cfg: Config, release: Release, variant: Variant, key: str, stack: li
         "format": RECORD_FORMAT, "key": key, "mode": cfg.mode, "variant": variant.target, "warnings": warnings,
         "release": {"ref": release.ref, "id": release.id, "julia_version": release.julia_version},
         "repo": cfg.repo, "depot_path": list(done.depot_path), "depot": done.depot, "mount": done.mount,
-        "env": env, "julia_args": ["--sysimage", sysimage] if sysimage else [], "sysimage": sysimage,
+        "project": os.path.join(project_base, release.project), "cpu_target": variant.cpu_target,
+        "sysimage": sysimage,
         "files": done.files, "created": time.time(),
     }
 
