@@ -32,8 +32,8 @@ class Debris:
     locks: tuple[Path, ...]
 
     def what(self) -> str:
-        return (f"debris of an interrupted {self.writer} (a temporary no release or channel uses, "
-                "unless that writer is running right now); `depotdelivery repo-gc` removes it")
+        return (f"debris of an interrupted {self.writer}: no release or channel uses it (unless that "
+                "writer is still running); `depotdelivery repo-gc` removes it")
 
 
 def _temps(d: str) -> list[str]:
