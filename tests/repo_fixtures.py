@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -178,3 +179,21 @@ def blocked_on_flock(proc: subprocess.Popen[bytes]) -> bool:
                 return True
         time.sleep(0.005)
     return False
+
+
+# A real process that takes dir_lock(argv[1]) (what a publisher holds while it writes) and keeps
+# it until killed.
+_LOCK_HOLDER = ("import sys, time; from pathlib import Path; from depotdelivery.store.atomic import dir_lock\n"
+                "with dir_lock(Path(sys.argv[1])):\n print('held', flush=True); time.sleep(600)")
+
+
+@contextmanager
+def lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """While the block runs, another real process holds ``dir_lock(path)``; SIGKILLed after."""
+    proc = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from repo_fixtures import build_depot, tree_digest, write
+from repo_fixtures import build_depot, lock_held, tree_digest, write
 
 from depotdelivery.errors import DepotDeliveryError, PublishError
 from depotdelivery.publisher.gc import repo_gc
@@ -231,3 +231,20 @@ def test_publish_with_cvmfs_records_the_storage_in_the_transaction(cv):
     (depot / "registries" / "more.toml").write_text("x = 2\n")
     publish(other, "hep", "ns2", depot, {}, key, cvmfs=FQRN)
     assert Repository.open(other).storage.name == "cvmfs-mtime-ns"
+
+
+def test_repo_gc_removes_debris_inside_a_transaction(cv):
+    """Leftover temporaries (store/debris.py) go inside a transaction of repo-gc's own; with the
+    repository lock busy the transaction is aborted and the temporary kept."""
+    repo, state, key, depot, _ = cv
+    publish(repo, "hep", "1", depot, {}, key, cvmfs=FQRN, channel="stable")
+    tmp = write(repo / "channels" / ".stable.json.tmp-0123456789ab", b"half a document")
+    with lock_held(repo):
+        r = repo_gc(repo, cvmfs=FQRN)
+        assert r.debris_removed == [] and "another process holds the repository lock" in r.debris_kept[str(tmp)]
+        assert [a[0] for a, _ in calls(state)][-2:] == ["transaction", "abort"] and not is_open(state)
+        assert tmp.exists()
+    r = repo_gc(repo, cvmfs=FQRN)
+    assert r.debris_removed == [str(tmp)] and not tmp.exists()
+    assert [a[0] for a, _ in calls(state)][-2:] == ["transaction", "publish"] and not is_open(state)
+    assert "1 leftover temporaries" in calls(state)[-1][0][calls(state)[-1][0].index("-m") + 1]

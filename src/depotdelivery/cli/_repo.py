@@ -102,8 +102,9 @@ def _register_verify_and_gc(sub: argparse._SubParsersAction[argparse.ArgumentPar
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_verify)
 
-    p = sub.add_parser("repo-gc", help="remove releases no channel needs",
-                       description="Never removes a release a channel points at.")
+    p = sub.add_parser("repo-gc", help="remove releases no channel needs, and leftover temporaries",
+                       description="Never removes a release a channel points at, nor a temporary whose "
+                                   "writer (a publish, a channel update) still holds its lock.")
     _repo_arg(p)
     p.add_argument("--keep-last", type=int, default=3, metavar="N",
                    help="keep the last N releases of each channel's history (and the N newest unchannelled) (default 3)")
@@ -316,7 +317,7 @@ def _channel(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from depotdelivery.cli import emit_json
     from depotdelivery.errors import IntegrityError, TrustError
-    from depotdelivery.store.verify import verify
+    from depotdelivery.store.verify import REPOSITORY, verify
     from depotdelivery.units import human_bytes
 
     trust = _verify_trust(args)
@@ -333,20 +334,31 @@ def _verify(args: argparse.Namespace) -> int:
             for r in failed:
                 for p in r.problems:
                     print(f"{r.subject}: {p}")
+            _verify_warnings(failed)
         print(f"depotdelivery: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.json:
         emit_json({"ok": True, "signatures_checked": trust is not None, "reports": [r.to_dict() for r in reports]})
         return 0
     for r in reports:
+        if r.subject == REPOSITORY:
+            continue  # only warnings, printed below
         signed = f", signed by {r.signed_by}" if r.signed_by else ""
         what = (f"points at {r.release} ({r.release_id[:16]})" if r.release is not None else
                 f"{r.files} files, {human_bytes(r.bytes)}")
         print(f"ok {r.subject}: {what}{signed}")
+    _verify_warnings(reports)
     if trust is None:
         print("depotdelivery: signatures were NOT checked (--no-signatures): only the hashes were verified",
               file=sys.stderr)
     return 0
+
+
+def _verify_warnings(reports: list[Any]) -> None:
+    """What verify found that fails nothing (leftover temporaries), one stderr line each."""
+    for r in reports:
+        for w in r.warnings:
+            print(f"depotdelivery: warning: {w}", file=sys.stderr)
 
 
 def _repo_gc(args: argparse.Namespace) -> int:
@@ -363,5 +375,10 @@ def _repo_gc(args: argparse.Namespace) -> int:
         print(f"{verb} {ref}")
     for ref, why in sorted(r.kept.items()):
         print(f"kept {ref}: {why}")
-    print(f"{verb} {len(r.removed)} release(s), {human_bytes(r.freed_bytes)}")
+    for path in r.debris_removed:
+        print(f"{verb} leftover temporary {path}")
+    for path, why in sorted(r.debris_kept.items()):
+        print(f"kept temporary {path}: {why}")
+    print(f"{verb} {len(r.removed)} release(s), {human_bytes(r.freed_bytes)}"
+          + (f", and {len(r.debris_removed)} leftover temporaries" if r.debris_removed else ""))
     return 0

@@ -96,16 +96,19 @@ def _signed_by_any(old: Channel, keys: tuple[PrivateKey, ...]) -> bool:
 
 
 @contextmanager
-def repository_lock(root: Path, cvmfs: str | None, *, tag: str, message: str) -> Iterator[Commit | None]:
+def repository_lock(root: Path, cvmfs: str | None, *, tag: str, message: str,
+                    wait: bool = True) -> Iterator[Commit | None]:
     """Hold the lock that serialises every change of the repository's channels (channel set,
     rollback, publish --channel, repo-gc), inside a CVMFS transaction when ``cvmfs`` is given:
     what the body reads (the current seq, what the channels point at) is still true when it
-    writes. The transaction is opened first, so the body reads the state it will publish over."""
+    writes. The transaction is opened first, so the body reads the state it will publish over.
+    ``wait=False``: raise :class:`~depotdelivery.store.atomic.LockBusy` when another process
+    holds the lock (the transaction is aborted)."""
     from depotdelivery.publisher.cvmfs import transaction
 
     with ExitStack() as stack:
         commit = stack.enter_context(transaction(cvmfs, tag=tag, message=message)) if cvmfs is not None else None
-        stack.enter_context(dir_lock(root))
+        stack.enter_context(dir_lock(root, wait=wait))
         yield commit
 
 

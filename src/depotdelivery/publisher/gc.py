@@ -6,12 +6,14 @@ import secrets
 import shutil
 import stat
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from depotdelivery.errors import DepotDeliveryError, PublishError, UsageError
 from depotdelivery.publisher.channels import repository_lock
-from depotdelivery.store.atomic import temp_name
+from depotdelivery.store.atomic import LockBusy, dir_lock, temp_name
+from depotdelivery.store.debris import Debris, find_debris
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.walk import walk
 
@@ -24,9 +26,14 @@ class GcResult:
     kept: dict[str, str] = field(default_factory=dict)  # release -> why it stays
     freed_bytes: int = 0
     dry_run: bool = False
+    # temporaries of interrupted writers (store.debris): removed (or, dry run, would be), and
+    # those kept because their writer may still be running -> why
+    debris_removed: list[str] = field(default_factory=list)
+    debris_kept: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {"removed": self.removed, "kept": self.kept, "freed_bytes": self.freed_bytes, "dry_run": self.dry_run}
+        return {"removed": self.removed, "kept": self.kept, "freed_bytes": self.freed_bytes, "dry_run": self.dry_run,
+                "debris_removed": self.debris_removed, "debris_kept": self.debris_kept}
 
 
 def _keep_reasons(repo: Repository, keep_last: int) -> dict[str, str]:
@@ -69,41 +76,110 @@ def repo_gc(root: str | os.PathLike[str], *, keep_last: int = 3, dry_run: bool =
     """Remove every release that no channel points at, that is not among the last
     ``keep_last`` entries of any channel's history, and that is not among the ``keep_last``
     newest never-channelled releases of its name. Each removal is a rename out of sight then
-    a delete, so readers never see half a release."""
+    a delete, so readers never see half a release.
+
+    Then remove the temporaries interrupted writers left (:mod:`~depotdelivery.store.debris`),
+    each only while holding every lock its writer would hold, taken without waiting: one a
+    running publish or channel update may still be writing is kept, with the reason."""
     if keep_last < 1:
         raise UsageError(f"--keep-last must be at least 1, got {keep_last}")
     repo = Repository.open(root)
     result, doomed = _plan(repo, keep_last, dry_run)
-    if dry_run or not doomed:
+    debris = find_debris(repo.root)
+    if dry_run:
+        _sweep(debris, result, held=None, remove=False)
+        return result
+    if not doomed and not debris:
         return result  # no transaction, no lock for nothing
     # a unique tag per run: CVMFS refuses to publish under a tag the repository already has
     tag = f"repo-gc-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(3)}"
     # the lock channel updates take, then decide again: a channel cannot move onto a release
-    # being removed, and what a concurrent update pointed at is seen
-    with repository_lock(repo.root, cvmfs, tag=tag, message="depotdelivery: repo-gc") as commit:
-        result, doomed = _plan(repo, keep_last, dry_run)
-        if commit is not None:
-            commit.message = f"depotdelivery: repo-gc removed {', '.join(result.removed) or 'nothing'}"
-        for n, v in doomed:
-            d = repo.release_dir(n, v)
-            gone = temp_name(d)
-            try:
-                if cvmfs is None:
-                    os.rename(d, gone)
-                    shutil.rmtree(gone)
-                else:
-                    # inside the transaction readers see nothing until it is published; and the
-                    # overlay cvmfs_server mounts has no redirect_dir, so renaming a directory
-                    # of the published revision fails with EXDEV (the kernel's overlayfs.rst
-                    # "Renaming directories"; cvmfs_server's fstab line for the union mount)
-                    shutil.rmtree(d)
-            except OSError as exc:
-                raise PublishError(f"repo-gc: cannot remove {d}: {exc.strerror}") from None
-            try:
-                os.rmdir(d.parent)
-            except OSError:
-                pass  # other versions remain
+    # being removed, and what a concurrent update pointed at is seen. Waited for only when
+    # releases are to go (a channel update is short); for debris alone a busy lock just means
+    # "not now"
+    try:
+        with repository_lock(repo.root, cvmfs, tag=tag, message="depotdelivery: repo-gc",
+                             wait=bool(doomed)) as commit:
+            if doomed:
+                result, doomed = _plan(repo, keep_last, dry_run)
+                _remove_releases(repo, doomed, cvmfs)
+            # listed again under the lock: a temporary seen before may have been renamed into place
+            _sweep(find_debris(repo.root), result, held=repo.root, remove=True)
+            if commit is not None:
+                commit.message = (f"depotdelivery: repo-gc removed {', '.join(result.removed) or 'nothing'}"
+                                  f" and {len(result.debris_removed)} leftover temporaries")
+    except LockBusy:
+        for d in debris:
+            result.debris_kept[str(d.path)] = (f"another process holds the repository lock ({repo.root}): "
+                                               f"the {d.writer} may still be running; run repo-gc again later")
     return result
+
+
+def _remove_releases(repo: Repository, doomed: list[tuple[str, str]], cvmfs: str | None) -> None:
+    for n, v in doomed:
+        d = repo.release_dir(n, v)
+        gone = temp_name(d)
+        try:
+            if cvmfs is None:
+                os.rename(d, gone)
+                shutil.rmtree(gone)
+            else:
+                # inside the transaction readers see nothing until it is published; and the
+                # overlay cvmfs_server mounts has no redirect_dir, so renaming a directory
+                # of the published revision fails with EXDEV (the kernel's overlayfs.rst
+                # "Renaming directories"; cvmfs_server's fstab line for the union mount)
+                shutil.rmtree(d)
+        except OSError as exc:
+            raise PublishError(f"repo-gc: cannot remove {d}: {exc.strerror}") from None
+        try:
+            os.rmdir(d.parent)
+        except OSError:
+            pass  # other versions remain
+
+
+def _sweep(debris: list[Debris], result: GcResult, *, held: Path | None, remove: bool) -> None:
+    """Remove (``remove``; else only report) each temporary whose writer's locks are all free:
+    taken without waiting, except ``held`` (the repository lock this process holds already; a
+    second flock of it here would conflict with our own)."""
+    for d in debris:
+        try:
+            with ExitStack() as locks:
+                for lock in d.locks:
+                    if lock != held:
+                        try:
+                            locks.enter_context(dir_lock(lock, wait=False))
+                        except FileNotFoundError:
+                            continue  # no such directory: nobody can hold its lock
+                if remove:
+                    try:
+                        _remove_debris(d.path)
+                    except FileNotFoundError:
+                        continue  # renamed into place before we held the lock: not debris after all
+                result.debris_removed.append(str(d.path))
+        except LockBusy as busy:
+            result.debris_kept[str(d.path)] = (f"{busy} is locked: the {d.writer} that writes it may still be "
+                                               "running; run repo-gc again once it has finished")
+
+
+def _remove_debris(p: Path) -> None:
+    """Delete one temporary (FileNotFoundError: it is gone already)."""
+    try:
+        if not p.is_dir() or p.is_symlink():
+            p.unlink()
+            return
+        # a killed publish may have given directories their final read-only modes already
+        # (write._write_tree sets them last): make each writable before deleting what it holds
+        os.chmod(p, 0o700)
+        for top, dirs, _ in os.walk(p):
+            for name in dirs:
+                sub = os.path.join(top, name)
+                if not os.path.islink(sub):
+                    os.chmod(sub, 0o700)
+        shutil.rmtree(p)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise PublishError(f"repo-gc: cannot remove {p}: {exc.strerror}") from None
 
 
 def _plan(repo: Repository, keep_last: int, dry_run: bool) -> tuple[GcResult, list[tuple[str, str]]]:

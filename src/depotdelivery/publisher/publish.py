@@ -134,10 +134,14 @@ def _open_or_init(root: Path, created: list[Path]) -> Repository:
         if any(not n.startswith(".") and n != "releases" for n in os.listdir(root)):
             raise repo_unavailable(root, f"is not empty and not a depotdelivery repository (no {REPO_FILE})")
         try:
-            write_atomic(root / REPO_FILE, canonical_json(repo_document(secrets.token_hex(16))))
+            # under the repository lock: repo-gc removes a temporary of this document only while
+            # holding it (store.debris), and of two first publishers only one writes an id
+            with dir_lock(root):
+                if not (root / REPO_FILE).exists():
+                    write_atomic(root / REPO_FILE, canonical_json(repo_document(secrets.token_hex(16))))
+                    created.append(root / REPO_FILE)
         except OSError as exc:
             raise publish_error(exc, root, "initialising the repository") from None
-        created.append(root / REPO_FILE)
     return Repository.open(root)
 
 
@@ -485,17 +489,21 @@ def _storage_recorded(job: _Job, repo: Repository) -> Iterator[None]:
         yield
         return
     path = job.root / REPO_FILE
-    # the old record kept as a second name: putting it back is a rename, which needs no space
-    # on the full filesystem that may be why the body failed
-    old = temp_name(path)
-    os.link(path, old)
-    try:
-        write_atomic(path, canonical_json(repo_document(repo.repo_id, want)))
-        yield
-    except BaseException:
-        os.replace(old, path)
-        raise
-    os.unlink(old)
+    # releases/'s lock for as long as the temporaries below exist: repo-gc removes a leftover
+    # one only while holding it (store.debris). Rare (the storage record changes once), so
+    # serialising publishers of other names meanwhile costs little.
+    with dir_lock(job.root / "releases"):
+        # the old record kept as a second name: putting it back is a rename, which needs no space
+        # on the full filesystem that may be why the body failed
+        old = temp_name(path)
+        os.link(path, old)
+        try:
+            write_atomic(path, canonical_json(repo_document(repo.repo_id, want)))
+            yield
+        except BaseException:
+            os.replace(old, path)
+            raise
+        os.unlink(old)
 
 
 def _point_channel(job: _Job, release: Release, *, in_transaction: bool) -> None:

@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ from depotdelivery.store.keys import PrivateKey, sign
 from depotdelivery.store.release import Release
 from depotdelivery.store.repo import Repository, listing_bytes
 
-__all__ = ["LinkIndex", "WriteStats", "lay_release_catalogs", "mkdirs", "undo", "write_documents", "write_release"]
+__all__ = ["DELAY_ENV", "LinkIndex", "WriteStats", "lay_release_catalogs", "mkdirs", "undo", "write_documents", "write_release"]
 
 
 # Hard links come from the newest few releases (same name first): indexing every listing of a
@@ -167,8 +169,19 @@ def _copy_range(fin: int, fout: int, offset: int, count: int) -> bool:
     return True
 
 
+# A real per-file delay (seconds) for crash tests: widens the window in which `kill -9` lands
+# while a release's temporary directory is being written (tests/publisher/test_debris.py).
+DELAY_ENV = "DEPOTDELIVERY_PUBLISH_DELAY"
+
+
+def _delay() -> Callable[[], None]:
+    seconds = float(os.environ.get(DELAY_ENV) or 0)
+    return (lambda: time.sleep(seconds)) if seconds > 0 else (lambda: None)
+
+
 def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStats,
                 progress: ProgressLine | None) -> None:
+    tick = _delay()
     os.mkdir(dest, 0o700)
     out, src = f"{dest}/", f"{t.src}/"  # strings, not a Path per file
     for it in t.items:
@@ -188,6 +201,7 @@ def _write_tree(t: InputTree, dest: Path, links: LinkIndex | None, ws: WriteStat
                 ws.copied_bytes += it.st.st_size
             ws.files += 1
             ws.bytes += it.st.st_size
+            tick()
             if progress is not None:
                 progress.update(ws.files, ws.bytes)
     # directories last, deepest first: adding entries would move their mtimes again

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["dir_lock", "dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
+__all__ = ["LockBusy", "dir_lock", "dir_times_restored_on_error", "fsync_dir", "syncfs", "temp_name", "write_atomic"]
 
 
 def temp_name(final: Path) -> Path:
@@ -78,14 +78,22 @@ def dir_times_restored_on_error(*dirs: Path) -> Iterator[None]:
         raise
 
 
+class LockBusy(Exception):
+    """``dir_lock(path, wait=False)`` found another process holding the lock."""
+
+
 @contextmanager
-def dir_lock(path: Path) -> Iterator[None]:
+def dir_lock(path: Path, *, wait: bool = True) -> Iterator[None]:
     """Serialise the publishers that change what is under ``path``: an exclusive ``flock`` on
     the directory itself, so no lock file is ever left in the repository (and a killed holder's
-    lock goes with its process)."""
+    lock goes with its process). ``wait=False``: raise :class:`LockBusy` instead of waiting
+    (repo-gc must not stall behind a long publish just to learn a temporary is still in use)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockBusy(str(path)) from None
         yield
     finally:
         os.close(fd)

@@ -13,6 +13,7 @@ from depotdelivery.errors import (
     NotFoundError,
     TrustError,
 )
+from depotdelivery.store.debris import find_debris
 from depotdelivery.store.fields import split_ref
 from depotdelivery.store.hashing import hash_file
 from depotdelivery.store.listing import ListingEntry
@@ -24,7 +25,10 @@ from depotdelivery.store.walk import walk
 if TYPE_CHECKING:
     from depotdelivery.store.keys import TrustStore
 
-__all__ = ["Problem", "VerifyReport", "verify", "verify_release"]
+__all__ = ["REPOSITORY", "Problem", "VerifyReport", "verify", "verify_release"]
+
+# the subject of the report on the repository itself (its debris), beside releases and channels
+REPOSITORY = "repository"
 
 _KIND = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink"}
 
@@ -44,18 +48,21 @@ class Problem:
 
 @dataclass(slots=True)
 class VerifyReport:
-    subject: str  # "release N/V" or "channel C"
+    subject: str  # "release N/V", "channel C" or REPOSITORY
     release_id: str = ""
     release: str | None = None  # a channel's: the NAME/VERSION it points at
     files: int = 0  # a release's: the files and bytes re-hashed (a channel has none of its own)
     bytes: int = 0
     signed_by: str | None = None  # the key ids of the valid trusted signatures, ", "-separated
     problems: list[Problem] = field(default_factory=list)
+    # found, but not a failure: no release or channel a node reads is wrong (leftover temporaries)
+    warnings: list[Problem] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"subject": self.subject, "release_id": self.release_id, "release": self.release,
                 "files": self.files, "bytes": self.bytes,
-                "signed_by": self.signed_by, "problems": [{"path": p.path, "problem": p.what} for p in self.problems]}
+                "signed_by": self.signed_by, "problems": [{"path": p.path, "problem": p.what} for p in self.problems],
+                "warnings": [{"path": p.path, "problem": p.what} for p in self.warnings]}
 
 
 def _check_signature(report: VerifyReport, trust: TrustStore | None, doc: bytes, sig: bytes | None,
@@ -198,7 +205,9 @@ def verify(repo_root: str | os.PathLike[str], release: str | None = None,
 
     Every problem is collected; then one error is raised naming them all: IntegrityError
     (exit 4) if any concerns the bytes, else TrustError (exit 5). Without ``trust`` the
-    signatures are not checked (the hashes still are).
+    signatures are not checked (the hashes still are). The whole repository's check ends with a
+    :data:`REPOSITORY` report when temporaries of interrupted writers are lying about: each is a
+    warning, never a failure (nothing a node reads is wrong; ``repo-gc`` removes them).
     """
     repo = Repository.open(repo_root)
     if release is not None:
@@ -206,6 +215,9 @@ def verify(repo_root: str | os.PathLike[str], release: str | None = None,
     else:
         reports = [verify_release(repo, n, v, trust) for n, v in repo.releases()]
         reports += [_verify_channel(repo, c, trust) for c in repo.channels()]
+        debris = find_debris(repo.root)
+        if debris:
+            reports.append(VerifyReport(REPOSITORY, warnings=[Problem(str(d.path), d.what()) for d in debris]))
     problems = [p for r in reports for p in r.problems]
     if problems:
         shown = "; ".join(str(p) for p in problems[:5])
