@@ -13,6 +13,7 @@ from depotdelivery.errors import (
     IntegrityError,
     RepositoryUnavailableError,
 )
+from depotdelivery.store import listing as listing_mod
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.channel import Channel, ChannelEntry, format_time, parse_time
 from depotdelivery.store.hashing import hash_bytes
@@ -339,3 +340,22 @@ def test_repository_document_ok(tmp_path):
     (tmp_path / "depotdelivery-repo.json").write_bytes(b'{"format":1,"id":"00ff"}')
     repo = Repository.open(tmp_path)
     assert (repo.repo_id, repo.releases(), repo.channels()) == ("00ff", [], [])
+
+
+@given(listings(), st.data())
+def test_listing_bulk_parse_agrees_with_the_line_parse(entries, data):
+    """The one-pass parse (listing._parse_quick) accepts exactly what the line-by-line parse
+    accepts, with the same entries; on anything else it declines (None) and the line parse
+    names the fault."""
+    raw = bytearray(encode_listing(entries))
+    for _ in range(data.draw(st.integers(0, 3)) if raw else 0):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.sampled_from(b'{}[],:"\\\n0aZ/.'))
+    quick = listing_mod._parse_quick(bytes(raw))
+    try:
+        lines = listing_mod._parse_lines(bytes(raw), "t")
+    except FormatError:
+        assert quick is None
+    else:
+        assert quick is None or quick == lines
+        if raw == encode_listing(entries):  # a valid listing takes the fast path
+            assert quick == lines

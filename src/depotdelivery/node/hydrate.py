@@ -37,7 +37,7 @@ DELAY_ENV = "DEPOTDELIVERY_HYDRATE_DELAY"
 @record(kw_only=True)
 class Layer:
     """One read-only depot of the stack (highest priority first): its directory, and for
-    ``copy`` the listing entries (paths relative to ``root``) that say what it must contain."""
+    ``copy`` the ``(path relative to root, listing entry)`` pairs that say what it must contain."""
 
     name: str
     root: str | os.PathLike[str]
@@ -167,12 +167,10 @@ def verified_copy(src: Path | str, dest: Path | str, *, blake3: str, size: int, 
 
 def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> int:
     """Copy every listed entry, verifying each file's BLAKE3 and size while copying; modes and
-    mtimes are kept (Julia 1.10 compares source mtimes). Directory modes/mtimes are applied
-    last, deepest first, so writing into them is still possible. Paths are plain strings and
-    one buffer serves every file (a Path and a 1 MiB buffer per file were most of the time)."""
-    from depotdelivery.store.hashing import Copier
-
-    copier = Copier()
+    mtimes are kept (Julia 1.10 compares source mtimes). Per layer, its directories and
+    symlinks first (in listing order: parents before children), then its files; a name an
+    earlier layer made is skipped, so layer order is priority order. Directory modes/mtimes are applied last, deepest first, so writing into
+    them is still possible. Paths are plain strings (a Path per file was most of the time)."""
     progress = _Progress()
     base = os.fspath(depot)
     dirs: list[tuple[str, int, int]] = []
@@ -181,28 +179,48 @@ def _copy_layers(depot: Path, layers: list[Layer], tick: Callable[[], None]) -> 
         if layer.entries is None:
             raise ValueError(f"layer {layer.name} has no listing: copy mode needs one")
         root = os.fspath(layer.root)
-        for entry in layer.entries():
-            dest = f"{base}/{entry.path}"
+        todo: list[tuple[str, str, Any]] = []
+        for rel, entry in layer.entries():
+            dest = f"{base}/{rel}"
+            kind = entry.type
+            if kind == "file":
+                todo.append((f"{root}/{rel}", dest, entry))
+                continue
             try:  # an existing name: a higher-priority layer provides it
-                if entry.type == "dir":
+                if kind == "dir":
                     os.mkdir(dest)
                     dirs.append((dest, entry.mode, entry.mtime_ns))
-                elif entry.type == "symlink":
-                    os.symlink(entry.target, dest)
                 else:
-                    verified_copy(f"{root}/{entry.path}", dest, blake3=entry.blake3, size=entry.size,
-                                  signed_by=f"the signed listing of {layer.name}", mode=entry.mode,
-                                  mtime_ns=entry.mtime_ns, copier=copier)
-                    files += 1
-                    progress.add(entry.size)
+                    os.symlink(entry.target, dest)
             except FileExistsError:
                 pass
             tick()
+        files += _copy_files(todo, f"the signed listing of {layer.name}", progress, tick)
     for path, mode, mtime_ns in sorted(dirs, key=lambda d: d[0].count("/"), reverse=True):
         os.chmod(path, mode)
         os.utime(path, ns=(mtime_ns, mtime_ns))
     progress.done()
     return files
+
+
+def _copy_files(todo: list[tuple[str, str, Any]], signed_by: str, progress: _Progress,
+                tick: Callable[[], None]) -> int:
+    """Verified copies of ``(src, dest, listing entry)`` through one buffer; the number made
+    (an existing ``dest`` is skipped). One thread: two (measured, 50k files on tmpfs) took
+    1.9x as long, contending for the GIL and for the directories' inode locks."""
+    from depotdelivery.store.hashing import Copier
+
+    copier, made = Copier(), 0
+    for src, dest, entry in todo:
+        try:
+            verified_copy(src, dest, blake3=entry.blake3, size=entry.size, signed_by=signed_by,
+                          mode=entry.mode, mtime_ns=entry.mtime_ns, copier=copier)
+        except FileExistsError:
+            continue
+        made += 1
+        progress.add(entry.size)
+        tick()
+    return made
 
 
 class _Progress:

@@ -266,9 +266,9 @@ def layers(session: Session, variant: Variant, *, listings: bool) -> list[Layer]
 
     def entries(tree: str, prefix: str) -> Any:
         def read() -> Any:
-            for entry in session.repository().read_listing(release, tree):
-                if entry.path.startswith(prefix):
-                    yield _Relative(entry, entry.path[len(prefix):])
+            cut = len(prefix)
+            return [(entry.path[cut:], entry) for entry in session.repository().read_listing(release, tree)
+                    if entry.path.startswith(prefix)]
         return read if listings else None
 
     return [
@@ -277,18 +277,6 @@ def layers(session: Session, variant: Variant, *, listings: bool) -> list[Layer]
         Layer(name="shared depot", root=os.path.join(release_dir, release.shared.path),
               entries=entries(release.shared.tree, "")),
     ]
-
-
-class _Relative:
-    """A listing entry seen from a subdirectory of its tree (the variant's ``depot/``)."""
-
-    __slots__ = ("entry", "path")
-
-    def __init__(self, entry: Any, path: str) -> None:
-        self.entry, self.path = entry, path
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.entry, name)
 
 
 def _hydrate(session: Session, target: str, key: str) -> tuple[dict[str, Any], bool]:

@@ -183,7 +183,7 @@ class Copier:
         try:
             fd, st = _open_source(src)
             try:
-                digest, n = self._pump(fd, out, _hasher(st.st_size), limit)
+                digest, n = self._pump(fd, out, _hasher(st.st_size), st.st_size, limit)
             finally:
                 os.close(fd)
             if mode is not None:
@@ -194,12 +194,18 @@ class Copier:
             os.close(out)
         return digest, n
 
-    def _pump(self, fd: int, out: int, h: blake3.blake3, limit: int | None) -> tuple[str, int]:
+    def _pump(self, fd: int, out: int, h: blake3.blake3, size: int, limit: int | None) -> tuple[str, int]:
+        """Read ``fd`` into the buffer, hash and write those bytes to ``out``, until the end of
+        the file or ``limit + 1`` bytes. A short read that has brought exactly the ``fstat``
+        size ends the loop without the extra read that would return 0 (one syscall per file
+        of the 50k a copy hydration does): what was hashed is still exactly what was written."""
         view = self.view
+        whole = len(view)
         n = 0
-        left = len(view) if limit is None else limit + 1
+        left = whole if limit is None else limit + 1
         while left > 0:
-            k = os.readv(fd, [view[:min(left, len(view))]])
+            want = min(whole, left)
+            k = os.readv(fd, [view[:want]] if want < whole else [view])
             if not k:
                 break
             chunk = view[:k]
@@ -209,6 +215,8 @@ class Copier:
             n += k
             if limit is not None:
                 left -= k
+            if k < want and n == size:
+                break
         return h.hexdigest(), n
 
 
