@@ -35,7 +35,8 @@ _REPOSITORY_WRITE = {
 }
 
 # the wrong kind of file where a document belongs: a malformed repository, not a lost one
-_MALFORMED = frozenset({errno.EISDIR, errno.ENOTDIR, errno.ELOOP})
+# (EINVAL, EFBIG: a FIFO or device, or a file too large to be a document: readbounded.py)
+_MALFORMED = frozenset({errno.EISDIR, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, errno.EFBIG})
 
 
 def _reason(exc: OSError) -> str:

@@ -26,11 +26,16 @@ class CpuInfo(NamedTuple):
     cores: tuple[tuple[int, int, int, int], ...] = ()  # aarch64: (implementer, variant, part, revision)
 
 
+# /proc/cpuinfo of a 1024-core machine is about 1.5 MB; a CPUID dump is a few KiB
+_TEXT_LIMIT = 16 << 20
+
+
 def read_text(path: str | os.PathLike[str], what: str) -> str:
     """File contents, or an InputError saying which file could not be read and why."""
+    from depotdelivery.readbounded import read_bounded
+
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        data = read_bounded(path, _TEXT_LIMIT)
     except OSError as exc:
         raise InputError(f"cannot read {what} {os.fspath(path)}: {exc.strerror or exc}") from None
     try:

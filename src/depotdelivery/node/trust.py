@@ -10,6 +10,7 @@ TYPE_CHECKING = False  # no `typing` on the hot path (see depotdelivery/__init__
 from depotdelivery.errors import TrustError
 from depotdelivery.node._record import Record
 from depotdelivery.node.cache import NodeCache, crc32_hex
+from depotdelivery.readbounded import DOCUMENT_LIMIT, read_bounded
 from depotdelivery.store import layout
 
 if TYPE_CHECKING:
@@ -47,12 +48,9 @@ def keys_fingerprint(directory: str) -> str:
 
 def _read(path: str) -> bytes | None:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
+        return read_bounded(path, DOCUMENT_LIMIT)
     except OSError:
-        return None  # the cold path re-reads through the store and reports the error properly
+        return None  # absent, or anything else: the cold path re-reads through the store and reports the error properly
 
 
 class ChannelFacts(Record):

@@ -19,6 +19,7 @@ from depotdelivery.errors import (
     TrustError,
     UsageError,
 )
+from depotdelivery.readbounded import KEY_LIMIT, read_bounded
 from depotdelivery.store import ed25519, fastjson
 from depotdelivery.store.canonical import canonical_json
 from depotdelivery.store.fields import Fields
@@ -141,7 +142,7 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
 
     p = Path(path)
     try:
-        data = p.read_bytes()
+        data = read_bounded(p, KEY_LIMIT)
     except OSError as exc:
         raise InputError(f"cannot read key {p}: {exc.strerror}") from None
     try:
@@ -219,8 +220,7 @@ class TrustStore:
         for name in sorted(n for n in os.listdir(d) if n.endswith(".pub") and not n.startswith(".")):
             p = os.path.join(d, name)
             try:
-                with open(p, "rb") as fh:
-                    raw, kind = _load_public(fh.read())
+                raw, kind = _load_public(read_bounded(p, KEY_LIMIT))
             except (OSError, ValueError) as exc:
                 raise InputError(f"trusted key {p}: not a PEM public key ({exc})") from None
             if raw is None:
@@ -333,8 +333,7 @@ def parse_threshold(text: str, where: str) -> int:
 
 
 def _read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
+    return read_bounded(path, KEY_LIMIT).decode("utf-8")
 
 
 def _threshold(tfile: str) -> int:

@@ -17,6 +17,7 @@ from depotdelivery.errors import (
     NotFoundError,
 )
 from depotdelivery.oserrors import read_error, repo_unavailable
+from depotdelivery.readbounded import DOCUMENT_LIMIT, read_bounded
 from depotdelivery.store import layout
 from depotdelivery.store.channel import Channel
 from depotdelivery.store.fields import (
@@ -52,8 +53,7 @@ _HEX = frozenset("0123456789abcdef")
 def read_document(path: str | os.PathLike[str], what: str) -> bytes | None:
     """The bytes of repository file ``path`` (``what`` names it in errors), None if absent."""
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return read_bounded(path, DOCUMENT_LIMIT)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -91,8 +91,7 @@ class Repository:
             raise repo_unavailable(r, "does not exist or is not a directory")
         meta = os.path.join(r, REPO_FILE)
         try:
-            with open(meta, "rb") as fh:
-                raw = fh.read()
+            raw = read_bounded(meta, DOCUMENT_LIMIT)
         except FileNotFoundError:
             raise repo_unavailable(r, f"is not a depotdelivery repository (no {REPO_FILE})") from None
         except OSError as exc:
