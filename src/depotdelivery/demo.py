@@ -317,7 +317,12 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-out", *, out: TextIO | None
     ``cpuinfo`` configuration key: select, prepare and check all see that CPU)."""
     t_start = time.perf_counter()
     base = Path(out_dir).absolute()
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        from depotdelivery.errors import UsageError
+
+        raise UsageError(f"--dir {out_dir}: not a directory") from None
     run = _Run(base=base, story=_Story(out, base), julia_version=julia_version, variables=demo_env(base),
                cpuinfo=None if cpuinfo is None else os.fspath(Path(cpuinfo).absolute()))
     story = run.story

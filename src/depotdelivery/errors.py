@@ -22,6 +22,7 @@ __all__ = [
     "ModuleGraphMismatchError",
     "NoCompatibleVariantError",
     "NotFoundError",
+    "OutputError",
     "PredictionMismatchError",
     "PublishError",
     "RepositoryUnavailableError",
@@ -139,6 +140,13 @@ class BuildError(DepotDeliveryError, RuntimeError):
     exit_code = 14
 
 
+class OutputError(DepotDeliveryError, OSError):
+    """The command's output could not be written: stdout closed, a full disk, an I/O error
+    (exit 15). Nothing else about the command failed, but its output is lost or partial."""
+
+    exit_code = 15
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success",
     1: "unexpected internal error (please report it with the traceback from --debug)",
@@ -155,4 +163,5 @@ EXIT_CODES: dict[int, str] = {
     12: "check: the module graph differs from the CI reference fingerprint(s) of the variant",
     13: "check --julia: Julia timed out, crashed, or printed loading output depotdelivery does not understand",
     14: "build failed (a Julia step failed or wrote nothing; see the log it names)",
+    15: "cannot write output (stdout closed, disk full, I/O error)",
 }

@@ -13,6 +13,7 @@ with the error's documented code.
 """
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -70,8 +71,79 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Stdout(io.TextIOWrapper):
+    """sys.stdout whose write failures (a closed fd 1, a full disk, an I/O error) raise
+    :class:`~depotdelivery.errors.OutputError`; a broken pipe stays a BrokenPipeError."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _output_error(exc) from None
+
+
+_OUTPUT_ERROR = 15  # errors.OutputError.exit_code
+
+
+def _output_error(exc: OSError) -> DepotDeliveryError:
+    from depotdelivery.errors import OutputError
+
+    return OutputError(f"cannot write output: {exc.strerror or exc}")
+
+
+def _standard_streams() -> None:
+    """Make fds 0-2 safe, as coreutils does: a closed one is reopened on /dev/null (fd 1 read-only,
+    so that writing the output fails and the command exits 15 instead of succeeding silently;
+    fd 2 write-only, so error messages vanish and only the exit code tells), so that no file
+    this process opens later can take its number (an error message must never reach stdout:
+    ``eval "$(depotdelivery env 2>&-)"``). sys.stdout becomes a :class:`_Stdout`."""
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_RDONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, flags)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    old = sys.stdout
+    encoding = getattr(old, "encoding", None) or "utf-8"
+    errors = getattr(old, "errors", None) or "strict"
+    line_buffering = bool(getattr(old, "line_buffering", False))
+    if old is not None:
+        try:
+            old.flush()
+        except OSError:
+            pass
+    sys.stdout = _Stdout(open(1, "wb", closefd=False), encoding=encoding, errors=errors,  # noqa: SIM115
+                         line_buffering=line_buffering)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+
+
+def _say(message: str) -> None:
+    """One line on stderr; nothing if stderr cannot be written (the exit code still tells)."""
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the process exit code."""
+    """Run the CLI; return the process exit code. Called without ``argv`` (a real process), it
+    first makes the standard streams safe (:func:`_standard_streams`)."""
+    if argv is None:
+        _standard_streams()
     words = sys.argv[1:] if argv is None else list(argv)
     args = None
     if words and words[0] in _FAST_COMMANDS:
@@ -84,16 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(handler: Handler, args: Any) -> int:
-    """Call the command's handler; expected failures become one line on stderr and an exit code."""
+    """Call the command's handler; expected failures become one line on stderr and an exit code.
+    The output is flushed here, so a failure to write it is one of them (exit 15)."""
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()
+        return status
     except DepotDeliveryError as exc:
+        if exc.exit_code == _OUTPUT_ERROR:
+            # what could not be written is dropped: the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         if args.debug:
             raise
-        print(f"depotdelivery: {exc}", file=sys.stderr)
+        _say(f"depotdelivery: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("depotdelivery: interrupted", file=sys.stderr)
+        _say("depotdelivery: interrupted")
         return 130
     except BrokenPipeError:
         # stdout closed early (``depotdelivery status | head``): not an error of ours
@@ -102,9 +180,6 @@ def _run(handler: Handler, args: Any) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        print(
-            f"depotdelivery: internal error: {type(exc).__name__}: {exc} "
-            "(rerun with --debug for a traceback and report it)",
-            file=sys.stderr,
-        )
+        _say(f"depotdelivery: internal error: {type(exc).__name__}: {exc} "
+             "(rerun with --debug for a traceback and report it)")
         return 1

@@ -55,7 +55,15 @@ class Hydrated:
 
 
 def _delay() -> Callable[[], None]:
-    seconds = float(os.environ.get(DELAY_ENV) or 0)
+    text = os.environ.get(DELAY_ENV) or "0"
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # noqa: PLR0124 (NaN test)
+        from depotdelivery.errors import UsageError
+
+        raise UsageError(f"{DELAY_ENV}={text!r} is not a number of seconds")
     return (lambda: time.sleep(seconds)) if seconds > 0 else (lambda: None)
 
 
