@@ -83,6 +83,15 @@ def namespace_problem() -> str | None:
     return None
 
 
+def second_user_problem() -> str | None:
+    """Why this process cannot run commands as a second uid (``setpriv --reuid``), or None."""
+    if os.geteuid() != 0:
+        return "switching to a second uid needs root (setpriv --reuid)"
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is missing"
+    return None
+
+
 def _unshare() -> list[str]:
     # root: a private mount namespace is enough; others need a user namespace too (-r)
     return ["unshare", "-m", "--propagation", "private"] if os.geteuid() == 0 else ["unshare", "-rm"]

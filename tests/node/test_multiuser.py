@@ -18,23 +18,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from node_fixtures import NodeRepo, build_repo, captured_cpu
+from node_fixtures import NodeRepo, build_repo, captured_cpu, second_user_problem
 
 ATTACKER, VICTIM, SHARED_GROUP = 64101, 64102, 64200
 VICTIM_CACHE = Path(f"/var/tmp/depotdelivery-{VICTIM}")
 
 
-def _why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "switching between two users needs root (setpriv --reuid)"
-    if shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is missing"
-    return None
-
-
 @pytest.fixture(scope="module")
 def world() -> NodeRepo:
-    why = _why_not()
+    why = second_user_problem()
     if why:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the two-user tests: {why}")

@@ -8,6 +8,7 @@ import time
 
 import blake3
 import pytest
+from node_fixtures import second_user_problem
 
 from depotdelivery.errors import IntegrityError
 from depotdelivery.store.hashing import (
@@ -138,20 +139,11 @@ def test_hash_cache_trusts_only_unchanged_old_stat(tmp_path):
     assert HashCache(tmp_path / "cache.json").lookup("f", st) is None
 
 
-def _second_user() -> str | None:
-    """Why a second account cannot run here (setpriv needs root to change uid), or None."""
-    if os.geteuid() != 0:
-        return "changing to a second uid needs root (setpriv --reuid)"
-    if shutil.which("setpriv") is None:
-        return "setpriv (util-linux) is missing"
-    return None
-
-
 def test_a_reader_that_does_not_own_the_file_can_hash_it():
     """O_NOATIME is refused (EPERM) to anyone but the file's owner: verifying a repository
     owned by root or the CVMFS service account must not fail on it. Run as a real second
     uid (65534) on a root-owned, world-readable file."""
-    why = _second_user()
+    why = second_user_problem()
     if why:
         pytest.skip(why)
     import sys

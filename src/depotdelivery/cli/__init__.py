@@ -165,7 +165,9 @@ def _run(handler: Handler, args: Any) -> int:
     except DepotDeliveryError as exc:
         if exc.exit_code == _OUTPUT_ERROR:
             # what could not be written is dropped: the interpreter's last flush must not fail again
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.close(null)
         if args.debug:
             raise
         _say(f"depotdelivery: {exc}")

@@ -14,6 +14,7 @@ from depotdelivery.node import guard, locks
 from depotdelivery.node._record import Record
 from depotdelivery.oserrors import cache_error
 from depotdelivery.store import fastjson
+from depotdelivery.trees import rmtree
 
 __all__ = ["COMPLETE", "TMP_SEP", "DepotStatus", "GcReport", "NodeCache", "crc32_hex"]
 
@@ -99,7 +100,7 @@ class NodeCache:
     """Paths of the node cache (docs/architecture.md "Node cache") and the operations on them.
     Paths are strings: ``pathlib`` is not imported on the hot path."""
 
-    __slots__ = ("depots", "leases", "locks", "root", "selections", "tmp", "trust", "verified")
+    __slots__ = ("depots", "leases", "locks", "root", "secured", "selections", "tmp", "trust", "verified")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.fspath(root)
@@ -110,16 +111,19 @@ class NodeCache:
         self.tmp = os.path.join(self.root, "tmp")
         self.verified = os.path.join(self.root, "verified")
         self.selections = os.path.join(self.root, "selections")
+        self.secured = False  # checked by secure() in this process: the cold path checks once
 
     # --- small files -------------------------------------------------------------------
     def secure(self, *, create: bool) -> bool:
         """Check that no other user can have written into this cache (node/guard.py), creating
         it 0700 with ``create``; False when it does not exist (and ``create`` is off)."""
-        return guard.secure_cache(self.root, create=create)
+        self.secured = guard.secure_cache(self.root, create=create)
+        return self.secured
 
     def ensure(self) -> None:
         """Create the layout (cold path only); an unusable cache is a CacheError."""
-        self.secure(create=True)
+        if not self.secured:
+            self.secure(create=True)
         for d in (self.depots, self.locks, self.leases, self.trust, self.tmp, self.verified, self.selections):
             try:
                 os.makedirs(d, exist_ok=True)
@@ -330,29 +334,6 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def rmtree(path: str) -> None:
-    """Remove a tree even where hydration kept read-only modes (copy mode keeps 0555 dirs)."""
-    import shutil
-
-    if not os.path.isdir(path) or os.path.islink(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        return
-    _add_write(path)
-    for dirpath, dirnames, _files in os.walk(path):  # top-down: each dir is fixed before use
-        for name in dirnames:
-            _add_write(os.path.join(dirpath, name))
-    shutil.rmtree(path)
-
-
-def _add_write(path: str) -> None:
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode) and (st.st_mode & stat.S_IRWXU) != stat.S_IRWXU:
-        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU)
 
 
 def _du(path: str, skip: str | None) -> tuple[int, int, int]:

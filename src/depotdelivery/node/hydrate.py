@@ -55,12 +55,14 @@ class Hydrated:
 
 
 def _delay() -> Callable[[], None]:
+    import math
+
     text = os.environ.get(DELAY_ENV) or "0"
     try:
         seconds = float(text)
     except ValueError:
-        seconds = float("nan")
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):  # noqa: PLR0124 (NaN test)
+        seconds = math.nan
+    if not math.isfinite(seconds):
         from depotdelivery.errors import UsageError
 
         raise UsageError(f"{DELAY_ENV}={text!r} is not a number of seconds")

@@ -18,7 +18,6 @@ from depotdelivery.node.cache import (
     RECORD_FORMAT,
     NodeCache,
     crc32_hex,
-    rmtree,
 )
 from depotdelivery.node.config import Config, resolve
 from depotdelivery.node.env import Prepared
@@ -30,6 +29,7 @@ from depotdelivery.node.locks import (
 )
 from depotdelivery.node.session import Session
 from depotdelivery.oserrors import cache_error
+from depotdelivery.trees import rmtree
 
 if TYPE_CHECKING:
     from typing import Any
@@ -202,6 +202,8 @@ _CPU_TARGET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW
 
 
 def _checked(session: Session, key: str, variant: str, record: dict[str, Any] | None) -> dict[str, Any] | None:
+    from depotdelivery.store import layout  # loaded already (node.session imports it)
+
     """``record`` if it says only what this node would have written for ``key``, else None (the
     depot is then redone). Paths must lie in this depot's directory or in the verified
     release's directory of the configured repository, laid out as the mode lays them; the
@@ -212,7 +214,7 @@ def _checked(session: Session, key: str, variant: str, record: dict[str, Any] | 
     try:
         ref, release = session.ref, record["release"]
         name, _, version = str(ref).partition("/")
-        inside = (os.path.join(session.root, "releases", name, version) + os.sep,)
+        inside = (layout.release_dir(session.root, name, version) + os.sep,)
         depot = os.path.join(session.cache.depot_dir(key), "depot")
         mode, depot_path, sysimage, mount = record["mode"], record["depot_path"], record["sysimage"], record["mount"]
         ok = (release["ref"] == ref and release["id"] == session.release_id and mode == session.cfg.mode

@@ -16,6 +16,7 @@ from depotdelivery.store.atomic import LockBusy, dir_lock, temp_name
 from depotdelivery.store.debris import Debris, find_debris
 from depotdelivery.store.repo import Repository
 from depotdelivery.store.walk import walk
+from depotdelivery.trees import rmtree
 
 __all__ = ["GcResult", "repo_gc"]
 
@@ -151,10 +152,9 @@ def _sweep(debris: list[Debris], result: GcResult, *, held: Path | None, remove:
                         except FileNotFoundError:
                             continue  # no such directory: nobody can hold its lock
                 if remove:
-                    try:
-                        _remove_debris(d.path)
-                    except FileNotFoundError:
+                    if not os.path.lexists(d.path):
                         continue  # renamed into place before we held the lock: not debris after all
+                    _remove_debris(d.path)
                 result.debris_removed.append(str(d.path))
         except LockBusy as busy:
             result.debris_kept[str(d.path)] = (f"{busy} is locked: the {d.writer} that writes it may still be "
@@ -162,22 +162,8 @@ def _sweep(debris: list[Debris], result: GcResult, *, held: Path | None, remove:
 
 
 def _remove_debris(p: Path) -> None:
-    """Delete one temporary (FileNotFoundError: it is gone already)."""
     try:
-        if not p.is_dir() or p.is_symlink():
-            p.unlink()
-            return
-        # a killed publish may have given directories their final read-only modes already
-        # (write._write_tree sets them last): make each writable before deleting what it holds
-        os.chmod(p, 0o700)
-        for top, dirs, _ in os.walk(p):
-            for name in dirs:
-                sub = os.path.join(top, name)
-                if not os.path.islink(sub):
-                    os.chmod(sub, 0o700)
-        shutil.rmtree(p)
-    except FileNotFoundError:
-        raise
+        rmtree(str(p))
     except OSError as exc:
         raise PublishError(f"repo-gc: cannot remove {p}: {exc.strerror}") from None
 
